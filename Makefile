@@ -1,0 +1,27 @@
+# `make test` and `make demo` work on a fresh machine with only python3 and pip:
+# they bootstrap uv into .uv-bootstrap/ and build .venv/ from uv.lock.
+SHELL := /bin/bash
+PYTHON ?= python3
+UV := $(shell command -v uv 2>/dev/null || echo .uv-bootstrap/bin/uv)
+VENV_STAMP := .venv/.synced
+
+.PHONY: test demo env bench clean
+
+.uv-bootstrap/bin/uv:
+	$(PYTHON) -m venv .uv-bootstrap
+	.uv-bootstrap/bin/pip install --quiet uv
+
+$(VENV_STAMP): pyproject.toml uv.lock | $(UV)
+	$(UV) sync --frozen
+	touch $(VENV_STAMP)
+
+env: $(VENV_STAMP)
+
+test: $(VENV_STAMP)
+	$(UV) run --frozen --no-sync pytest -q
+
+demo: $(VENV_STAMP)
+	$(UV) run --frozen --no-sync scripts/demo.sh
+
+clean:
+	rm -rf .venv .uv-bootstrap
