@@ -1,0 +1,55 @@
+"""Generalised Dice loss: classes weighted by their inverse squared volume.
+
+Sudre, Li, Vercauteren, Ourselin & Cardoso, "Generalised Dice overlap as a
+deep learning loss function for highly unbalanced segmentations", DLMIA 2017
+(after Crum, Camara & Hill, IEEE TMI 2006).
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+from losses.base import SegmentationLoss, checked_range, spatial_axes, tversky_statistics
+from losses.registry import register
+
+
+def inverse_square_volume_weights(volumes: tf.Tensor) -> tf.Tensor:
+    """Sudre's ``w_c = 1 / V_c^2`` for ``(B, C)`` volumes, rescaled so the largest weight is 1.
+
+    The rescaling (by the smallest present volume squared) leaves the loss
+    unchanged but keeps the weights far from float32 underflow; it also makes
+    ``smooth`` comparable to the Dice loss's. A class absent from a sample gets
+    the largest weight, 1, as in NiftyNet and MONAI (it then penalises false
+    positives of that class).
+    """
+    present = volumes > 0.0
+    smallest = tf.reduce_min(tf.where(present, volumes, tf.float32.max), axis=-1, keepdims=True)
+    return tf.where(present, tf.square(tf.math.divide_no_nan(smallest, volumes)), 1.0)
+
+
+@register("generalized_dice")
+class GeneralizedDiceLoss(SegmentationLoss):
+    """One minus the generalised Dice coefficient of each sample.
+
+    ``L = 1 - (2 sum_c w_c sum_i g_ic p_ic + s) / (sum_c w_c sum_i (g_ic + p_ic) + s)``
+    with ``w_c = 1 / (sum_i g_ic)^2`` (see :func:`inverse_square_volume_weights`).
+
+    Args:
+        smooth: s; default 1e-6 (as the Dice loss; weights are scaled to max 1).
+    """
+
+    def __init__(
+        self, smooth: float = 1e-6, name: str = "generalized_dice", reduction=tf.keras.losses.Reduction.AUTO
+    ):
+        super().__init__(name=name, reduction=reduction)
+        self.smooth = checked_range("generalized_dice", "smooth", smooth, 0.0)
+
+    def compute(self, y_true, y_pred):
+        tp, fn, fp = tversky_statistics(y_true, y_pred)
+        weights = inverse_square_volume_weights(tf.reduce_sum(y_true, axis=spatial_axes(y_true)))
+        overlap = tf.reduce_sum(weights * tp, axis=-1)
+        total = tf.reduce_sum(weights * (2.0 * tp + fn + fp), axis=-1)
+        return 1.0 - (2.0 * overlap + self.smooth) / (total + self.smooth)
+
+    def _hyperparameters(self):
+        return {"smooth": self.smooth}

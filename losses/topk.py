@@ -1,0 +1,46 @@
+"""TopK loss: cross entropy over the hardest voxels only.
+
+Wu, Shen & van den Hengel, "Bridging category-level and instance-level
+semantic image segmentation", arXiv:1605.06885 (2016) ("bootstrapped" cross
+entropy); used as ``TopK10`` in nnU-Net (Isensee et al. 2018), hence the
+default ``k = 10``.
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+from losses.base import SegmentationLoss, checked_range
+from losses.cross_entropy import voxel_cross_entropy
+from losses.registry import register
+
+
+@register("topk")
+class TopKLoss(SegmentationLoss):
+    """Mean cross entropy of the ``k`` percent voxels with the highest cross entropy.
+
+    ``L = 1/K sum_{i in top K} (-sum_c g_ic log p_ic)`` with
+    ``K = max(1, floor(N * k / 100))`` per sample. Easy voxels (most of the
+    background) then stop contributing, which counters class imbalance.
+
+    Args:
+        k: percentage of the voxels of each sample that are kept, in (0, 100];
+            default 10. ``k = 100`` is the plain cross entropy.
+    """
+
+    def __init__(self, k: float = 10.0, name: str = "topk", reduction=tf.keras.losses.Reduction.AUTO):
+        super().__init__(name=name, reduction=reduction)
+        self.k = checked_range("topk", "k", k, 0.0, 100.0)
+        if self.k == 0.0:
+            raise ValueError("topk: k must be a positive percentage, got 0")
+
+    def compute(self, y_true, y_pred):
+        per_voxel = voxel_cross_entropy(y_true, y_pred)
+        flat = tf.reshape(per_voxel, [tf.shape(per_voxel)[0], -1])
+        voxels = tf.cast(tf.shape(flat)[1], tf.float64)
+        kept = tf.maximum(1, tf.cast(tf.floor(voxels * self.k / 100.0), tf.int32))
+        hardest, _ = tf.math.top_k(flat, k=kept, sorted=False)
+        return tf.reduce_mean(hardest, axis=-1)
+
+    def _hyperparameters(self):
+        return {"k": self.k}

@@ -1,0 +1,148 @@
+"""Forward + backward time of every loss, relative to the cheapest possible loss.
+
+For each registered loss (or those given with ``--losses``) this times one
+``tf.function`` that computes the loss and its gradient with respect to
+``y_pred`` on a fixed batch, and divides by the time of the floor
+``reduce_sum(y_true * y_pred)`` on the same tensors: one product, one sum and
+their gradient, i.e. the memory traffic no loss can avoid. The default batch
+is the Unified Focal paper's KiTS19 training batch, 2 patches of
+80 x 160 x 160 voxels, 3 classes. Times are medians over ``--repeats`` runs
+after ``--warmup`` runs, the floor timed in alternation with each loss;
+other processes on the machine inflate both.
+
+Goal (issue 2): no region- or distribution-based loss above 4x the floor.
+
+    python scripts/bench_losses.py                        # the paper's batch, every loss
+    python scripts/bench_losses.py --shape 2 32 64 64 3 --losses dice focal
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+import losses  # noqa: E402
+
+GOAL = 4.0
+
+# Ma's taxonomy (SPEC.md section 1); the goal applies to the first two families.
+FAMILIES = {
+    "distribution": ("cross_entropy", "weighted_cross_entropy", "topk", "distance_penalized_ce", "focal",
+                     "symmetric_focal", "asymmetric_focal"),
+    "region": ("sensitivity_specificity", "dice", "iou", "tversky", "generalized_dice", "focal_tversky",
+               "cosine_tversky", "lovasz_softmax", "asymmetric_similarity", "symmetric_focal_tversky",
+               "asymmetric_focal_tversky"),
+    "boundary": ("boundary", "hausdorff_dt"),
+    "compound": ("combo", "dice_ce", "dice_topk", "dice_focal", "exp_log", "mixed_focal",
+                 "symmetric_unified_focal", "asymmetric_unified_focal"),
+}
+FAMILY_OF = {name: family for family, names in FAMILIES.items() for name in names}
+
+
+def floor_loss(y_true, y_pred):
+    """The cheapest loss of the two tensors: one product and one sum."""
+    return tf.reduce_sum(y_true * y_pred)
+
+
+def make_batch(shape: tuple[int, ...], seed: int):
+    """Imbalanced one-hot labels (70 % background) and softmax probabilities, float32."""
+    rng = np.random.default_rng(seed)
+    num_classes = shape[-1]
+    frequencies = [0.7] + [0.3 / (num_classes - 1)] * (num_classes - 1)
+    labels = rng.choice(num_classes, size=shape[:-1], p=frequencies)
+    y_true = tf.one_hot(labels, num_classes, dtype=tf.float32)
+    y_pred = tf.nn.softmax(tf.constant(rng.normal(size=shape), tf.float32))
+    return y_true, y_pred
+
+
+def forward_backward_step(loss_fn):
+    """A compiled function returning the loss and its gradient with respect to ``y_pred``."""
+
+    @tf.function
+    def step(y_true, y_pred):
+        with tf.GradientTape() as tape:
+            tape.watch(y_pred)
+            value = loss_fn(y_true, y_pred)
+        return value, tape.gradient(value, y_pred)
+
+    return step
+
+
+def seconds(step, y_true, y_pred) -> float:
+    """Wall time of one call, waiting for the device to finish."""
+    start = time.perf_counter()
+    step(y_true, y_pred)
+    tf.test.experimental.sync_devices()
+    return time.perf_counter() - start
+
+
+def time_against_floor(loss_fn, floor_step, y_true, y_pred, warmup: int, repeats: int):
+    """Median times of the loss and of the floor, measured in alternation.
+
+    Alternating keeps the ratio fair when the load of the machine drifts.
+    """
+    step = forward_backward_step(loss_fn)
+    for _ in range(warmup):
+        step(y_true, y_pred)
+    loss_times, floor_times = [], []
+    for _ in range(repeats):
+        floor_times.append(seconds(floor_step, y_true, y_pred))
+        loss_times.append(seconds(step, y_true, y_pred))
+    return statistics.median(loss_times), statistics.median(floor_times)
+
+
+def parse_arguments(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--shape", type=int, nargs="+", default=[2, 80, 160, 160, 3],
+                        help="batch shape (B, [D,] H, W, C); default: 2 80 160 160 3")
+    parser.add_argument("--losses", nargs="+", default=None, metavar="NAME",
+                        help="losses to time; default: every registered loss")
+    parser.add_argument("--repeats", type=int, default=5, help="timed runs per loss (median reported); default 5")
+    parser.add_argument("--warmup", type=int, default=2, help="untimed runs first; default 2")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the random batch; default 0")
+    arguments = parser.parse_args(argv)
+    if len(arguments.shape) not in (4, 5) or min(arguments.shape) < 1 or arguments.shape[-1] < 2:
+        parser.error(f"--shape must be B H W C or B D H W C with C >= 2, got {' '.join(map(str, arguments.shape))}")
+    unknown = sorted(set(arguments.losses or ()) - set(losses.names()))
+    if unknown:
+        parser.error(f"unknown loss {', '.join(unknown)}; choose from: {', '.join(losses.names())}")
+    if arguments.repeats < 1 or arguments.warmup < 0:
+        parser.error("--repeats must be >= 1 and --warmup >= 0")
+    return arguments
+
+
+def main(argv=None) -> int:
+    arguments = parse_arguments(argv)
+    shape = tuple(arguments.shape)
+    y_true, y_pred = make_batch(shape, arguments.seed)
+    devices = ", ".join(device.name for device in tf.config.list_logical_devices())
+    print(f"batch {shape} float32 on {devices}; median of {arguments.repeats} after {arguments.warmup} warm-up runs")
+    floor_step = forward_backward_step(floor_loss)
+    for _ in range(max(arguments.warmup, 1)):
+        floor_step(y_true, y_pred)
+    print(f"{'loss':26s} {'family':12s} {'ms':>9s} {'floor ms':>9s} {'x floor':>8s}")
+    above = []
+    for name in arguments.losses or losses.names():
+        loss_seconds, floor_seconds = time_against_floor(
+            losses.get(name), floor_step, y_true, y_pred, arguments.warmup, arguments.repeats)
+        family = FAMILY_OF.get(name, "unclassified")
+        ratio = loss_seconds / floor_seconds
+        flag = ""
+        if family in ("region", "distribution") and ratio > GOAL:
+            above.append(name)
+            flag = f"  above {GOAL:g}x"
+        print(f"{name:26s} {family:12s} {loss_seconds * 1e3:9.1f} {floor_seconds * 1e3:9.1f} {ratio:8.1f}{flag}")
+    print(f"\nregion/distribution losses above {GOAL:g}x the floor: {', '.join(above) or 'none'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
