@@ -1,0 +1,47 @@
+"""Atomic file writes: a reader (or a resumed run) never sees half a file.
+
+Everything is written under a temporary name in the destination's folder and
+then moved into place with ``os.replace``, which is atomic on POSIX file
+systems. A crash leaves at most a stray ``.<name>.<host>.<pid>.<token>.tmp``
+file, never a truncated result under the real name. The host name and a random
+token keep two Slurm tasks on different nodes (which may share a PID) from
+writing the same temporary file on a shared file system.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import uuid
+from pathlib import Path
+from typing import Iterator
+
+
+@contextlib.contextmanager
+def atomic_target(path, suffix: str = "") -> Iterator[Path]:
+    """Yield a temporary path next to ``path``; move it onto ``path`` if the block succeeds.
+
+    Args:
+        path: the destination file.
+        suffix: appended to the temporary name, for writers that choose the
+            format by extension (e.g. ``".h5"``).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    token = f"{socket.gethostname()}.{os.getpid()}.{uuid.uuid4().hex[:8]}"
+    temporary = path.with_name(f".{path.name}.{token}.tmp{suffix}")
+    try:
+        yield temporary
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def write_atomically(path, content: str | bytes) -> None:
+    """Write text (UTF-8) or bytes to ``path`` atomically."""
+    with atomic_target(path) as temporary:
+        if isinstance(content, str):
+            temporary.write_text(content, encoding="utf-8")
+        else:
+            temporary.write_bytes(content)

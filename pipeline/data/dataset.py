@@ -1,0 +1,224 @@
+"""A data set of NIfTI cases, read through MIScnn's I/O-interface contract.
+
+Subclasses (one per published data set) only say where a case's files are;
+this base class checks and reads them. Being a MIScnn ``Abstract_IO``, a data
+set also plugs straight into ``miscnn.Data_IO``: case ids are its indices.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from abc import abstractmethod
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar, Iterable, Mapping
+
+import numpy as np
+
+from pipeline.data.case import Case
+from pipeline.data.labels import LabelMapping
+from pipeline.data.nifti import (
+    NIFTI_SUFFIXES,
+    check_same_grid,
+    read_geometry,
+    read_image,
+    read_mask,
+    write_nifti,
+)
+from pipeline.errors import ConfigError, DataError
+from pipeline.miscnn_compat import miscnn
+
+logger = logging.getLogger(__name__)
+
+Abstract_IO = miscnn.data_loading.interfaces.abstract_io.Abstract_IO
+
+
+@dataclass(frozen=True)
+class CaseFiles:
+    """Where one case lives: one image file per chosen modality, and its mask."""
+
+    images: tuple[Path, ...]
+    mask: Path
+
+
+class NiftiDataset(Abstract_IO):
+    """Base of the published data sets: discovery, exclusions, checked reading.
+
+    Args:
+        root: folder holding the case folders, exactly as the publisher ships it.
+        modalities: image files stacked as channels, in this order.
+        label_map: published label -> class index (see ``LabelMapping``).
+        exclude: cases left out, as numbers (15) or case ids ("case_00015").
+        exclude_without_label: leave out cases whose mask has no foreground
+            voxel after the label map (each is read once, when the data set opens).
+    """
+
+    #: "kits19", "brats20": the name ``open_dataset`` and the config use.
+    name: ClassVar[str]
+    #: Every label value the publisher's masks may hold besides 0, with its name.
+    source_label_names: ClassVar[Mapping[int, str]]
+    #: Modalities a case offers.
+    available_modalities: ClassVar[tuple[str, ...]]
+    #: Full match of a case folder's name.
+    case_folder_pattern: ClassVar[str]
+
+    def __init__(self, root, *, modalities: Iterable[str], label_map: Mapping[int, int],
+                 exclude: Iterable[int | str] = (), exclude_without_label: bool = False):
+        modalities = tuple(modalities)
+        unknown = [modality for modality in modalities if modality not in self.available_modalities]
+        if not modalities or unknown or len(set(modalities)) != len(modalities):
+            raise ConfigError(f"modalities: {list(modalities)} is not a non-empty list of distinct "
+                              f"modalities from {list(self.available_modalities)}")
+        self.labels = LabelMapping(self.source_label_names, label_map)
+        self.modalities = modalities
+        self.exclude = tuple(self.case_id_of(case) for case in exclude)
+        self.exclude_without_label = bool(exclude_without_label)
+        #: Cases present in the folder but left out, by reason (each a sorted list of case ids).
+        self.excluded: list[str] = []
+        self.skipped_without_mask: list[str] = []
+        self.excluded_without_label: list[str] = []
+        super().__init__(channels=len(modalities), classes=len(self.labels.class_names), three_dim=True)
+        self.root = Path(root)
+        self._files: dict[str, CaseFiles] = {}
+        self._case_ids = self.initialize(self.root)
+
+    # ---- what a subclass provides -------------------------------------------------
+
+    @abstractmethod
+    def case_id_of(self, case: int | str) -> str:
+        """The case id of a case number (or the id itself, checked)."""
+
+    @abstractmethod
+    def locate(self, folder: Path) -> CaseFiles | None:
+        """The files of the case in ``folder``; ``None`` if it has no mask (skipped).
+
+        Raises ``DataError`` for a missing image file.
+        """
+
+    # ---- the project's interface ----------------------------------------------------
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        return self.labels.class_names
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    def case_ids(self) -> list[str]:
+        return list(self._case_ids)
+
+    def source_files(self, case_id: str) -> tuple[Path, ...]:
+        """The files a case is read from (its images, then its mask)."""
+        files = self._files_of(case_id)
+        return (*files.images, files.mask)
+
+    def fingerprint(self) -> dict:
+        """What decides a case's arrays: hash it for a cache key.
+
+        Exclusions are not part of it (they choose cases, they do not change
+        them); the files' contents are tracked per case by the cache.
+        """
+        return {"name": self.name, "root": str(self.root.resolve()), "modalities": list(self.modalities),
+                "label_map": sorted(self.labels.label_map.items())}
+
+    def load(self, case_id: str) -> Case:
+        """Read and check one case: every image and the mask on one voxel grid."""
+        image, extended = self.load_image(case_id)
+        label = self.load_segmentation(case_id)
+        return Case(case_id=case_id, image=image, label=label, spacing=extended["spacing"],
+                    affine=extended["affine"])
+
+    # ---- MIScnn's Abstract_IO -------------------------------------------------------
+
+    def initialize(self, input_path) -> list[str]:
+        """Find the cases under ``input_path``, apply the exclusions, return the case ids."""
+        root = Path(input_path)
+        if not root.is_dir():
+            raise DataError(root, "data set folder not found")
+        folders = sorted(entry for entry in root.iterdir()
+                         if entry.is_dir() and re.fullmatch(self.case_folder_pattern, entry.name))
+        if not folders:
+            raise DataError(root, f"no case folders ({self.case_folder_pattern}) found: "
+                                  f"not a {self.name} data set in its published layout")
+        files = {}
+        for folder in folders:
+            if folder.name in self.exclude:
+                self.excluded.append(folder.name)
+                continue
+            located = self.locate(folder)
+            if located is None:
+                self.skipped_without_mask.append(folder.name)
+            else:
+                files[folder.name] = located
+        if self.skipped_without_mask:
+            logger.warning("%s: skipped %d case(s) without a mask: %s", self.name,
+                           len(self.skipped_without_mask), ", ".join(self.skipped_without_mask))
+        self._files = files
+        if self.exclude_without_label:
+            self._exclude_cases_without_label()
+        if not self._files:
+            raise DataError(root, f"no {self.name} case left to use ({len(folders)} case folders, "
+                                  f"{len(self.excluded)} excluded, {len(self.skipped_without_mask)} without "
+                                  f"mask, {len(self.excluded_without_label)} without a foreground voxel)")
+        self.data_directory = root
+        return sorted(self._files)
+
+    def load_image(self, index: str) -> tuple[np.ndarray, dict]:
+        """float32 (D, H, W, M) and MIScnn's extended data: affine and spacing."""
+        files = self._files_of(index)
+        volumes = [read_image(path) for path in files.images]
+        for volume in volumes[1:]:
+            check_same_grid(volume, volumes[0])
+        image = np.stack([volume.data for volume in volumes], axis=-1)
+        return image, {"type": "nifti", "affine": volumes[0].affine, "spacing": volumes[0].spacing}
+
+    def load_segmentation(self, index: str) -> np.ndarray:
+        """uint8 (D, H, W) classes, checked against the first image's grid."""
+        files = self._files_of(index)
+        mask = read_mask(files.mask)
+        check_same_grid(mask, read_geometry(files.images[0]))
+        return self.labels.apply(mask.data, mask.path)
+
+    def load_prediction(self, index: str, output_path) -> np.ndarray:
+        """A label map written by ``save_prediction`` (``<output_path>/<case_id>.nii.gz``)."""
+        path = Path(output_path) / f"{index}.nii.gz"
+        return read_mask(path).data
+
+    def save_prediction(self, sample, output_path) -> None:
+        """Write a MIScnn sample's label map with the case's affine, atomically."""
+        prediction = np.asarray(sample.pred_data)
+        if prediction.ndim == 4:
+            prediction = prediction[..., 0]
+        write_nifti(Path(output_path) / f"{sample.index}.nii.gz", prediction.astype(np.uint8),
+                    sample.get_extended_data()["affine"])
+
+    @staticmethod
+    def check_file_termination(termination: str) -> bool:
+        return termination in NIFTI_SUFFIXES
+
+    # ---- internals ------------------------------------------------------------------
+
+    def _files_of(self, case_id: str) -> CaseFiles:
+        try:
+            return self._files[case_id]
+        except KeyError:
+            raise DataError(self.root / str(case_id), f"no such case in this {self.name} data set") from None
+
+    def _has_foreground(self, case_id: str) -> bool:
+        return bool(self.load_segmentation(case_id).any())
+
+    def _exclude_cases_without_label(self) -> None:
+        """Read every mask once (in parallel: decompression releases the GIL)."""
+        case_ids = sorted(self._files)
+        with ThreadPoolExecutor(max_workers=min(32, os.cpu_count() or 1)) as pool:
+            keep = list(pool.map(self._has_foreground, case_ids))
+        self.excluded_without_label = [case_id for case_id, kept in zip(case_ids, keep) if not kept]
+        for case_id in self.excluded_without_label:
+            del self._files[case_id]
+        logger.log(logging.WARNING if self.excluded_without_label else logging.INFO,
+                   "%s: excluded %d of %d case(s) without a voxel of %s", self.name,
+                   len(self.excluded_without_label), len(case_ids), "/".join(self.class_names[1:]))

@@ -1,0 +1,134 @@
+"""Reading and writing NIfTI volumes with checks that name the offending file.
+
+Everything a published data set can get wrong at the file level (missing,
+not NIfTI, truncated, not 3-D, NaN or Inf voxels, a mask on another grid)
+becomes a ``DataError(path, problem)`` here, so the readers above stay short.
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+
+from pipeline.atomic_files import atomic_target
+from pipeline.errors import DataError
+
+NIFTI_SUFFIXES = (".nii.gz", ".nii")
+
+#: Largest difference (mm) tolerated between the affines of an image and its mask.
+AFFINE_TOLERANCE_MM = 1e-3
+
+
+@dataclass(frozen=True, eq=False)
+class NiftiVolume:
+    """A 3-D NIfTI volume: its geometry and (unless only the header was read) its voxels.
+
+    ``spacing`` comes from the header's zooms, in array-axis order (for
+    KiTS19, whose arrays are (slices, H, W), the slice thickness first).
+    """
+
+    path: Path
+    shape: tuple[int, int, int]
+    affine: np.ndarray
+    spacing: tuple[float, float, float]
+    data: np.ndarray | None = None
+
+
+def find_nifti(folder: Path, stem: str) -> Path | None:
+    """``folder/stem.nii.gz`` or ``folder/stem.nii``, whichever exists (compressed first)."""
+    for suffix in NIFTI_SUFFIXES:
+        path = folder / f"{stem}{suffix}"
+        if path.is_file():
+            return path
+    return None
+
+
+def is_nifti_name(name: str) -> bool:
+    return name.endswith(NIFTI_SUFFIXES)
+
+
+def _reason(error: Exception, path: Path) -> str:
+    """A library's error message on one line, without repeating the path."""
+    return " ".join(str(error).replace(str(path), "the file").split()) or type(error).__name__
+
+
+def _open(path: Path) -> nib.Nifti1Image:
+    """Open the header (not the voxels) of a 3-D NIfTI file."""
+    if not path.is_file():
+        raise DataError(path, "file not found")
+    try:
+        image = nib.load(path)
+    except (nib.filebasedimages.ImageFileError, OSError, EOFError, ValueError, zlib.error) as error:
+        raise DataError(path, f"not a readable NIfTI file ({_reason(error, path)})") from None
+    if not isinstance(image, (nib.Nifti1Image, nib.Nifti2Image)):
+        raise DataError(path, f"not a NIfTI file (read as {type(image).__name__})")
+    if len(image.shape) != 3:
+        raise DataError(path, f"expected a 3-D volume, found shape {image.shape}")
+    return image
+
+
+def _voxels(image: nib.Nifti1Image, path: Path, dtype=None) -> np.ndarray:
+    """The voxel array; a truncated or corrupt file raises ``DataError``."""
+    try:
+        if dtype is None:
+            return np.asanyarray(image.dataobj)
+        return image.get_fdata(dtype=dtype)
+    except (OSError, EOFError, ValueError, zlib.error) as error:
+        raise DataError(path, f"truncated or corrupt NIfTI data ({_reason(error, path)})") from None
+
+
+def _volume(image: nib.Nifti1Image, path: Path, data: np.ndarray | None) -> NiftiVolume:
+    spacing = tuple(float(zoom) for zoom in image.header.get_zooms()[:3])
+    return NiftiVolume(path=path, shape=tuple(int(n) for n in image.shape),
+                       affine=np.asarray(image.affine, dtype=np.float64), spacing=spacing, data=data)
+
+
+def read_image(path: Path) -> NiftiVolume:
+    """Read an intensity volume as float32 (header scaling applied); NaN or Inf is an error."""
+    path = Path(path)
+    image = _open(path)
+    data = _voxels(image, path, dtype=np.float32)
+    finite = np.isfinite(data)
+    if not finite.all():
+        raise DataError(path, f"{finite.size - int(finite.sum())} voxels are NaN or Inf")
+    return _volume(image, path, data)
+
+
+def read_mask(path: Path) -> NiftiVolume:
+    """Read a label volume in its stored dtype; the label mapping validates the values."""
+    path = Path(path)
+    image = _open(path)
+    return _volume(image, path, _voxels(image, path))
+
+
+def read_geometry(path: Path) -> NiftiVolume:
+    """Header only (shape, affine, spacing), for comparing grids without reading voxels."""
+    path = Path(path)
+    image = _open(path)
+    return _volume(image, path, None)
+
+
+def check_same_grid(volume: NiftiVolume, reference: NiftiVolume) -> None:
+    """Raise ``DataError`` naming ``volume`` unless it lies on ``reference``'s voxel grid."""
+    if volume.shape != reference.shape:
+        raise DataError(volume.path, f"shape {volume.shape} differs from "
+                                     f"{reference.shape} of {reference.path.name}")
+    if not np.allclose(volume.affine, reference.affine, rtol=0, atol=AFFINE_TOLERANCE_MM):
+        raise DataError(volume.path, f"affine differs from that of {reference.path.name} "
+                                     f"(the volumes are not on the same voxel grid)")
+
+
+def write_nifti(path: Path, data: np.ndarray, affine: np.ndarray) -> None:
+    """Write ``data`` with ``affine`` atomically: a reader never sees half a file.
+
+    The data type is ``data``'s (e.g. uint8 label maps, int16 CT). Compression
+    follows the file name (``.nii.gz`` or ``.nii``).
+    """
+    image = nib.Nifti1Image(data, affine)
+    image.header.set_data_dtype(data.dtype)
+    with atomic_target(path, suffix=".nii.gz" if str(path).endswith(".nii.gz") else ".nii") as temporary:
+        nib.save(image, temporary)

@@ -1,0 +1,110 @@
+"""``make-phantoms``: phantom KiTS19 and BraTS20 data sets in the publishers' layouts.
+
+No real data can be shipped, so the demo and the tests run on phantoms that
+the readers cannot tell from the real thing: same folders, file names,
+array axes, affines, data types and label values.
+
+    make-phantoms kits19 data/kits19 --cases 20 --seed 0 --size demo
+
+Sizes:
+    demo  KiTS19: 24-40 slices of 96 x 96, slices 3-5 mm, in-plane 2.5-3.5 mm;
+          BraTS20: 96 x 96 x 62 at 2.5 mm (BraTS' field of view). For a CPU.
+    full  KiTS19: 512 x 512 in-plane at 0.6-1.0 mm, slices 1.5-5 mm over
+          250-350 mm; BraTS20: 240 x 240 x 155 at 1 mm. For benchmarks.
+
+Each case is a pure function of (seed, case number): ``--cases 30`` repeats
+the first 20 cases of ``--cases 20``.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+from pipeline.data.nifti import write_nifti
+from pipeline.data.phantom_ct import kits19_affine, kits19_phantom
+from pipeline.data.phantom_mri import MODALITIES, brats20_affine, brats20_phantom
+from pipeline.errors import ConfigError, DataError, exits_cleanly
+
+SIZES = ("demo", "full")
+#: Share of BraTS20 phantom cases without enhancing tumour.
+NON_ENHANCING_SHARE = 0.15
+
+
+def kits19_geometry(rng: np.random.Generator, size: str) -> tuple[tuple[int, int, int], tuple[float, float, float]]:
+    """A random KiTS19-like (shape, spacing): anisotropic, different for every case."""
+    if size == "demo":
+        slice_mm, pixel_mm, pixels = rng.uniform(3, 5), rng.uniform(2.5, 3.5), 96
+        coverage_mm, slice_range = 120, (24, 40)
+    else:
+        slice_mm, pixel_mm, pixels = rng.uniform(1.5, 5), rng.uniform(0.6, 1.0), 512
+        coverage_mm, slice_range = rng.uniform(250, 350), (40, 240)
+    slices = int(np.clip(round(coverage_mm / slice_mm), *slice_range))
+    spacing = (round(slice_mm, 2), round(pixel_mm, 4), round(pixel_mm, 4))
+    return (slices, pixels, pixels), spacing
+
+
+def brats20_geometry(size: str) -> tuple[tuple[int, int, int], tuple[float, float, float]]:
+    return ((96, 96, 62), (2.5, 2.5, 2.5)) if size == "demo" else ((240, 240, 155), (1.0, 1.0, 1.0))
+
+
+def write_kits19(out_dir: Path, cases: int, seed: int = 0, size: str = "demo") -> list[Path]:
+    """Write ``case_00000 ...`` folders with imaging.nii.gz (int16 HU) and segmentation.nii.gz (uint8)."""
+    folders = []
+    for number in range(cases):
+        rng = np.random.default_rng([seed, number])
+        shape, spacing = kits19_geometry(rng, size)
+        image, label = kits19_phantom(rng, shape, spacing)
+        folder = out_dir / f"case_{number:05d}"
+        folder.mkdir(parents=True, exist_ok=True)
+        write_nifti(folder / "imaging.nii.gz", image, kits19_affine(spacing))
+        write_nifti(folder / "segmentation.nii.gz", label, kits19_affine(spacing))
+        folders.append(folder)
+    return folders
+
+
+def write_brats20(out_dir: Path, cases: int, seed: int = 0, size: str = "demo") -> list[Path]:
+    """Write ``BraTS20_Training_001 ...`` folders: four int16 modalities and the uint8 seg."""
+    non_enhancing = set(np.random.default_rng(seed).choice(cases, size=round(NON_ENHANCING_SHARE * cases),
+                                                            replace=False).tolist())
+    shape, spacing = brats20_geometry(size)
+    affine = brats20_affine(spacing, shape)
+    folders = []
+    for number in range(cases):
+        rng = np.random.default_rng([seed, number])
+        volumes, label = brats20_phantom(rng, shape, spacing, with_enhancing=number not in non_enhancing)
+        case_id = f"BraTS20_Training_{number + 1:03d}"
+        folder = out_dir / case_id
+        folder.mkdir(parents=True, exist_ok=True)
+        for modality in MODALITIES:
+            write_nifti(folder / f"{case_id}_{modality}.nii.gz", volumes[modality], affine)
+        write_nifti(folder / f"{case_id}_seg.nii.gz", label, affine)
+        folders.append(folder)
+    return folders
+
+
+WRITERS = {"kits19": write_kits19, "brats20": write_brats20}
+
+
+@exits_cleanly
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="make-phantoms", description=__doc__.split("\n\n")[0])
+    parser.add_argument("dataset", choices=sorted(WRITERS), help="which data set's layout to write")
+    parser.add_argument("out_dir", type=Path, help="folder to write the case folders into (created)")
+    parser.add_argument("--cases", type=int, default=20, help="number of cases (default 20)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument("--size", choices=SIZES, default="demo", help="demo (CPU-sized, default) or full")
+    args = parser.parse_args(argv)
+    if args.cases < 1:
+        raise ConfigError(f"--cases: must be at least 1, got {args.cases}")
+    if args.out_dir.exists() and not args.out_dir.is_dir():
+        raise DataError(args.out_dir, "exists and is not a folder")
+    try:
+        args.out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise DataError(args.out_dir, f"cannot create the folder ({error.strerror})") from None
+    folders = WRITERS[args.dataset](args.out_dir, args.cases, args.seed, args.size)
+    print(f"wrote {len(folders)} {args.dataset} phantom cases ({args.size} size) to {args.out_dir}")
+    return 0

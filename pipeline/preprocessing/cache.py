@@ -1,0 +1,122 @@
+"""On-disk cache of preprocessed cases, shared by every loss and fold of an experiment.
+
+Layout::
+
+    <cache_dir>/<key>/key.json                   what the key stands for (data set, settings)
+    <cache_dir>/<key>/<case_id>/image.npy        float32 (D', H', W', M)
+    <cache_dir>/<key>/<case_id>/label.npy        uint8 (D', H', W')
+    <cache_dir>/<key>/<case_id>/meta.json        geometry, and the source files' sizes and times
+
+``key`` hashes the data set's fingerprint (name, root, modalities, label
+map) and the preprocessing settings: any change gives a new folder, and runs
+that agree share one. A case whose source files changed (size or
+modification time) is recomputed. A case folder appears only complete: it is
+written under a temporary name and renamed, so a crash or a bad case leaves
+nothing partial behind, and concurrent runs (e.g. folds on a cluster) may
+fill the same cache.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+
+from pipeline.atomic_files import write_atomically
+from pipeline.data.dataset import NiftiDataset
+from pipeline.preprocessing.preprocess import Geometry, PreprocessedCase, preprocess_case
+from pipeline.preprocessing.settings import PreprocessingSettings
+
+logger = logging.getLogger(__name__)
+
+#: Bump when the files' format or the preprocessing's results change.
+CACHE_FORMAT = 1
+
+
+class PreprocessedCache:
+    """Preprocessed cases of ``dataset`` under ``settings``, computed once and then read from disk.
+
+    Args:
+        cache_dir: folder of all caches (created); each (data set, settings) gets a subfolder.
+        dataset: an opened data set (``pipeline.data.open_dataset``).
+        settings: the preprocessing.
+    """
+
+    def __init__(self, cache_dir, dataset: NiftiDataset, settings: PreprocessingSettings):
+        self.dataset = dataset
+        self.settings = settings
+        description = {"format": CACHE_FORMAT, "dataset": dataset.fingerprint(), "settings": settings.as_dict()}
+        self.key = hashlib.sha256(json.dumps(description, sort_keys=True).encode()).hexdigest()[:16]
+        self.directory = Path(cache_dir) / self.key
+        self.directory.mkdir(parents=True, exist_ok=True)
+        if not (self.directory / "key.json").exists():
+            write_atomically(self.directory / "key.json", json.dumps(description, indent=1, sort_keys=True))
+
+    def load(self, case_id: str) -> PreprocessedCase:
+        """The preprocessed case: from disk if cached and current, else computed and stored."""
+        folder = self.directory / case_id
+        sources = self._sources(case_id)
+        meta = self._read_meta(folder)
+        if meta is None or meta["sources"] != sources:
+            self._store(case_id, sources, stale=meta is not None)
+            meta = self._read_meta(folder)
+        return PreprocessedCase(case_id=case_id, image=np.load(folder / "image.npy", mmap_mode="r"),
+                                label=np.load(folder / "label.npy", mmap_mode="r"),
+                                geometry=Geometry.from_json(meta["geometry"]))
+
+    def prepare(self, case_ids: Iterable[str] | None = None, workers: int | None = None) -> None:
+        """Fill the cache for ``case_ids`` (default: all), ``workers`` cases at a time.
+
+        Threads suffice (decompression and numpy release the GIL); each holds
+        one case in memory (~0.5 GB for a KiTS19 case), so the default is
+        ``min(4, os.cpu_count())``.
+        """
+        case_ids = self.dataset.case_ids() if case_ids is None else list(case_ids)
+        with ThreadPoolExecutor(max_workers=workers or min(4, os.cpu_count() or 1)) as pool:
+            list(pool.map(self.load, case_ids))
+
+    def _sources(self, case_id: str) -> list[list]:
+        """(name relative to the root, size, mtime_ns) of every file the case is read from."""
+        sources = []
+        for path in self.dataset.source_files(case_id):
+            status = path.stat()
+            sources.append([str(path.relative_to(self.dataset.root)), status.st_size, status.st_mtime_ns])
+        return sources
+
+    @staticmethod
+    def _read_meta(folder: Path) -> dict | None:
+        try:
+            return json.loads((folder / "meta.json").read_text())
+        except (OSError, ValueError):
+            return None
+
+    def _store(self, case_id: str, sources: list, stale: bool) -> None:
+        started = time.perf_counter()
+        case = self.dataset.load(case_id)
+        pre = preprocess_case(case, self.settings, num_classes=self.dataset.num_classes)
+        folder = self.directory / case_id
+        temporary = Path(tempfile.mkdtemp(prefix=f".{case_id}.", dir=self.directory))
+        try:
+            np.save(temporary / "image.npy", pre.image)
+            np.save(temporary / "label.npy", pre.label)
+            meta = {"case_id": case_id, "sources": sources, "geometry": pre.geometry.to_json()}
+            write_atomically(temporary / "meta.json", json.dumps(meta, indent=1))
+            if stale:
+                shutil.rmtree(folder, ignore_errors=True)
+            try:
+                os.rename(temporary, folder)
+            except OSError:
+                if self._read_meta(folder) is None:      # neither ours nor a complete concurrent result
+                    raise
+        finally:
+            shutil.rmtree(temporary, ignore_errors=True)
+        logger.info("preprocessed %s in %.1f s", case_id, time.perf_counter() - started)
