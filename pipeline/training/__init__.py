@@ -1,0 +1,1 @@
+"""Stage 3: patch sampling, augmentation, the U-Net, fitting, cross-validation, devices and precision."""
