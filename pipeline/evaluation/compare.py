@@ -1,0 +1,165 @@
+"""``compare-losses``: the papers' tables, statistics and figures from finished runs.
+
+    compare-losses RUN_DIR [RUN_DIR ...] --out DIR [--test signedrank|ranksum] [--cases ID ...]
+
+Each RUN_DIR is a finished ``run-experiment`` folder; the loss name comes from
+its config.yaml, and the tables list the runs in the order given. Runs must
+score the same cases and classes (the tests are paired by case). Everything is
+read and checked, and every output built, before the first file is written;
+each file is written atomically.
+
+Outputs in DIR:
+
+* ``performance.md``, ``performance.tex``, ``performance.csv``: mean ± 95 %
+  Student t confidence interval of DSC, precision and recall per loss and class.
+* ``pvalues_<class>.md``, ``.tex``, ``.csv``: one file set per class, the
+  Holm-adjusted pairwise tests on per-case DSC. Needs at least two runs and
+  two cases; otherwise skipped with a notice.
+* ``runs.csv``: which run folder, loss, hyperparameters and experiment each
+  table row comes from.
+* ``dsc_distribution.png``, ``training_curves.png`` and ``case_<case_id>.png``
+  (see ``pipeline.evaluation.figures``). Case figures need the data set
+  (``data.root``) and the predictions; without them they are skipped with a
+  notice.
+
+The Markdown tables are also printed to stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from pathlib import Path
+from typing import Sequence
+
+import pandas as pd
+
+from pipeline.atomic_files import write_atomically
+from pipeline.errors import DataError, UnifocalError, exits_cleanly
+from pipeline.evaluation import figures, tables
+from pipeline.evaluation.runs import Run, load_runs, name_list
+from pipeline.evaluation.statistics import TESTS, pairwise_tests
+
+
+def _notice(message: str) -> None:
+    print(f"notice: {message}", file=sys.stderr)
+
+
+def file_stem(name: str) -> str:
+    """A class or case name made safe for a file name (``"kidney tumour"`` -> ``"kidney_tumour"``)."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name)
+
+
+def _runs_csv(runs: Sequence[Run]) -> str:
+    frame = pd.DataFrame([
+        {"label": run.label, "loss": run.loss_name, "loss_params": json.dumps(run.loss_params, sort_keys=True),
+         "experiment": run.experiment, "dataset": run.dataset, "run_dir": str(run.path),
+         "cases": len(run.case_ids())}
+        for run in runs
+    ])
+    return frame.to_csv(index=False, lineterminator="\n")
+
+
+def _table_outputs(runs: Sequence[Run], test: str) -> dict[str, str]:
+    summary = tables.performance_summary(runs)
+    outputs = {
+        "performance.md": tables.performance_markdown(summary),
+        "performance.tex": tables.performance_latex(summary),
+        "performance.csv": tables.performance_csv(summary),
+        "runs.csv": _runs_csv(runs),
+    }
+    n_cases = len(runs[0].case_ids())
+    if len(runs) < 2 or n_cases < 2:
+        _notice(f"p-value tables need at least two runs and two cases (got {len(runs)} run(s), "
+                f"{n_cases} case(s)); skipped")
+        return outputs
+    labels = [run.label for run in runs]
+    for class_name in runs[0].class_names():
+        scores = {run.label: run.per_case(class_name, "dsc").to_numpy() for run in runs}
+        pairs = pairwise_tests(scores, test)
+        stem = f"pvalues_{file_stem(class_name)}"
+        outputs[f"{stem}.md"] = tables.pvalue_markdown(pairs, labels, class_name, test, n_cases)
+        outputs[f"{stem}.tex"] = tables.pvalue_latex(pairs, labels, class_name, test, n_cases)
+        outputs[f"{stem}.csv"] = tables.pvalue_csv(pairs, class_name, test)
+    return outputs
+
+
+def _case_figures(runs: Sequence[Run], case_ids: Sequence[str]) -> dict[str, bytes]:
+    """``case_<id>.png`` per case; a missing data set or prediction skips them with a notice."""
+    try:
+        dataset = figures.open_run_dataset(runs[0])
+    except DataError as error:
+        _notice(f"case figures skipped: {error}")
+        return {}
+    outputs = {}
+    available = set(dataset.case_ids())
+    for case_id in case_ids:
+        if case_id not in available:
+            _notice(f"case figure of {case_id} skipped: not a case of the data set in {runs[0].data['root']}")
+            continue
+        try:
+            outputs[f"case_{file_stem(case_id)}.png"] = figures.case_slices_png(runs, case_id, dataset)
+        except DataError as error:
+            _notice(f"case figure of {case_id} skipped: {error}")
+    return outputs
+
+
+def comparison_outputs(runs: Sequence[Run], test: str = "signedrank",
+                       case_ids: Sequence[str] | None = None) -> dict[str, str | bytes]:
+    """Every output file's name and content, built in memory.
+
+    Args:
+        runs: loaded and pair-checked runs (``runs.load_runs``).
+        test: pairwise test, ``"signedrank"`` (default) or ``"ranksum"``.
+        case_ids: cases to draw; default ``figures.default_cases``.
+    """
+    outputs: dict[str, str | bytes] = dict(_table_outputs(runs, test))
+    outputs["dsc_distribution.png"] = figures.dsc_distribution_png(runs)
+    curves = figures.training_curves_png(runs)
+    if curves is None:
+        _notice("training curves skipped: no run has a fold_K/log.csv")
+    else:
+        outputs["training_curves.png"] = curves
+    outputs.update(_case_figures(runs, case_ids or figures.default_cases(runs)))
+    return outputs
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="compare-losses",
+        description="Tables (mean ± 95% CI, Holm-adjusted pairwise Wilcoxon p-values) and figures "
+                    "comparing finished run-experiment runs of different losses.",
+    )
+    parser.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="finished run folders, in table order")
+    parser.add_argument("--out", required=True, metavar="DIR", help="folder for the tables and figures")
+    parser.add_argument("--test", choices=TESTS, default="signedrank",
+                        help="pairwise test on per-case DSC: paired Wilcoxon signed-rank (default) "
+                             "or the papers' Wilcoxon rank-sum")
+    parser.add_argument("--cases", nargs="+", metavar="ID",
+                        help="cases to draw under every loss (default: lowest, median, highest DSC)")
+    return parser
+
+
+@exits_cleanly
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    out_dir = Path(args.out)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UnifocalError(f"{out_dir}: --out exists and is not a folder")
+    runs = load_runs(args.run_dirs)
+    if args.cases:
+        unknown = [case_id for case_id in args.cases if case_id not in set(runs[0].case_ids())]
+        if unknown:
+            raise UnifocalError(f"--cases: not scored in the runs: {name_list(unknown)}")
+    outputs = comparison_outputs(runs, args.test, args.cases)
+    for name, content in outputs.items():
+        write_atomically(out_dir / name, content)
+    print("\n".join(content for name, content in outputs.items() if name.endswith(".md")))
+    print(f"wrote {len(outputs)} files to {out_dir}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,261 @@
+"""Finished runs as ``compare-losses`` reads them: loaded, validated, paired by case.
+
+Reads only the run-directory files of docs/architecture.md ("Run directory"):
+``config.yaml`` (``experiment.name``, ``loss.name``, ``loss.params``,
+``data.dataset``, ``data.root``), ``metrics.csv`` (``case, fold, class, dsc,
+precision, recall``), ``fold_K/log.csv`` (``epoch, loss, val_loss, lr``) and
+``fold_K/predictions/<case_id>.nii.gz``. Every problem is reported as a
+one-line ``DataError``/``ConfigError`` naming the file, before anything is
+written.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import pandas as pd
+import yaml
+
+from pipeline.errors import ConfigError, DataError, UnifocalError
+from pipeline.evaluation.metrics import COLUMNS as METRICS_COLUMNS, METRICS
+
+LOG_COLUMNS = ("epoch", "loss", "val_loss")
+NAMES_SHOWN = 10
+"""How many case or class names an error message lists before ``and N more``."""
+
+
+@dataclass(frozen=True)
+class Run:
+    """One finished ``run-experiment`` output folder.
+
+    ``data`` is the config's data section, ``regions`` its
+    ``evaluation.regions`` (composite regions scored beside the classes).
+    ``label`` names the run in tables and figures: the loss name made readable
+    (``focal_tversky`` -> ``Focal Tversky``), followed by the experiment name
+    in parentheses when two runs share a loss.
+    """
+
+    path: Path
+    label: str
+    experiment: str
+    loss_name: str
+    loss_params: dict
+    data: dict
+    regions: dict
+    scores: pd.DataFrame
+    logs: dict[int, pd.DataFrame] = field(default_factory=dict)
+
+    @property
+    def dataset(self) -> str:
+        return self.data["dataset"]
+
+    @property
+    def metrics_path(self) -> Path:
+        return self.path / "metrics.csv"
+
+    def case_ids(self) -> list[str]:
+        """Scored cases, sorted."""
+        return sorted(self.scores["case"].unique())
+
+    def class_names(self) -> list[str]:
+        """Scored classes in the order of ``metrics.csv``."""
+        return list(dict.fromkeys(self.scores["class"]))
+
+    def per_case(self, class_name: str, metric: str = "dsc") -> pd.Series:
+        """One class's metric per case, indexed by case id in sorted order."""
+        rows = self.scores[self.scores["class"] == class_name]
+        return rows.set_index("case")[metric].sort_index()
+
+    def prediction_path(self, case_id: str) -> Path:
+        """Where ``run-experiment`` wrote the case's label map (its validation fold)."""
+        fold = int(self.scores.loc[self.scores["case"] == case_id, "fold"].iloc[0])
+        return self.path / f"fold_{fold}" / "predictions" / f"{case_id}.nii.gz"
+
+
+def display_name(loss_name: str) -> str:
+    """Registry name to table name: ``"asymmetric_unified_focal"`` -> ``"Asymmetric Unified Focal"``."""
+    return " ".join(word.capitalize() for word in loss_name.split("_"))
+
+
+def name_list(names: Sequence[str], limit: int = NAMES_SHOWN) -> str:
+    """``"a, b, c"``, or the first ``limit`` names and ``"and N more"``."""
+    shown = ", ".join(names[:limit])
+    return shown if len(names) <= limit else f"{shown} and {len(names) - limit} more"
+
+
+def _read_config(path: Path) -> dict:
+    if not path.is_file():
+        raise DataError(path, "missing: not a run-experiment output folder")
+    try:
+        config = yaml.safe_load(path.read_text())
+    except (yaml.YAMLError, UnicodeDecodeError) as error:
+        problem = str(error).splitlines()[0]
+        raise ConfigError(f"{path}: not valid YAML ({problem})") from None
+    if not isinstance(config, dict):
+        raise ConfigError(f"{path}: expected a mapping of config sections")
+    return config
+
+
+def _config_value(config: dict, key: str, path: Path, default=None, required: bool = True):
+    value = config
+    for part in key.split("."):
+        if not isinstance(value, dict) or part not in value:
+            if required:
+                raise ConfigError(f"{path}: missing key {key}")
+            return default
+        value = value[part]
+    return value
+
+
+def read_metrics(path: Path) -> pd.DataFrame:
+    """``metrics.csv`` checked: columns present, metrics in [0, 1], one row per case and class."""
+    if not path.is_file():
+        raise DataError(path, "missing: the run has no per-case metrics (has every fold finished?)")
+    try:
+        scores = pd.read_csv(path, dtype={"case": str, "class": str})
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
+        problem = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise DataError(path, f"not a readable CSV file ({problem})") from None
+    missing = [column for column in METRICS_COLUMNS if column not in scores.columns]
+    if missing:
+        raise DataError(path, f"missing columns: {', '.join(missing)}")
+    if scores.empty:
+        raise DataError(path, "no rows")
+    for column in ("case", "class"):
+        if scores[column].isna().any():
+            raise DataError(path, f"line {scores[column].isna().idxmax() + 2}: empty {column}")
+    folds = pd.to_numeric(scores["fold"], errors="coerce")
+    bad_fold = ~((folds >= 0) & (folds % 1 == 0))
+    if bad_fold.any():
+        line = bad_fold.idxmax()
+        raise DataError(path, f"line {line + 2}: fold '{scores['fold'][line]}' is not a fold number")
+    scores["fold"] = folds.astype(int)
+    for column in METRICS:
+        values = pd.to_numeric(scores[column], errors="coerce")
+        bad = ~values.between(0.0, 1.0)
+        if bad.any():
+            line = bad.idxmax()
+            raise DataError(path, f"line {line + 2}: {column} '{scores[column][line]}' is not a number in [0, 1]")
+        scores[column] = values.astype(float)
+    duplicated = scores.duplicated(["case", "class"])
+    if duplicated.any():
+        line = duplicated.idxmax()
+        raise DataError(path, f"line {line + 2}: case {scores['case'][line]} class {scores['class'][line]} scored twice")
+    classes = list(dict.fromkeys(scores["class"]))
+    counts = scores.groupby("case")["class"].nunique()
+    incomplete = counts[counts < len(classes)]
+    if not incomplete.empty:
+        case_id = incomplete.index[0]
+        lacking = [name for name in classes if name not in set(scores.loc[scores["case"] == case_id, "class"])]
+        raise DataError(path, f"case {case_id} has no row for class {', '.join(lacking)}")
+    if scores.groupby("case")["fold"].nunique().max() > 1:
+        raise DataError(path, "a case is scored in more than one fold")
+    return scores
+
+
+def read_training_logs(run_dir: Path) -> dict[int, pd.DataFrame]:
+    """``fold_K/log.csv`` of every fold that has one, keyed by ``K``."""
+    logs = {}
+    for fold_dir in run_dir.glob("fold_*"):
+        match = re.fullmatch(r"fold_(\d+)", fold_dir.name)
+        log_path = fold_dir / "log.csv"
+        if not match or not log_path.is_file():
+            continue
+        try:
+            log = pd.read_csv(log_path)
+        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
+            raise DataError(log_path, f"not a readable CSV file ({type(error).__name__})") from None
+        missing = [column for column in LOG_COLUMNS if column not in log.columns]
+        if missing:
+            raise DataError(log_path, f"missing columns: {', '.join(missing)}")
+        numbers = log[list(LOG_COLUMNS)].apply(pd.to_numeric, errors="coerce")
+        if numbers.isna().any().any():
+            raise DataError(log_path, f"non-numeric values in {', '.join(LOG_COLUMNS)}")
+        logs[int(match.group(1))] = numbers
+    return dict(sorted(logs.items()))
+
+
+def read_run(run_dir: Path | str) -> Run:
+    """Load one run folder; its ``label`` is the readable loss name (see ``load_runs``)."""
+    path = Path(run_dir)
+    if not path.is_dir():
+        raise DataError(path, "not a folder")
+    config_path = path / "config.yaml"
+    config = _read_config(config_path)
+    experiment = str(_config_value(config, "experiment.name", config_path))
+    loss_name = str(_config_value(config, "loss.name", config_path))
+    loss_params = _config_value(config, "loss.params", config_path, default={}, required=False) or {}
+    if not isinstance(loss_params, dict):
+        raise ConfigError(f"{config_path}: loss.params must be a mapping")
+    data = _config_value(config, "data", config_path)
+    _config_value(config, "data.dataset", config_path)
+    regions = _config_value(config, "evaluation.regions", config_path, default={}, required=False) or {}
+    if not isinstance(regions, dict):
+        raise ConfigError(f"{config_path}: evaluation.regions must be a mapping")
+    return Run(
+        path=path,
+        label=display_name(loss_name),
+        experiment=experiment,
+        loss_name=loss_name,
+        loss_params=loss_params,
+        data=data,
+        regions=regions,
+        scores=read_metrics(path / "metrics.csv"),
+        logs=read_training_logs(path),
+    )
+
+
+def _labelled(runs: list[Run]) -> list[Run]:
+    """Disambiguate runs of the same loss with their experiment names."""
+    names = [run.label for run in runs]
+    labelled = [
+        run if names.count(run.label) == 1 else replace(run, label=f"{run.label} ({run.experiment})")
+        for run in runs
+    ]
+    seen: dict[str, Run] = {}
+    for run in labelled:
+        if run.label in seen:
+            raise UnifocalError(
+                f"{seen[run.label].path} and {run.path}: same loss and experiment name "
+                f"({run.label}); give the runs distinct experiment names"
+            )
+        seen[run.label] = run
+    return labelled
+
+
+def check_paired(runs: Sequence[Run]) -> None:
+    """Refuse runs that do not score the same data set, cases and classes."""
+    reference = runs[0]
+    for run in runs[1:]:
+        if run.dataset != reference.dataset:
+            raise ConfigError(
+                f"{run.path / 'config.yaml'}: data.dataset is {run.dataset!r}, "
+                f"but {reference.dataset!r} in {reference.path / 'config.yaml'}"
+            )
+        for kind, here, there in (
+            ("cases", run.case_ids(), reference.case_ids()),
+            ("classes", run.class_names(), reference.class_names()),
+        ):
+            only_here = sorted(set(here) - set(there))
+            only_there = sorted(set(there) - set(here))
+            if only_here or only_there:
+                parts = [f"{kind} only here: {name_list(only_here)}"] if only_here else []
+                parts += [f"{kind} only in {reference.metrics_path}: {name_list(only_there)}"] if only_there else []
+                raise DataError(run.metrics_path, f"not paired with {reference.metrics_path}; " + "; ".join(parts))
+
+
+def load_runs(run_dirs: Iterable[Path | str]) -> list[Run]:
+    """Load, label and pair-check runs, in the order given (the tables' row order)."""
+    runs = [read_run(run_dir) for run_dir in run_dirs]
+    if not runs:
+        raise UnifocalError("no run folders given")
+    resolved = [run.path.resolve() for run in runs]
+    for index, path in enumerate(resolved):
+        if path in resolved[:index]:
+            raise UnifocalError(f"{runs[index].path}: run folder given twice")
+    runs = _labelled(runs)
+    check_paired(runs)
+    return runs
