@@ -15,14 +15,13 @@ folder with "seg" in its name, with a warning.
 from __future__ import annotations
 
 import logging
-import re
 from pathlib import Path
 from types import MappingProxyType
 from typing import Iterable, Mapping
 
 from pipeline.data.dataset import CaseFiles, NiftiDataset
 from pipeline.data.nifti import find_nifti, is_nifti_name
-from pipeline.errors import ConfigError, DataError
+from pipeline.errors import DataError
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +47,7 @@ class BraTS20(NiftiDataset):
     source_label_names = {1: "necrotic_core", 2: "oedema", 4: "enhancing_tumour"}
     available_modalities = MODALITIES
     case_folder_pattern = r"BraTS20_Training_\d{3}"
+    case_id_format = "BraTS20_Training_{:03d}"
 
     def __init__(self, root, *, modalities: Iterable[str] = ("t1ce",),
                  label_map: Mapping[int, int] = PAPER_LABEL_MAP, exclude_without_label: bool = True,
@@ -55,13 +55,6 @@ class BraTS20(NiftiDataset):
         super().__init__(root, modalities=modalities, label_map=label_map, exclude=exclude,
                          exclude_without_label=exclude_without_label)
 
-    def case_id_of(self, case: int | str) -> str:
-        if isinstance(case, str) and re.fullmatch(self.case_folder_pattern, case):
-            return case
-        try:
-            return f"BraTS20_Training_{int(case):03d}"
-        except ValueError:
-            raise ConfigError(f"exclude: {case!r} is neither a case number nor a BraTS20 case id") from None
 
     def locate(self, folder: Path) -> CaseFiles:
         case_id = folder.name

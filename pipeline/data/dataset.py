@@ -64,6 +64,8 @@ class NiftiDataset(Abstract_IO):
     available_modalities: ClassVar[tuple[str, ...]]
     #: Full match of a case folder's name.
     case_folder_pattern: ClassVar[str]
+    #: ``str.format`` pattern turning a case number into its case id.
+    case_id_format: ClassVar[str]
 
     def __init__(self, root, *, modalities: Iterable[str], label_map: Mapping[int, int],
                  exclude: Iterable[int | str] = (), exclude_without_label: bool = False):
@@ -87,9 +89,14 @@ class NiftiDataset(Abstract_IO):
 
     # ---- what a subclass provides -------------------------------------------------
 
-    @abstractmethod
     def case_id_of(self, case: int | str) -> str:
         """The case id of a case number (or the id itself, checked)."""
+        if isinstance(case, str) and re.fullmatch(self.case_folder_pattern, case):
+            return case
+        try:
+            return self.case_id_format.format(int(case))
+        except ValueError:
+            raise ConfigError(f"exclude: {case!r} is neither a case number nor a {self.name} case id") from None
 
     @abstractmethod
     def locate(self, folder: Path) -> CaseFiles | None:

@@ -12,14 +12,13 @@ Reference: N. Heller et al., "The KiTS19 Challenge Data", arXiv:1904.00445.
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from types import MappingProxyType
 from typing import Iterable, Mapping
 
 from pipeline.data.dataset import CaseFiles, NiftiDataset
 from pipeline.data.nifti import find_nifti
-from pipeline.errors import ConfigError, DataError
+from pipeline.errors import DataError
 
 #: Cases the Unified Focal papers leave out for the quality of their ground truth.
 PAPER_EXCLUSIONS = (15, 23, 37, 68, 125, 133)
@@ -43,6 +42,7 @@ class KiTS19(NiftiDataset):
     source_label_names = {1: "kidney", 2: "tumour"}
     available_modalities = ("ct",)
     case_folder_pattern = r"case_\d{5}"
+    case_id_format = "case_{:05d}"
 
     def __init__(self, root, *, exclude: Iterable[int | str] = PAPER_EXCLUSIONS,
                  label_map: Mapping[int, int] = PAPER_LABEL_MAP, modalities: Iterable[str] = ("ct",),
@@ -50,13 +50,6 @@ class KiTS19(NiftiDataset):
         super().__init__(root, modalities=modalities, label_map=label_map, exclude=exclude,
                          exclude_without_label=exclude_without_label)
 
-    def case_id_of(self, case: int | str) -> str:
-        if isinstance(case, str) and re.fullmatch(self.case_folder_pattern, case):
-            return case
-        try:
-            return f"case_{int(case):05d}"
-        except ValueError:
-            raise ConfigError(f"exclude: {case!r} is neither a case number nor a KiTS19 case id") from None
 
     def locate(self, folder: Path) -> CaseFiles | None:
         imaging = find_nifti(folder, "imaging")
