@@ -1,0 +1,199 @@
+"""One experiment, end to end: preprocess -> split -> per fold train, predict, score -> collect.
+
+Writes the run directory of docs/architecture.md under
+``<experiment.output_root>/<experiment.name>/``:
+
+* ``config.yaml``: the resolved config. A later run into the same folder must
+  resolve to the same config (else ``ConfigError`` names the keys that
+  differ), so folds of one run never mix settings.
+* ``splits.json``: the folds' case ids; copied from
+  ``cross_validation.splits_file`` when that is set (created there first if
+  it does not exist yet, so every loss of an experiment group pairs by case).
+* ``fold_K/`` (K from 0): training files (``pipeline.training.train``), then
+  ``predictions/<case_id>.nii.gz`` (uint8 label map on the published image's
+  grid, with its affine), ``metrics.csv`` (this fold's rows) and last
+  ``done.json``. A rerun skips folds with ``done.json``, resumes training
+  from the last epoch checkpoint, and keeps predictions already written.
+* ``metrics.csv`` and ``summary.json`` (``pipeline.evaluation.metrics``),
+  once every fold is done; until then the missing folds are printed.
+
+Every file is written atomically.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+
+from pipeline.atomic_files import write_atomically
+from pipeline.config import ExperimentConfig
+from pipeline.data import open_dataset
+from pipeline.data.nifti import read_mask, write_nifti
+from pipeline.errors import ConfigError, DataError
+from pipeline.evaluation.metrics import (
+    read_metrics_csv,
+    score_case,
+    score_rows,
+    write_metrics_csv,
+    write_summary_json,
+)
+from pipeline.inference.sliding_window import keras_predictor, sliding_window_predict
+from pipeline.preprocessing import PreprocessedCache, restore_to_original
+from pipeline.training.cross_validation import load_or_create_splits
+from pipeline.training.sampling import PatchBatches
+from pipeline.training.train import train_fold
+
+
+def run_experiment(config: ExperimentConfig, folds: Iterable[int] | None = None) -> dict | None:
+    """Run the given folds (default: all) of ``config``; return ``summary.json``'s content once all are done.
+
+    Raises:
+        ConfigError: a fold number out of range, or a run folder made with another config.
+        DataError: bad data, or a splits file that does not fit the data set.
+        TrainingDiverged: a fold's loss became NaN.
+    """
+    all_folds = list(range(config.cross_validation.folds))
+    folds = all_folds if folds is None else sorted(set(folds))
+    bad = [fold for fold in folds if fold not in all_folds]
+    if bad:
+        raise ConfigError(f"--fold {bad[0]}: out of range; cross_validation.folds={len(all_folds)} "
+                          f"gives folds 0..{len(all_folds) - 1}")
+    dataset = open_dataset(config.data.dataset, config.data.root, **config.data.dataset_options())
+    _claim_run_dir(config.run_dir, config)
+    cache = PreprocessedCache(config.preprocessing.cache_dir, dataset, config.preprocessing.settings())
+    splits = _splits(config, dataset.case_ids())
+    for fold in folds:
+        run_fold(config, fold, splits[fold], dataset, cache)
+    return collect_metrics(config)
+
+
+def run_fold(config: ExperimentConfig, fold: int, split: dict, dataset, cache: PreprocessedCache) -> None:
+    """Train fold ``fold`` on ``split["train"]``, predict and score ``split["val"]``; skip if done."""
+    fold_dir = config.run_dir / f"fold_{fold}"
+    if (fold_dir / "done.json").exists():
+        print(f"fold {fold}: done, skipped", flush=True)
+        return
+    started = time.perf_counter()
+    train_cases = [cache.load(case_id) for case_id in split["train"]]
+    val_cases = [cache.load(case_id) for case_id in split["val"]]
+    num_channels, num_classes = train_cases[0].image.shape[-1], dataset.num_classes
+    sampling = config.sampling
+    common = dict(patch_shape=sampling.patch_shape, batch_size=sampling.batch_size, num_classes=num_classes,
+                  foreground_fraction=sampling.foreground_fraction, seed=config.experiment.seed + fold,
+                  pad_value=_pad_value(config))
+    train_batches = PatchBatches(train_cases, batches_per_epoch=sampling.batches_per_epoch,
+                                 augmentation=config.augmentation, **common)
+    val_batches = PatchBatches(val_cases, batches_per_epoch=sampling.val_batches, fixed_patches=True, **common)
+    try:
+        training = train_fold(config, fold, fold_dir, train_batches, val_batches, num_channels, num_classes)
+    finally:
+        train_batches.close()
+        val_batches.close()
+
+    predict = keras_predictor(training.model, config.sampling.patch_shape, num_channels,
+                              config.inference.batch_size)
+    rows = []
+    for pre in val_cases:
+        labels = predict_case(config, predict, pre, num_classes, fold_dir / "predictions")
+        truth = dataset.load_segmentation(pre.case_id)
+        scores = score_case(truth, labels, dataset.class_names, config.evaluation.regions)
+        rows += score_rows(pre.case_id, fold, scores)
+    write_metrics_csv(fold_dir / "metrics.csv", rows)
+    write_atomically(fold_dir / "done.json", json.dumps(
+        {"fold": fold, "epochs": training.epochs, "best_val_loss": training.best_val_loss,
+         "val_cases": len(val_cases), "seconds": round(time.perf_counter() - started, 1)}, indent=1) + "\n")
+    print(f"fold {fold}: done in {time.perf_counter() - started:.0f} s", flush=True)
+
+
+def predict_case(config: ExperimentConfig, predict, pre, num_classes: int, out_dir: Path) -> np.ndarray:
+    """The case's label map on its published grid, written to ``out_dir/<case_id>.nii.gz``.
+
+    A prediction already written (by an interrupted run) is read back instead.
+    """
+    path = Path(out_dir) / f"{pre.case_id}.nii.gz"
+    if path.exists():
+        return read_mask(path).data
+    path.parent.mkdir(parents=True, exist_ok=True)
+    probabilities = sliding_window_predict(
+        predict, np.asarray(pre.image), config.sampling.patch_shape, config.inference_overlap, num_classes,
+        sigma_scale=config.inference.gaussian_sigma_scale, batch_size=config.inference.batch_size,
+        pad_value=_image_fill(config, pre.image))
+    labels = restore_to_original(probabilities, pre)
+    write_nifti(path, labels, pre.affine)
+    return labels
+
+
+def collect_metrics(config: ExperimentConfig) -> dict | None:
+    """Join the folds' scores into ``metrics.csv`` and ``summary.json`` if every fold is done."""
+    run_dir = config.run_dir
+    missing = [fold for fold in range(config.cross_validation.folds)
+               if not (run_dir / f"fold_{fold}" / "done.json").exists()]
+    if missing:
+        print(f"{run_dir}: metrics not collected yet, folds {', '.join(map(str, missing))} not done", flush=True)
+        return None
+    rows = [row for fold in range(config.cross_validation.folds)
+            for row in read_metrics_csv(run_dir / f"fold_{fold}" / "metrics.csv")]
+    write_metrics_csv(run_dir / "metrics.csv", rows)
+    summary = write_summary_json(run_dir / "summary.json", rows)
+    print(f"{run_dir}: mean over {len({row['case'] for row in rows})} cases", flush=True)
+    for name, means in summary.items():
+        print(f"  {name:<20} DSC {means['dsc']:.3f}  precision {means['precision']:.3f}  "
+              f"recall {means['recall']:.3f}", flush=True)
+    return summary
+
+
+def _claim_run_dir(run_dir: Path, config: ExperimentConfig) -> None:
+    """Write ``config.yaml``, or check that the run folder was made with this same config."""
+    import yaml
+
+    path = run_dir / "config.yaml"
+    resolved = config.to_yaml()
+    if path.exists():
+        previous = yaml.safe_load(path.read_text())
+        current = yaml.safe_load(resolved)
+        if previous != current:
+            keys = _differing_keys(previous, current)
+            raise ConfigError(
+                f"{path}: this run folder was made with another config (differs at "
+                f"{', '.join(keys[:5])}{' ...' if len(keys) > 5 else ''}); choose another "
+                "experiment.name or delete the folder")
+        return
+    write_atomically(path, resolved)
+
+
+def _differing_keys(previous, current, prefix: str = "") -> list[str]:
+    if isinstance(previous, dict) and isinstance(current, dict):
+        return [key for name in sorted(set(previous) | set(current), key=str)
+                for key in _differing_keys(previous.get(name), current.get(name), f"{prefix}{name}.")]
+    return [] if previous == current else [prefix.rstrip(".")]
+
+
+def _splits(config: ExperimentConfig, case_ids: list[str]) -> list[dict]:
+    """The run's ``splits.json``: from the shared splits file if configured, else its own."""
+    folds, seed = config.cross_validation.folds, config.experiment.seed
+    shared = config.cross_validation.splits_file
+    splits = load_or_create_splits(shared if shared is not None else config.run_dir / "splits.json",
+                                   case_ids, folds, seed)
+    if shared is not None:
+        own = config.run_dir / "splits.json"
+        if not own.exists():
+            write_atomically(own, json.dumps(splits, indent=1) + "\n")
+        elif json.loads(own.read_text()) != splits:
+            raise DataError(own, f"differs from the shared splits file {shared}, which changed after "
+                                 "this run started; restore it or start a new run")
+    return splits
+
+
+def _pad_value(config: ExperimentConfig):
+    """Image value beyond a volume's edge: 0 (background) for brain-masked MRI, else each case's minimum (air)."""
+    return 0.0 if config.preprocessing.normalization == "zscore_nonzero" else "minimum"
+
+
+def _image_fill(config: ExperimentConfig, image: np.ndarray):
+    """:func:`_pad_value` as numbers for one case (one per channel)."""
+    fill = _pad_value(config)
+    return np.min(image, axis=(0, 1, 2)) if fill == "minimum" else fill

@@ -1,0 +1,1 @@
+"""Stage 4: sliding-window prediction over whole volumes; the runner maps them back to the original grid."""

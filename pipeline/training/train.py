@@ -1,0 +1,355 @@
+"""Training of one cross-validation fold: fresh model, Adam, reduce-on-plateau, resumable.
+
+Protocol (Yeung et al. 2021, section III.D; SPEC section 3): Adam at
+``training.learning_rate`` (passed as ``learning_rate=``: Keras >= 2.11
+silently ignores MIScnn's ``lr=``), the learning rate multiplied by
+``plateau_factor`` after ``plateau_patience`` epochs without a lower
+validation loss, down to ``min_learning_rate``; the validation loss is
+computed after every epoch and the weights with the lowest one are kept.
+
+Every fold starts from a fresh model and optimizer state, initialised with
+``tf.keras.utils.set_random_seed(experiment.seed + fold)`` (see :func:`fresh_model`).
+
+Files in ``fold_K/`` (all written atomically):
+
+* ``checkpoints/epoch_NNNN/``: model and optimizer state after the last
+  finished epoch (``tf.train.Checkpoint``); ``checkpoints/state.json`` points
+  to it and holds the epoch, the plateau callback's state and the best
+  validation loss so far. The folder is complete before ``state.json``
+  switches to it, so a run killed at any moment resumes from the last
+  finished epoch.
+* ``checkpoints/best_model.h5``: weights with the lowest validation loss
+  (rebuild the model with :func:`build_model` and ``load_weights``).
+* ``log.csv``: ``epoch, loss, val_loss, lr``, one row per finished epoch
+  (epochs counted from 1; ``lr`` is the rate used during the epoch).
+* ``tensorboard/``: TensorBoard scalars (when the ``tensorboard`` package is installed).
+
+A NaN or infinite loss stops training with :class:`TrainingDiverged`; the
+checkpoint of the last finished epoch with finite losses is kept.
+"""
+
+from __future__ import annotations
+
+import csv
+import functools
+import importlib.util
+import io
+import itertools
+import json
+import math
+import shutil
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+from pipeline.atomic_files import atomic_target, write_atomically
+from pipeline.config import ExperimentConfig
+from pipeline.errors import UnifocalError
+from pipeline.training import distribute
+from pipeline.training.model import build_unet, deep_supervision_weights, downsample_targets
+
+import tensorflow as tf  # noqa: E402  (after pipeline: TF_USE_LEGACY_KERAS)
+
+LOG_COLUMNS = ("epoch", "loss", "val_loss", "lr")
+
+
+class TrainingDiverged(UnifocalError):
+    """The loss became NaN or infinite; the last good checkpoint is kept."""
+
+
+@dataclass(frozen=True)
+class FoldTraining:
+    """What :func:`train_fold` produced: ``model`` holds the best weights."""
+
+    model: tf.keras.Model
+    best_weights: Path
+    best_val_loss: float
+    epochs: int
+    resumed_after_epoch: int
+
+
+def build_model(config: ExperimentConfig, num_channels: int, num_classes: int) -> tf.keras.Model:
+    """The configured U-Net (uncompiled), under the current precision policy."""
+    section = config.model
+    return build_unet(num_channels, num_classes, n_filters=section.n_filters, depth=section.depth,
+                      batch_normalization=section.batch_normalization,
+                      batch_norm_momentum=section.batch_norm_momentum,
+                      deep_supervision=section.deep_supervision,
+                      deep_supervision_heads=section.deep_supervision_heads)
+
+
+def compile_model(config: ExperimentConfig, num_channels: int, num_classes: int) -> tf.keras.Model:
+    """A fresh configured U-Net compiled with a fresh Adam and the configured loss.
+
+    Call inside the training strategy's scope, after the precision policy is
+    set. With deep supervision the loss of output ``k`` is weighted as in
+    :func:`pipeline.training.model.deep_supervision_weights`.
+    """
+    model = build_model(config, num_channels, num_classes)
+    weights = (deep_supervision_weights(config.model.deep_supervision_heads)
+               if config.model.deep_supervision else None)
+    model.compile(optimizer=tf.keras.optimizers.Adam(learning_rate=config.training.learning_rate),
+                  loss=config.loss.build(), loss_weights=weights)
+    return model
+
+
+def train_fold(config: ExperimentConfig, fold: int, fold_dir, train_batches: tf.keras.utils.Sequence,
+               val_batches: tf.keras.utils.Sequence, num_channels: int, num_classes: int,
+               callbacks: Sequence[tf.keras.callbacks.Callback] = ()) -> FoldTraining:
+    """Train (or resume training) one fold; return the model with its best weights.
+
+    Args:
+        config: the experiment (``training``, ``model``, ``loss``, ``experiment.seed``).
+        fold: fold index; the initial weights are seeded with ``experiment.seed + fold``.
+        fold_dir: ``<run>/fold_K``; checkpoints and logs go there.
+        train_batches, val_batches: ``(x, y)`` batches of ``sampling.batch_size`` patches,
+            ``y`` one-hot at full resolution, such as ``pipeline.training.sampling.PatchBatches``.
+            ``train_batches`` has ``set_epoch(e)``, and epoch ``e``'s batches must not depend
+            on earlier epochs: a resumed run starts at the checkpointed epoch.
+            ``val_batches`` are the same every epoch (``PatchBatches(fixed_patches=True)``).
+        num_channels, num_classes: image channels and output classes.
+        callbacks: extra Keras callbacks, run after the built-in ones.
+
+    Raises:
+        TrainingDiverged: the loss became NaN or infinite.
+    """
+    fold_dir = Path(fold_dir)
+    checkpoints = fold_dir / "checkpoints"
+    checkpoints.mkdir(parents=True, exist_ok=True)
+    state = _read_state(checkpoints)
+
+    model = fresh_model(config, fold, num_channels, num_classes)
+    if state is not None:
+        _restore(model, checkpoints / state["checkpoint"])
+
+    start_epoch = state["epoch"] if state else 0
+    plateau = ResumablePlateau(
+        resume_state=state["plateau"] if state else None, monitor="val_loss",
+        factor=config.training.plateau_factor, patience=config.training.plateau_patience,
+        min_lr=config.training.min_learning_rate, verbose=1)
+    saver = EpochCheckpoint(checkpoints, fold_dir / "log.csv", plateau,
+                            best_val_loss=state["best_val_loss"] if state else math.inf,
+                            rows=_read_log(fold_dir / "log.csv", start_epoch))
+    if start_epoch < config.training.epochs:
+        if start_epoch:
+            print(f"fold {fold}: resuming after epoch {start_epoch}", flush=True)
+        shapes = _BatchShapes(config, num_channels, num_classes)
+        try:
+            model.fit(
+                _dataset(train_batches, shapes, first_epoch=start_epoch),
+                validation_data=_dataset(val_batches, shapes),
+                epochs=config.training.epochs, initial_epoch=start_epoch,
+                verbose=1 if sys.stdout.isatty() else 2,
+                callbacks=[tf.keras.callbacks.TerminateOnNaN(), plateau, saver,
+                           *_tensorboard(fold_dir / "tensorboard"), *callbacks])
+        except BaseException:
+            _compiled.clear()  # an interrupted fit leaves Keras state behind (e.g. its validation data)
+            raise
+    if saver.diverged_epoch is not None:
+        raise TrainingDiverged(
+            f"{fold_dir}: the loss became NaN or infinite in epoch {saver.diverged_epoch}; "
+            f"training stopped, the checkpoint of epoch {saver.last_saved_epoch} is kept "
+            "(try a lower training.learning_rate or training.precision=float32)")
+    final = _read_state(checkpoints)
+    model.load_weights(checkpoints / "best_model.h5")
+    return FoldTraining(model=model, best_weights=checkpoints / "best_model.h5",
+                        best_val_loss=final["best_val_loss"], epochs=final["epoch"],
+                        resumed_after_epoch=start_epoch)
+
+
+_compiled: dict[str, tf.keras.Model] = {}
+
+
+def fresh_model(config: ExperimentConfig, fold: int, num_channels: int, num_classes: int) -> tf.keras.Model:
+    """A compiled model in the state of a new one: weights initialised with seed + fold, Adam reset.
+
+    Compiling makes Keras trace its training and validation steps, seconds per
+    fold on a CPU. The compiled model of the last configuration is therefore
+    kept and, for each fold, given the weights a new model built after
+    ``tf.keras.utils.set_random_seed(experiment.seed + fold)`` gets, a zero
+    Adam state (step count and moments) and the configured learning rate:
+    the same start as a new model and optimizer. Under ``mixed_float16`` the
+    optimizer's dynamic loss scale is state too; those models are rebuilt.
+    """
+    training = config.training
+    key = json.dumps([config.model.model_dump(mode="json"), config.loss.model_dump(mode="json"),
+                      training.precision, training.distribute, num_channels, num_classes])
+    model = _compiled.get(key)
+    if model is None:
+        _compiled.clear()
+        tf.keras.backend.clear_session()
+        distribute.apply_precision_policy(training.precision)
+        with distribute.strategy_for(training.distribute).scope():
+            model = compile_model(config, num_channels, num_classes)
+        optimizer = model.optimizer
+        getattr(optimizer, "inner_optimizer", optimizer).build(model.trainable_variables)
+        if optimizer is getattr(optimizer, "inner_optimizer", optimizer):
+            _compiled[key] = model
+    tf.keras.utils.set_random_seed(config.experiment.seed + fold)
+    model.set_weights(build_model(config, num_channels, num_classes).get_weights())
+    for variable in model.optimizer.variables:
+        variable.assign(tf.zeros_like(variable))
+    tf.keras.backend.set_value(model.optimizer.learning_rate, training.learning_rate)
+    return model
+
+
+class ResumablePlateau(tf.keras.callbacks.ReduceLROnPlateau):
+    """``ReduceLROnPlateau`` whose counters survive a restart.
+
+    Keras resets ``wait``, ``cooldown_counter`` and ``best`` when training
+    begins; a resumed run sets them back to the checkpointed values.
+    """
+
+    def __init__(self, resume_state: dict | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self._resume_state = resume_state
+
+    def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)
+        if self._resume_state is not None:
+            self.wait = self._resume_state["wait"]
+            self.cooldown_counter = self._resume_state["cooldown_counter"]
+            self.best = self._resume_state["best"]
+
+    def state(self) -> dict:
+        """The counters to checkpoint."""
+        return {"wait": int(self.wait), "cooldown_counter": int(self.cooldown_counter),
+                "best": float(self.best)}
+
+
+class EpochCheckpoint(tf.keras.callbacks.Callback):
+    """After each epoch: best weights, ``log.csv``, last checkpoint, then ``state.json``.
+
+    Runs after :class:`ResumablePlateau` (which records the epoch's learning
+    rate in the logs and may lower it for the next epoch). An epoch with a
+    non-finite loss is not saved; training stops and ``diverged_epoch`` is set.
+    """
+
+    def __init__(self, checkpoints: Path, log_path: Path, plateau: ResumablePlateau,
+                 best_val_loss: float, rows: list[dict]):
+        super().__init__()
+        self.checkpoints = checkpoints
+        self.log_path = log_path
+        self.plateau = plateau
+        self.best_val_loss = best_val_loss
+        self.rows = rows
+        self.diverged_epoch: int | None = None
+        self.last_saved_epoch = rows[-1]["epoch"] if rows else 0
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        number = epoch + 1
+        loss, val_loss = float(logs.get("loss", math.nan)), float(logs.get("val_loss", math.nan))
+        if not (math.isfinite(loss) and math.isfinite(val_loss)):
+            self.diverged_epoch = number
+            self.model.stop_training = True
+            return
+        if val_loss < self.best_val_loss:
+            self.best_val_loss = val_loss
+            with atomic_target(self.checkpoints / "best_model.h5", suffix=".h5") as temporary:
+                self.model.save_weights(temporary, save_format="h5")
+        self.rows.append({"epoch": number, "loss": loss, "val_loss": val_loss,
+                          "lr": float(logs.get("lr", tf.keras.backend.get_value(self.model.optimizer.learning_rate)))})
+        name = f"epoch_{number:04d}"
+        staging = self.checkpoints / f".{name}.tmp"
+        shutil.rmtree(staging, ignore_errors=True)
+        tf.train.Checkpoint(model=self.model, optimizer=self.model.optimizer).write(str(staging / "ckpt"))
+        shutil.rmtree(self.checkpoints / name, ignore_errors=True)
+        staging.rename(self.checkpoints / name)
+        write_atomically(self.log_path, _csv(self.rows))
+        write_atomically(self.checkpoints / "state.json", json.dumps(
+            {"epoch": number, "checkpoint": name, "best_val_loss": self.best_val_loss,
+             "plateau": self.plateau.state()}, indent=1) + "\n")
+        for old in self.checkpoints.glob("epoch_*"):
+            if old.name != name:
+                shutil.rmtree(old, ignore_errors=True)
+        self.last_saved_epoch = number
+
+
+@dataclass(frozen=True)
+class _BatchShapes:
+    """Static shapes of a batch: the losses need to know the number of classes when tracing."""
+
+    config: ExperimentConfig
+    num_channels: int
+    num_classes: int
+
+    def signature(self):
+        patch = (self.config.sampling.batch_size, *self.config.sampling.patch_shape)
+        return (tf.TensorSpec((*patch, self.num_channels), tf.float32),
+                tf.TensorSpec((*patch, self.num_classes), tf.float32))
+
+    @property
+    def heads(self) -> int:
+        model = self.config.model
+        return model.deep_supervision_heads if model.deep_supervision else 0
+
+
+def _dataset(batches: tf.keras.utils.Sequence, shapes: _BatchShapes,
+             first_epoch: int | None = None) -> tf.data.Dataset:
+    """The batches as a ``tf.data.Dataset`` with static shapes, one pass per epoch.
+
+    Keras reads a ``Sequence`` with every dimension unknown; a dataset keeps
+    the batch's shapes. Keras makes a new iterator each epoch; with
+    ``first_epoch`` set, each one starts the next epoch of ``batches``
+    (``set_epoch``), from ``first_epoch``; without, the batches are read as they are.
+    With deep supervision the targets become :func:`downsample_targets`' tuple.
+    """
+    epochs = itertools.count(first_epoch or 0)
+
+    def one_epoch():
+        if first_epoch is not None:
+            batches.set_epoch(next(epochs))
+        for index in range(len(batches)):
+            yield batches[index]
+
+    dataset = tf.data.Dataset.from_generator(one_epoch, output_signature=shapes.signature())
+    dataset = dataset.apply(tf.data.experimental.assert_cardinality(len(batches)))
+    if shapes.heads:
+        dataset = dataset.map(lambda x, y: (x, downsample_targets(y, shapes.heads)))
+    return dataset
+
+
+def _tensorboard(log_dir: Path) -> list[tf.keras.callbacks.Callback]:
+    """The TensorBoard callback, or none where the ``tensorboard`` package is missing."""
+    if not _tensorboard_installed():
+        return []
+    return [tf.keras.callbacks.TensorBoard(log_dir, write_graph=False, profile_batch=0)]
+
+
+@functools.lru_cache(maxsize=None)
+def _tensorboard_installed() -> bool:
+    """TensorFlow >= 2.16 no longer installs TensorBoard; writing summaries without it raises."""
+    if importlib.util.find_spec("tensorboard") is None:
+        print("note: TensorBoard logs are off (the tensorboard package is not installed)", flush=True)
+        return False
+    return True
+
+
+def _read_state(checkpoints: Path) -> dict | None:
+    path = checkpoints / "state.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def _restore(model: tf.keras.Model, checkpoint: Path) -> None:
+    """Load model and optimizer state (:func:`fresh_model` created the optimizer's slots)."""
+    optimizer = model.optimizer
+    tf.train.Checkpoint(model=model, optimizer=optimizer).read(str(checkpoint / "ckpt")).assert_consumed()
+
+
+def _read_log(path: Path, last_epoch: int) -> list[dict]:
+    """Rows of ``log.csv`` up to the checkpointed epoch (later rows belong to a lost epoch)."""
+    if not path.exists():
+        return []
+    with open(path, newline="") as handle:
+        return [{key: (int(value) if key == "epoch" else float(value)) for key, value in row.items()}
+                for row in csv.DictReader(handle) if int(row["epoch"]) <= last_epoch]
+
+
+def _csv(rows: list[dict]) -> str:
+    text = io.StringIO()
+    writer = csv.DictWriter(text, fieldnames=LOG_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return text.getvalue()
