@@ -192,7 +192,10 @@ class SegmentationLoss(tf.keras.losses.Loss):
 
     def call(self, y_true, y_pred):
         y_pred = tf.cast(y_pred, tf.float32)
-        y_true = tf.cast(y_true, tf.float32)
+        # Targets fed from a generator often have an unknown static shape; the
+        # prediction's (a model output) tells the number of classes that
+        # several losses need at trace time, and mismatches fail loudly.
+        y_true = tf.ensure_shape(tf.cast(y_true, tf.float32), y_pred.shape)
         return self.compute(y_true, y_pred)
 
     def compute(self, y_true: tf.Tensor, y_pred: tf.Tensor) -> tf.Tensor:

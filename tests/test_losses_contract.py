@@ -56,6 +56,16 @@ def test_defaults_work_in_2d_and_3d_for_any_class_count(name, dims, num_classes)
     assert float(loss(y, p)) == pytest.approx(float(tf.reduce_mean(per_sample)), rel=1e-6, abs=1e-7)
 
 
+@pytest.mark.parametrize("name", NAMES)
+def test_targets_of_unknown_static_shape_take_the_prediction_shape(name):
+    """Keras feeding a generator traces ``y_true`` as ``(None,)*5``; the loss must still trace."""
+    y, p = random_case(SHAPES["3d"], 3)
+    loss = losses.get(name)
+    traced = tf.function(loss, input_signature=[
+        tf.TensorSpec([None] * 5, tf.float32), tf.TensorSpec((None,) + p.shape[1:], tf.float32)])
+    np.testing.assert_allclose(traced(y, p).numpy(), loss(y, p).numpy(), rtol=1e-5)
+
+
 def test_unknown_name_lists_the_valid_ones():
     with pytest.raises(ValueError, match="choose one of") as error:
         losses.get("no_such_loss")
