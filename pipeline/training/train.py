@@ -22,7 +22,7 @@ Files in ``fold_K/`` (all written atomically):
   (rebuild the model with :func:`build_model` and ``load_weights``).
 * ``log.csv``: ``epoch, loss, val_loss, lr``, one row per finished epoch
   (epochs counted from 1; ``lr`` is the rate used during the epoch).
-* ``tensorboard/``: TensorBoard scalars (when the ``tensorboard`` package is installed).
+* ``tensorboard/``: TensorBoard scalars.
 
 A NaN or infinite loss stops training with :class:`TrainingDiverged`; the
 checkpoint of the last finished epoch with finite losses is kept.
@@ -31,8 +31,6 @@ checkpoint of the last finished epoch with finite losses is kept.
 from __future__ import annotations
 
 import csv
-import functools
-import importlib.util
 import io
 import itertools
 import json
@@ -142,7 +140,9 @@ def train_fold(config: ExperimentConfig, fold: int, fold_dir, train_batches: tf.
                 epochs=config.training.epochs, initial_epoch=start_epoch,
                 verbose=1 if sys.stdout.isatty() else 2,
                 callbacks=[tf.keras.callbacks.TerminateOnNaN(), plateau, saver,
-                           *_tensorboard(fold_dir / "tensorboard"), *callbacks])
+                           tf.keras.callbacks.TensorBoard(str(fold_dir / "tensorboard"), write_graph=False,
+                                                          profile_batch=0),
+                           *callbacks])
         except BaseException:
             _compiled.clear()  # an interrupted fit leaves Keras state behind (e.g. its validation data)
             raise
@@ -309,22 +309,6 @@ def _dataset(batches: tf.keras.utils.Sequence, shapes: _BatchShapes,
     if shapes.heads:
         dataset = dataset.map(lambda x, y: (x, downsample_targets(y, shapes.heads)))
     return dataset
-
-
-def _tensorboard(log_dir: Path) -> list[tf.keras.callbacks.Callback]:
-    """The TensorBoard callback, or none where the ``tensorboard`` package is missing."""
-    if not _tensorboard_installed():
-        return []
-    return [tf.keras.callbacks.TensorBoard(log_dir, write_graph=False, profile_batch=0)]
-
-
-@functools.lru_cache(maxsize=None)
-def _tensorboard_installed() -> bool:
-    """TensorFlow >= 2.16 no longer installs TensorBoard; writing summaries without it raises."""
-    if importlib.util.find_spec("tensorboard") is None:
-        print("note: TensorBoard logs are off (the tensorboard package is not installed)", flush=True)
-        return False
-    return True
 
 
 def _read_state(checkpoints: Path) -> dict | None:
