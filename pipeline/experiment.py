@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Iterable
 
 import numpy as np
+import yaml
 
 from pipeline.atomic_files import write_atomically
 from pipeline.config import ExperimentConfig
@@ -148,8 +149,6 @@ def collect_metrics(config: ExperimentConfig) -> dict | None:
 
 def _claim_run_dir(run_dir: Path, config: ExperimentConfig) -> None:
     """Write ``config.yaml``, or check that the run folder was made with this same config."""
-    import yaml
-
     path = run_dir / "config.yaml"
     resolved = config.to_yaml()
     if path.exists():

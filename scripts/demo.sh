@@ -8,8 +8,7 @@
 # 2. Trains, cross-validates and scores configs/demo_<loss>.yaml for the Dice, focal and
 #    asymmetric Unified Focal losses (run-experiment; runs/demo/demo_<loss>/). Rerunning
 #    resumes: finished folds are skipped.
-# 3. Compares them with compare-losses into results/demo/ (or, without it, prints each
-#    run's summary.json).
+# 3. Compares them with compare-losses into results/demo/ (tables, p-values, figures).
 # Run from anywhere with the project's commands on PATH, e.g. `uv run scripts/demo.sh`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -29,9 +28,5 @@ for loss in "${losses[@]}"; do
   run_dirs+=("runs/demo/demo_$loss")    # experiment.output_root / experiment.name of the demo configs
 done
 
-if command -v compare-losses >/dev/null; then
-  compare-losses "${run_dirs[@]}" --out results/demo
-else
-  for run_dir in "${run_dirs[@]}"; do echo "$run_dir"; cat "$run_dir/summary.json"; done
-fi
+compare-losses "${run_dirs[@]}" --out results/demo
 echo "demo finished in $((SECONDS - started)) s" >&2
