@@ -152,6 +152,17 @@ def checked_range(loss: str, parameter: str, value, low: float, high: float = ma
     return float(value)
 
 
+def checked_smooth(loss: str, smooth) -> float:
+    """``smooth`` for a Tversky-type index: a positive number, else a ``ValueError``.
+
+    Zero would make a class absent from both truth and prediction score 0/0.
+    """
+    smooth = checked_range(loss, "smooth", smooth, 0.0)
+    if smooth == 0.0:
+        raise ValueError(f"{loss}: smooth must be > 0 (a class absent from truth and prediction gives 0/0)")
+    return smooth
+
+
 def checked_rare_classes(loss: str, rare_classes: Sequence[int] | None) -> list[int] | None:
     """``rare_classes`` as a sorted list of class indices (or None), or a ``ValueError``.
 

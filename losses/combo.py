@@ -10,7 +10,14 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from losses.base import SegmentationLoss, checked_range, checked_rare_classes, rare_class_mask, tversky_index
+from losses.base import (
+    SegmentationLoss,
+    checked_range,
+    checked_rare_classes,
+    checked_smooth,
+    rare_class_mask,
+    tversky_index,
+)
 from losses.focal import focal_cross_entropy
 from losses.registry import register
 
@@ -52,9 +59,7 @@ class ComboLoss(SegmentationLoss):
         super().__init__(name=name, reduction=reduction)
         self.alpha = checked_range(name, "alpha", alpha, 0.0, 1.0)
         self.beta = checked_range(name, "beta", beta, 0.0, 1.0)
-        self.smooth = checked_range(name, "smooth", smooth, 0.0)
-        if self.smooth == 0.0:
-            raise ValueError(f"{name}: smooth must be > 0 (a class absent from truth and prediction gives 0/0)")
+        self.smooth = checked_smooth(name, smooth)
         self.rare_classes = checked_rare_classes(name, rare_classes)
 
     def compute(self, y_true, y_pred):

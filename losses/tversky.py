@@ -27,7 +27,7 @@ import math
 
 import tensorflow as tf
 
-from losses.base import SegmentationLoss, checked_range, safe_power, tversky_distance
+from losses.base import SegmentationLoss, checked_range, checked_smooth, safe_power, tversky_distance
 from losses.registry import register
 
 
@@ -69,9 +69,7 @@ class TverskyLoss(SegmentationLoss):
     ):
         super().__init__(name=name, reduction=reduction)
         self.delta = checked_range(name, "delta", delta, 0.0, 1.0)
-        self.smooth = checked_range(name, "smooth", smooth, 0.0)
-        if self.smooth == 0.0:
-            raise ValueError(f"{name}: smooth must be > 0 (a class absent from truth and prediction gives 0/0)")
+        self.smooth = checked_smooth(name, smooth)
 
     def compute(self, y_true, y_pred):
         return mean_tversky_power(y_true, y_pred, self.delta, self.smooth)

@@ -33,7 +33,13 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from losses.base import SegmentationLoss, checked_range, checked_rare_classes, rare_class_mask
+from losses.base import (
+    SegmentationLoss,
+    checked_range,
+    checked_rare_classes,
+    checked_smooth,
+    rare_class_mask,
+)
 from losses.focal import focal_cross_entropy
 from losses.registry import register
 from losses.tversky import mean_tversky_power
@@ -122,9 +128,7 @@ class SymmetricFocalTverskyLoss(SegmentationLoss):
         super().__init__(name=name, reduction=reduction)
         self.delta = checked_range(name, "delta", delta, 0.0, 1.0)
         self.gamma = checked_range(name, "gamma", gamma, 0.0, 1.0)
-        self.smooth = checked_range(name, "smooth", smooth, 0.0)
-        if self.smooth == 0.0:
-            raise ValueError(f"{name}: smooth must be > 0 (a class absent from truth and prediction gives 0/0)")
+        self.smooth = checked_smooth(name, smooth)
 
     def compute(self, y_true, y_pred):
         exponents = self._exponents(y_true.shape[-1])
