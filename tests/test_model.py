@@ -7,7 +7,7 @@ import pytest
 import tensorflow as tf
 
 from pipeline.config import ExperimentConfig
-from pipeline.training.model import build_unet, deep_supervision_weights, downsample_targets
+from pipeline.training.model import build_unet, deep_supervision_weights, downsample_targets, spatial_dims_of
 from pipeline.training.train import TrainingDiverged, build_model, compile_model, train_fold
 
 PATCH = (8, 16, 16)
@@ -50,27 +50,72 @@ def train(config, fold_dir, fold=0, callbacks=()):
     return train_fold(config, fold, fold_dir, Blobs(3, fold), Blobs(1, 100 + fold), 1, 2, callbacks=callbacks)
 
 
-def test_unet_shapes_and_float32_softmax_under_mixed_precision():
+@pytest.mark.parametrize("patch", [(8, 16, 16), (16, 24)], ids=["3d", "2d"])
+def test_unet_shapes_and_float32_softmax_under_mixed_precision(patch):
     """bfloat16: TensorFlow's CPU kernels lack float16 3D pooling (mixed_float16 is for GPUs)."""
     tf.keras.mixed_precision.set_global_policy("mixed_bfloat16")
     try:
-        model = build_unet(2, 3, n_filters=2, depth=2, deep_supervision=True, deep_supervision_heads=1)
+        model = build_unet(2, 3, n_filters=2, depth=2, deep_supervision=True, deep_supervision_heads=1,
+                           spatial_dims=spatial_dims_of(patch))
     finally:
         tf.keras.mixed_precision.set_global_policy("float32")
-    full, half = model(np.zeros((1, 8, 16, 16, 2), np.float32))
-    assert full.shape == (1, 8, 16, 16, 3) and half.shape == (1, 4, 8, 8, 3)
+    full, half = model(np.zeros((1, *patch, 2), np.float32))
+    assert full.shape == (1, *patch, 3) and half.shape == (1, *(size // 2 for size in patch), 3)
     assert full.dtype == half.dtype == tf.float32
     np.testing.assert_allclose(full.numpy().sum(-1), 1.0, atol=1e-3)
     assert model.get_layer("probabilities_logits").compute_dtype == "bfloat16"
 
 
-def test_deep_supervision_targets_and_weights():
+@pytest.mark.parametrize("spatial_dims", [2, 3])
+def test_unet_is_miscnns_standard_architecture(spatial_dims):
+    """Same layers and weight shapes as MIScnn's own ``create_model_2D``/``_3D`` (head included)."""
+    from miscnn.neural_network.architecture.unet.standard import Architecture
+
+    ours = build_unet(1, 3, n_filters=4, depth=3, spatial_dims=spatial_dims)
+    architecture = Architecture(n_filters=4, depth=3)
+    create = architecture.create_model_2D if spatial_dims == 2 else architecture.create_model_3D
+    theirs = create((None,) * spatial_dims + (1,), n_labels=3)
+    assert [w.shape for w in ours.weights] == [w.shape for w in theirs.weights]
+    kinds = [type(layer).__name__ for layer in ours.layers]
+    assert kinds.count(f"Conv{spatial_dims}DTranspose") == 3 and f"MaxPooling{spatial_dims}D" in kinds
+
+
+@pytest.mark.parametrize("patch", [(8, 16, 16), (16, 24)], ids=["3d", "2d"])
+def test_deep_supervision_trains_a_step(patch):
+    """Each head gets its downsampled target; a few steps lower the weighted loss on a fixed batch."""
+    tf.keras.utils.set_random_seed(0)
+    model = build_unet(1, 2, n_filters=4, depth=2, deep_supervision=True, deep_supervision_heads=1,
+                       spatial_dims=len(patch))
+    model.compile(tf.keras.optimizers.Adam(1e-2), loss="categorical_crossentropy",
+                  loss_weights=deep_supervision_weights(1))
+    labels = np.zeros((2, *patch), int)
+    labels[(slice(None),) + (slice(2, 6),) * len(patch)] = 1
+    x = np.random.default_rng(0).normal(size=(2, *patch, 1)).astype(np.float32) + labels[..., None]
+    y = downsample_targets(np.eye(2, dtype=np.float32)[labels], 1)
+    losses = [model.train_on_batch(x, y)[0] for _ in range(4)]
+    assert losses[-1] < losses[0]
+
+
+def test_spatial_dims_follow_the_patch_shape():
+    assert spatial_dims_of((64, 64)) == 2 and spatial_dims_of((16, 64, 64)) == 3
+    with pytest.raises(ValueError, match="2 or 3"):
+        spatial_dims_of((64,))
+    with pytest.raises(ValueError, match="2 or 3"):
+        build_unet(1, 2, spatial_dims=4)
+
+
+@pytest.mark.parametrize("shape", [(2, 8, 8, 8), (2, 8, 8)], ids=["3d", "2d"])
+def test_deep_supervision_targets_and_weights(shape):
     assert deep_supervision_weights(2) == pytest.approx([4 / 7, 2 / 7, 1 / 7])
-    labels = np.random.default_rng(0).integers(0, 3, size=(2, 8, 8, 8))
+    labels = np.random.default_rng(0).integers(0, 3, size=shape)
     targets = downsample_targets(np.eye(3)[labels], 2)
-    assert [t.shape for t in targets] == [(2, 8, 8, 8, 3), (2, 4, 4, 4, 3), (2, 2, 2, 2, 3)]
-    np.testing.assert_array_equal(targets[2].argmax(-1), labels[:, ::4, ::4, ::4])
+    assert [t.shape for t in targets] == [(*shape[:1], *(s // 2**k for s in shape[1:]), 3) for k in range(3)]
+    every_fourth = (slice(None),) + (slice(None, None, 4),) * (len(shape) - 1)
+    np.testing.assert_array_equal(targets[2].argmax(-1), labels[every_fourth])
     assert all((t.sum(-1) == 1).all() for t in targets)
+    as_tensors = downsample_targets(tf.constant(np.eye(3)[labels]), 2)
+    for tensor, array in zip(as_tensors, targets):
+        np.testing.assert_array_equal(tensor.numpy(), array)
 
 
 @pytest.mark.parametrize("learning_rate", [1e-2, 1e-4])

@@ -45,7 +45,7 @@ from pipeline.atomic_files import atomic_target, write_atomically
 from pipeline.config import ExperimentConfig
 from pipeline.errors import UnifocalError
 from pipeline.training import distribute
-from pipeline.training.model import build_unet, deep_supervision_weights, downsample_targets
+from pipeline.training.model import build_unet, deep_supervision_weights, downsample_targets, spatial_dims_of
 
 import tensorflow as tf  # noqa: E402  (after pipeline: TF_USE_LEGACY_KERAS)
 
@@ -68,13 +68,14 @@ class FoldTraining:
 
 
 def build_model(config: ExperimentConfig, num_channels: int, num_classes: int) -> tf.keras.Model:
-    """The configured U-Net (uncompiled), under the current precision policy."""
+    """The configured U-Net (uncompiled), under the current precision policy; 2D or 3D as the patch."""
     section = config.model
     return build_unet(num_channels, num_classes, n_filters=section.n_filters, depth=section.depth,
                       batch_normalization=section.batch_normalization,
                       batch_norm_momentum=section.batch_norm_momentum,
                       deep_supervision=section.deep_supervision,
-                      deep_supervision_heads=section.deep_supervision_heads)
+                      deep_supervision_heads=section.deep_supervision_heads,
+                      spatial_dims=spatial_dims_of(config.sampling.patch_shape))
 
 
 def compile_model(config: ExperimentConfig, num_channels: int, num_classes: int) -> tf.keras.Model:
