@@ -13,6 +13,7 @@ from pipeline.errors import DataError
 from pipeline.evaluation import tables
 from pipeline.evaluation.compare import main
 from pipeline.evaluation.figures import axial_axis, class_labels, default_cases, densest_slice
+from pipeline.evaluation.methods import PROJECT
 from pipeline.evaluation.runs import load_runs
 from pipeline.evaluation.statistics import pairwise_tests, t_confidence_interval
 
@@ -74,7 +75,7 @@ def fixture_runs(tmp_path):
 
 
 EXPECTED_PERFORMANCE_MD = """\
-Table: Performance per loss: mean ± half-width of the 95% confidence interval over n = 5 cases (Student t interval, mean ± t_0.975,n−1 · s/√n). Bold: highest mean of each column.
+Table: Performance per loss: mean ± half-width of the 95% Student t interval over n = 5 cases (mean ± t_0.975,n−1 · s/√n). Bold: best mean of each column as printed (highest). Statistics: project default: two-sided Wilcoxon signed-rank test paired by case (scipy.stats.wilcoxon); Holm–Bonferroni over the pairs of one table; ± over cases.
 
 | Loss | DSC kidney | Precision kidney | Recall kidney | DSC tumour | Precision tumour | Recall tumour |
 |---|---|---|---|---|---|---|
@@ -83,9 +84,10 @@ Table: Performance per loss: mean ± half-width of the 95% confidence interval o
 | Focal | 0.846 ± 0.089 | **0.946 ± 0.040** | 0.768 ± 0.123 | 0.280 ± 0.168 | **0.764 ± 0.122** | 0.182 ± 0.125 |
 """
 
-EXPECTED_PERFORMANCE_TEX = r"""\begin{table}[ht]
+EXPECTED_PERFORMANCE_TEX = r"""% needs \usepackage{booktabs} (\toprule, \midrule, \bottomrule)
+\begin{table}[ht]
 \centering
-\caption{Performance per loss: mean $\pm$ half-width of the 95\% confidence interval over $n = 5$ cases (Student $t$ interval, $\bar{x} \pm t_{0.975,\,n-1}\,s/\sqrt{n}$). Bold: highest mean of each column.}
+\caption{Performance per loss: mean $\pm$ half-width of the 95\% Student t interval over n = 5 cases ($\bar{x} \pm t_{0.975,\,n-1}\,s/\sqrt{n}$). Bold: best mean of each column as printed (highest). Statistics: project default: two-sided Wilcoxon signed-rank test paired by case (scipy.stats.wilcoxon); Holm--Bonferroni over the pairs of one table; $\pm$ over cases.}
 \label{tab:performance}
 \begin{tabular}{lcccccc}
 \toprule
@@ -100,7 +102,7 @@ Focal & 0.846 $\pm$ 0.089 & \textbf{0.946 $\pm$ 0.040} & 0.768 $\pm$ 0.123 & 0.2
 """
 
 EXPECTED_PVALUES_TUMOUR_MD = """\
-Table: Holm–Bonferroni adjusted p-values over 3 pairs, tumour DSC, n = 5 cases: two-sided Wilcoxon signed-rank test paired by case (scipy.stats.wilcoxon). Row loss compared with column loss: (+) row better, (−) row worse, (=) no direction; sign of the median per-case DSC difference row − column. * p < 0.05, ** p < 0.01, *** p < 0.001.
+Table: Holm–Bonferroni adjusted p-values over the 3 pairs of this table, tumour DSC, n = 5 cases: two-sided Wilcoxon signed-rank test paired by case (scipy.stats.wilcoxon). Row loss compared with column loss: (+) row better (higher DSC), (−) row worse, (=) neither; sign of W+ − W− of the per-case differences row − column. * p < 0.05, ** p < 0.01, *** p < 0.001. Statistics: project default: two-sided Wilcoxon signed-rank test paired by case (scipy.stats.wilcoxon); Holm–Bonferroni over the pairs of one table; ± over cases.
 
 |  | Dice | Combo | Focal |
 |---|---|---|---|
@@ -128,8 +130,8 @@ def test_pvalue_tables_render_the_fixture_tests(fixture_runs):
     # n = 5 with every difference of one sign: exact two-sided p = 2/32 = 0.0625, times 3 (Holm) = 0.1875.
     pairs = pairwise_tests(scores, "signedrank")
     assert [pair.p_adjusted for pair in pairs] == pytest.approx([0.1875] * 3)
-    assert tables.pvalue_markdown(pairs, labels, "tumour", "signedrank", 5) == EXPECTED_PVALUES_TUMOUR_MD
-    latex = tables.pvalue_latex(pairs, labels, "tumour", "signedrank", 5)
+    assert tables.pvalue_markdown(pairs, labels, "tumour", PROJECT, 5) == EXPECTED_PVALUES_TUMOUR_MD
+    latex = tables.pvalue_latex(pairs, labels, "tumour", PROJECT, 5)
     assert r"Focal & 0.188 ($-$) & 0.188 ($-$) & -- \\" in latex
     assert r"Holm--Bonferroni" in latex and "* p $<$ 0.05" in latex
 
@@ -162,7 +164,8 @@ def test_command_writes_every_output_and_prints_the_markdown(fixture_runs, tmp_p
         content = (out / name).read_bytes()
         assert content.startswith(PNG_SIGNATURE) and len(content) > 5000
     performance = pd.read_csv(out / "performance.csv")
-    assert list(performance.columns) == ["loss", "class", "metric", "n", "mean", "ci_low", "ci_high", "ci_half_width"]
+    assert list(performance.columns) == ["loss", "class", "metric", "interval", "n", "mean", "ci_low", "ci_high",
+                                         "ci_half_width"]
     assert len(performance) == 3 * 2 * 3
     pvalues = pd.read_csv(out / "pvalues_kidney.csv")
     assert list(pvalues[["row", "column"]].itertuples(index=False, name=None)) == [

@@ -11,6 +11,7 @@ from pipeline.evaluation.statistics import (
     compare_pair,
     holm_adjust,
     pairwise_tests,
+    signed_rank_sums,
     significance_stars,
     t_confidence_interval,
 )
@@ -47,9 +48,12 @@ def test_signed_rank_with_ties_and_zero_differences_is_scipys_default():
     column = np.array([0.80, 0.85, 0.60, 0.60, 0.80, 0.85, 0.70, 0.55])
     expected = stats.wilcoxon(row, column)
     statistic, p_value, sign = compare_pair(row, column, "signedrank")
-    assert statistic == expected.statistic
+    w_plus, w_minus = signed_rank_sums(row, column)
+    # Six non-zero differences: the ranks sum to 6 * 7 / 2; scipy's two-sided statistic is min(W+, W-).
+    assert w_plus + w_minus == 21 and min(w_plus, w_minus) == expected.statistic == 4
+    assert statistic == w_plus - w_minus == 13
     assert p_value == expected.pvalue
-    assert sign == int(np.sign(np.median(row - column))) == 1
+    assert sign == 1
 
 
 def test_all_zero_differences_report_p_one():

@@ -1,20 +1,26 @@
 """``compare-losses``: the papers' tables, statistics and figures from finished runs.
 
-    compare-losses RUN_DIR [RUN_DIR ...] --out DIR [--test signedrank|ranksum] [--cases ID ...]
+    compare-losses RUN_DIR [RUN_DIR ...] --out DIR [--paper] [--test signedrank|ranksum]
+                   [--interval cases|folds] [--published TABLE] [--cases ID ...]
 
 Each RUN_DIR is a finished ``run-experiment`` folder; the loss name comes from
 its config.yaml, and the tables list the runs in the order given. Runs must
-score the same cases and classes (the tests are paired by case). Everything is
+score the same cases and classes (the tests are paired by case). The
+statistics are the project's default or, with ``--paper``, the papers'
+(``pipeline.evaluation.methods``); every caption names them. ``--published
+TABLE`` puts a paper table's surviving numbers beside ours
+(``pipeline.evaluation.published``). Everything is
 read and checked, and every output built, before the first file is written;
 each file is written atomically.
 
 Outputs in DIR:
 
 * ``performance.md``, ``performance.tex``, ``performance.csv``: mean ± 95 %
-  Student t confidence interval of DSC, precision and recall per loss and class.
+  Student t confidence interval (over cases, or over fold means) of DSC,
+  precision and recall per loss and class.
 * ``pvalues_<class>.md``, ``.tex``, ``.csv``: one file set per class, the
-  Holm-adjusted pairwise tests on per-case DSC. Needs at least two runs and
-  two cases; otherwise skipped with a notice.
+  Holm-adjusted pairwise tests on per-case DSC (the Holm family: that class's
+  pairs). Needs at least two runs and two cases; otherwise skipped with a notice.
 * ``runs.csv``: which run folder, loss, hyperparameters and experiment each
   table row comes from.
 * ``dsc_distribution.png``, ``training_curves.png`` and ``case_<case_id>.png``
@@ -39,6 +45,8 @@ import pandas as pd
 from pipeline.atomic_files import write_atomically
 from pipeline.errors import DataError, UnifocalError, exits_cleanly
 from pipeline.evaluation import figures, tables
+from pipeline.evaluation.methods import INTERVALS, PROJECT, StatisticsMethod, choose_method
+from pipeline.evaluation.published import PUBLISHED, PublishedTable, RowKey
 from pipeline.evaluation.runs import Run, load_runs, name_list
 from pipeline.evaluation.statistics import TESTS, pairwise_tests
 
@@ -62,11 +70,34 @@ def _runs_csv(runs: Sequence[Run]) -> str:
     return frame.to_csv(index=False, lineterminator="\n")
 
 
-def _table_outputs(runs: Sequence[Run], test: str) -> dict[str, str]:
-    summary = tables.performance_summary(runs)
+def _row_key(run: Run) -> RowKey:
+    return RowKey(run.loss_name, run.deep_supervision)
+
+
+def _published_rows(runs: Sequence[Run], published: PublishedTable | None) -> dict:
+    """Run label -> its published performance values, for the runs the table has values for."""
+    if published is None:
+        return {}
+    return {run.label: published.performance[_row_key(run)] for run in runs if _row_key(run) in published.performance}
+
+
+def _published_pvalues(runs: Sequence[Run], published: PublishedTable | None, class_name: str) -> dict:
+    """(row label, column label) -> published adjusted p-value of that class, where one survived."""
+    if published is None:
+        return {}
+    by_key = {_row_key(run): run.label for run in runs}
+    return {(by_key[row], by_key[column]): p for (row, column), p in published.p_values.get(class_name, {}).items()
+            if row in by_key and column in by_key}
+
+
+def _table_outputs(runs: Sequence[Run], method: StatisticsMethod, published: PublishedTable | None = None,
+                   metric: str = "dsc") -> dict[str, str]:
+    summary = tables.performance_summary(runs, method)
+    source = published.source if published else None
+    rows = _published_rows(runs, published)
     outputs = {
-        "performance.md": tables.performance_markdown(summary),
-        "performance.tex": tables.performance_latex(summary),
+        "performance.md": tables.performance_markdown(summary, method, published=rows, published_source=source),
+        "performance.tex": tables.performance_latex(summary, method, published=rows, published_source=source),
         "performance.csv": tables.performance_csv(summary),
         "runs.csv": _runs_csv(runs),
     }
@@ -77,12 +108,15 @@ def _table_outputs(runs: Sequence[Run], test: str) -> dict[str, str]:
         return outputs
     labels = [run.label for run in runs]
     for class_name in runs[0].class_names():
-        scores = {run.label: run.per_case(class_name, "dsc").to_numpy() for run in runs}
-        pairs = pairwise_tests(scores, test)
+        scores = {run.label: run.per_case(class_name, metric).to_numpy() for run in runs}
+        pairs = pairwise_tests(scores, method.test)
+        theirs = _published_pvalues(runs, published, class_name)
         stem = f"pvalues_{file_stem(class_name)}"
-        outputs[f"{stem}.md"] = tables.pvalue_markdown(pairs, labels, class_name, test, n_cases)
-        outputs[f"{stem}.tex"] = tables.pvalue_latex(pairs, labels, class_name, test, n_cases)
-        outputs[f"{stem}.csv"] = tables.pvalue_csv(pairs, class_name, test)
+        outputs[f"{stem}.md"] = tables.pvalue_markdown(pairs, labels, class_name, method, n_cases, metric,
+                                                       theirs, source)
+        outputs[f"{stem}.tex"] = tables.pvalue_latex(pairs, labels, class_name, method, n_cases, metric,
+                                                     theirs, source)
+        outputs[f"{stem}.csv"] = tables.pvalue_csv(pairs, class_name, method, metric, theirs)
     return outputs
 
 
@@ -106,16 +140,18 @@ def _case_figures(runs: Sequence[Run], case_ids: Sequence[str]) -> dict[str, byt
     return outputs
 
 
-def comparison_outputs(runs: Sequence[Run], test: str = "signedrank",
-                       case_ids: Sequence[str] | None = None) -> dict[str, str | bytes]:
+def comparison_outputs(runs: Sequence[Run], method: StatisticsMethod = PROJECT,
+                       case_ids: Sequence[str] | None = None,
+                       published: PublishedTable | None = None) -> dict[str, str | bytes]:
     """Every output file's name and content, built in memory.
 
     Args:
         runs: loaded and pair-checked runs (``runs.load_runs``).
-        test: pairwise test, ``"signedrank"`` (default) or ``"ranksum"``.
+        method: test and interval (``methods.PROJECT`` by default, ``methods.PAPER``).
         case_ids: cases to draw; default ``figures.default_cases``.
+        published: a paper table's numbers to show beside ours.
     """
-    outputs: dict[str, str | bytes] = dict(_table_outputs(runs, test))
+    outputs: dict[str, str | bytes] = dict(_table_outputs(runs, method, published))
     outputs["dsc_distribution.png"] = figures.dsc_distribution_png(runs)
     curves = figures.training_curves_png(runs)
     if curves is None:
@@ -134,9 +170,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="finished run folders, in table order")
     parser.add_argument("--out", required=True, metavar="DIR", help="folder for the tables and figures")
-    parser.add_argument("--test", choices=TESTS, default="signedrank",
+    parser.add_argument("--paper", action="store_true",
+                        help="the papers' statistics: Wilcoxon rank-sum (scipy.stats.ranksums), Holm over the "
+                             "pairs of one table, mean ± 95%% t interval over the fold means")
+    parser.add_argument("--test", choices=TESTS,
                         help="pairwise test on per-case DSC: paired Wilcoxon signed-rank (default) "
-                             "or the papers' Wilcoxon rank-sum")
+                             "or the papers' Wilcoxon rank-sum (default with --paper)")
+    parser.add_argument("--interval", choices=INTERVALS,
+                        help="what the ± is over: cases (default) or fold means (default with --paper)")
+    parser.add_argument("--published", choices=sorted(PUBLISHED), metavar="TABLE",
+                        help="put this paper table's published numbers beside ours: "
+                             + ", ".join(sorted(PUBLISHED)))
     parser.add_argument("--cases", nargs="+", metavar="ID",
                         help="cases to draw under every loss (default: lowest, median, highest DSC)")
     return parser
@@ -153,7 +197,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         unknown = [case_id for case_id in args.cases if case_id not in set(runs[0].case_ids())]
         if unknown:
             raise UnifocalError(f"--cases: not scored in the runs: {name_list(unknown)}")
-    outputs = comparison_outputs(runs, args.test, args.cases)
+    method = choose_method(args.paper, args.test, args.interval)
+    if method.interval == "folds" and runs[0].scores["fold"].nunique() < 2:
+        raise UnifocalError("--interval folds: the runs scored their cases in fewer than two folds")
+    published = PUBLISHED[args.published] if args.published else None
+    outputs = comparison_outputs(runs, method, args.cases, published)
     for name, content in outputs.items():
         write_atomically(out_dir / name, content)
     print("\n".join(content for name, content in outputs.items() if name.endswith(".md")))

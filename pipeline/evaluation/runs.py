@@ -32,7 +32,8 @@ class Run:
     """One finished ``run-experiment`` output folder.
 
     ``data`` is the config's data section, ``regions`` its
-    ``evaluation.regions`` (composite regions scored beside the classes).
+    ``evaluation.regions`` (composite regions scored beside the classes),
+    ``deep_supervision`` its ``model.deep_supervision``.
     ``label`` names the run in tables and figures: the loss name made readable
     (``focal_tversky`` -> ``Focal Tversky``), followed by the experiment name
     in parentheses when two runs share a loss.
@@ -47,6 +48,7 @@ class Run:
     regions: dict
     scores: pd.DataFrame
     logs: dict[int, pd.DataFrame] = field(default_factory=dict)
+    deep_supervision: bool = False
 
     @property
     def dataset(self) -> str:
@@ -65,7 +67,7 @@ class Run:
         return list(dict.fromkeys(self.scores["class"]))
 
     def per_case(self, class_name: str, metric: str = "dsc") -> pd.Series:
-        """One class's metric per case, indexed by case id in sorted order."""
+        """One class's metric (or ``"fold"``) per case, indexed by case id in sorted order."""
         rows = self.scores[self.scores["class"] == class_name]
         return rows.set_index("case")[metric].sort_index()
 
@@ -205,6 +207,8 @@ def read_run(run_dir: Path | str) -> Run:
         regions=regions,
         scores=read_metrics(path / "metrics.csv"),
         logs=read_training_logs(path),
+        deep_supervision=_config_value(config, "model.deep_supervision", config_path, default=False,
+                                       required=False) is True,
     )
 
 

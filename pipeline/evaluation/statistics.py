@@ -1,17 +1,29 @@
 """Confidence intervals and pairwise tests for comparing losses (SPEC.md section 3).
 
-* Confidence interval of a mean over cases: the Student t interval
+* Confidence interval of a mean: the Student t interval
   ``mean ± t_{0.975, n-1} · s / sqrt(n)`` with ``s`` the sample standard
   deviation (``ddof=1``); the same numbers as ``scipy.stats.t.interval``.
-* Pairwise tests on per-case DSC, two-sided, every pair of losses:
+  Over cases (the project's default) or over the fold means (the papers' ±;
+  ``fold_means``), as ``pipeline.evaluation.methods`` chooses.
+* Pairwise tests on per-case scores, two-sided, every pair of losses:
   ``"signedrank"`` (default) is the paired Wilcoxon signed-rank test
   ``scipy.stats.wilcoxon(row, column)``, sound because every loss is scored on
   the same cases; ``"ranksum"`` is the unpaired Wilcoxon rank-sum test
-  ``scipy.stats.ranksums(row, column)`` that the Mixed Focal paper names.
+  ``scipy.stats.ranksums(row, column)`` that the Mixed Focal paper names
+  ("pair-wise Wilcoxon rank sum tests", computed with SciPy): SciPy's function
+  of that name, a normal approximation whose variance is *not* corrected for
+  ties (tied values get average ranks) and has no continuity correction.
   Both are called with scipy's defaults, so zero differences and ties are
   handled exactly as scipy handles them.
-* The p-values of all pairs of one class are adjusted together with
-  Holm–Bonferroni (Holm 1979) via ``statsmodels``' ``multipletests``.
+* ``statistic`` means one thing per test (``STATISTIC_DESCRIPTIONS``):
+  signed-rank: ``W+ − W−``, the sum of the ranks of the positive minus that of
+  the negative differences row − column (zero differences dropped, as scipy's
+  default ``zero_method="wilcox"``; ties get average ranks), whose sign is the
+  direction of the result; rank-sum: scipy's z statistic, positive when the
+  row's values rank higher.
+* The p-values of all pairs of one table (one class of one comparison) are
+  adjusted together with Holm–Bonferroni (Holm 1979) via ``statsmodels``'
+  ``multipletests``.
 
 References: Wilcoxon, F. (1945) Individual comparisons by ranking methods;
 Holm, S. (1979) A simple sequentially rejective multiple test procedure.
@@ -36,9 +48,16 @@ TEST_DESCRIPTIONS = {
     "ranksum": "two-sided Wilcoxon rank-sum test (scipy.stats.ranksums)",
 }
 
+STATISTIC_DESCRIPTIONS = {
+    "signedrank": "W+ − W−: rank sum of the positive minus that of the negative per-case differences row − column "
+                  "(zero differences dropped, ties averaged)",
+    "ranksum": "z of scipy.stats.ranksums(row, column): positive when the row's per-case values rank higher",
+}
+"""What the ``statistic`` of a ``PairTest`` is, per test; its sign is the direction of the result."""
+
 SIGN_DESCRIPTIONS = {
-    "signedrank": "sign of the median per-case DSC difference row − column",
-    "ranksum": "sign of the rank-sum statistic of row against column",
+    "signedrank": "sign of W+ − W− of the per-case differences row − column",
+    "ranksum": "sign of the rank-sum z statistic of row against column",
 }
 
 STAR_THRESHOLDS = ((0.001, "***"), (0.01, "**"), (0.05, "*"))
@@ -79,13 +98,34 @@ def t_confidence_interval(values: Sequence[float], confidence: float = 0.95) -> 
     return ConfidenceInterval(mean, half_width, mean - half_width, mean + half_width, n)
 
 
+def fold_means(values: Sequence[float], folds: Sequence[int]) -> np.ndarray:
+    """Mean of ``values`` per fold, in ascending fold order (the papers' ± is over these)."""
+    values = np.asarray(values, dtype=np.float64)
+    folds = np.asarray(folds)
+    if values.shape != folds.shape:
+        raise ValueError(f"{values.size} values but {folds.size} fold numbers")
+    return np.array([values[folds == fold].mean() for fold in np.unique(folds)])
+
+
+def signed_rank_sums(row: Sequence[float], column: Sequence[float]) -> tuple[float, float]:
+    """``(W+, W−)``: rank sums of the positive and of the negative differences ``row − column``.
+
+    Zero differences are dropped and ties get average ranks, as in
+    ``scipy.stats.wilcoxon``'s default; two-sided scipy reports ``min(W+, W−)``.
+    """
+    differences = np.asarray(row, dtype=np.float64) - np.asarray(column, dtype=np.float64)
+    differences = differences[differences != 0]
+    ranks = stats.rankdata(np.abs(differences))
+    return float(ranks[differences > 0].sum()), float(ranks[differences < 0].sum())
+
+
 @dataclass(frozen=True)
 class PairTest:
     """One test of ``row`` against ``column`` on per-case scores.
 
-    ``sign`` is +1 when ``row`` scores higher, -1 when lower, 0 when the
-    direction is undecided (see ``SIGN_DESCRIPTIONS``). ``p_value`` is
-    unadjusted; ``p_adjusted`` the Holm-adjusted value within its family.
+    ``statistic`` is ``STATISTIC_DESCRIPTIONS[test]``. ``sign`` is its sign:
+    +1 when ``row`` scores higher, -1 when lower, 0 when neither. ``p_value``
+    is unadjusted; ``p_adjusted`` the Holm-adjusted value within its family.
     """
 
     row: str
@@ -98,6 +138,8 @@ class PairTest:
 
 def compare_pair(row: Sequence[float], column: Sequence[float], test: str = "signedrank") -> tuple[float, float, int]:
     """Two-sided test of ``row`` against ``column``: ``(statistic, p_value, sign)``.
+
+    ``statistic`` is ``STATISTIC_DESCRIPTIONS[test]`` and ``sign`` its sign.
 
     Args:
         row, column: per-case scores; for ``"signedrank"`` the same cases in
@@ -115,17 +157,17 @@ def compare_pair(row: Sequence[float], column: Sequence[float], test: str = "sig
         with warnings.catch_warnings():
             # scipy warns about dividing by a zero variance when all differences are zero.
             warnings.simplefilter("ignore", RuntimeWarning)
-            result = stats.wilcoxon(row, column)
-        sign = int(np.sign(np.median(row - column)))
+            p_value = float(stats.wilcoxon(row, column).pvalue)
+        w_plus, w_minus = signed_rank_sums(row, column)
+        statistic = w_plus - w_minus
     elif test == "ranksum":
         result = stats.ranksums(row, column)
-        sign = int(np.sign(result.statistic))
+        statistic, p_value = float(result.statistic), float(result.pvalue)
     else:
         raise ValueError(f"unknown test {test!r}; choose one of: {', '.join(TESTS)}")
-    p_value = float(result.pvalue)
     if np.isnan(p_value):
         p_value = 1.0
-    return float(result.statistic), p_value, sign
+    return statistic, p_value, int(np.sign(statistic))
 
 
 def holm_adjust(p_values: Sequence[float]) -> np.ndarray:

@@ -2,38 +2,66 @@
 
 * Performance (Tables 1 and 3 of the Mixed Focal paper): one row per loss,
   one column per class and metric, ``mean ± half-width`` of the 95 % Student t
-  interval over cases (``statistics.t_confidence_interval``); the best mean of
-  each column, compared as displayed, in bold.
+  interval over cases or over fold means (``pipeline.evaluation.methods``);
+  the best mean of each column, compared exactly as printed, in bold.
 * p-values (Tables 2 and 4): one matrix per class, row loss against column
-  loss in the lower triangle, Holm-adjusted p-values with the sign of the
+  loss in the lower triangle, Holm-adjusted p-values with the direction of the
   effect and stars (``statistics.pairwise_tests``).
+* Where a paper table's numbers survived (``pipeline.evaluation.published``),
+  a "published" row and an "ours − published" row follow our row, and the
+  p-value file lists the published p-values beside ours.
+
+The metric is a parameter everywhere: ``METRIC_TITLES`` names it and
+``LOWER_IS_BETTER`` says which direction is better (a lower-is-better metric
+such as HD95 bolds the lowest mean and turns (+) into "row lower").
 """
 
 from __future__ import annotations
 
 import io
 import math
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import pandas as pd
 
+from pipeline.evaluation.methods import PROJECT, StatisticsMethod
 from pipeline.evaluation.metrics import METRICS
+from pipeline.evaluation.published import PublishedValue
 from pipeline.evaluation.runs import Run
 from pipeline.evaluation.statistics import (
     SIGN_DESCRIPTIONS,
+    STATISTIC_DESCRIPTIONS,
     TEST_DESCRIPTIONS,
     PairTest,
+    fold_means,
     significance_stars,
     t_confidence_interval,
 )
 
 METRIC_TITLES = {"dsc": "DSC", "precision": "Precision", "recall": "Recall"}
+"""Column titles per metric; a metric not listed is shown upper-cased."""
+
+LOWER_IS_BETTER: frozenset[str] = frozenset()
+"""Metrics for which a lower value is better (distances such as ``"hd95"``); all others: higher."""
+
 SIGN_TEXT = {1: "+", -1: "−", 0: "="}
 LATEX_SPECIALS = {
     "\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#",
     "_": r"\_", "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
     "<": "$<$", ">": "$>$", "±": r"$\pm$", "−": "$-$", "–": "--",
 }
+LATEX_PREAMBLE_NOTE = r"% needs \usepackage{booktabs} (\toprule, \midrule, \bottomrule)"
+
+PublishedRows = Mapping[str, Mapping[tuple[str, str], PublishedValue]]
+"""Run label -> {(class, metric): published value}, for the rows that have one."""
+
+
+def metric_title(metric: str) -> str:
+    return METRIC_TITLES.get(metric, metric.upper())
+
+
+def higher_is_better(metric: str) -> bool:
+    return metric not in LOWER_IS_BETTER
 
 
 def latex_escape(text: str) -> str:
@@ -49,6 +77,7 @@ def _markdown_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> st
 
 def _latex_table(caption: str, label: str, headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     lines = [
+        LATEX_PREAMBLE_NOTE,
         r"\begin{table}[ht]",
         r"\centering",
         rf"\caption{{{caption}}}",
@@ -71,75 +100,123 @@ def _csv(frame: pd.DataFrame) -> str:
     return buffer.getvalue()
 
 
+def format_number(value: float, decimals: int) -> str:
+    """The one rounding every table uses, for printing and for choosing the bold cell."""
+    return f"{value:.{decimals}f}"
+
+
+def format_difference(value: float, decimals: int) -> str:
+    text = format_number(value, decimals)
+    return text if text.startswith("-") else f"+{text}"
+
+
 # --- performance -----------------------------------------------------------------------------
 
-def performance_summary(runs: Sequence[Run], confidence: float = 0.95) -> pd.DataFrame:
-    """Mean and confidence interval per loss, class and metric, over cases.
+def performance_summary(runs: Sequence[Run], method: StatisticsMethod = PROJECT,
+                        metrics: Sequence[str] = METRICS) -> pd.DataFrame:
+    """Mean and confidence interval per loss, class and metric.
 
-    Returns one row per ``(loss, class, metric)`` in table order with columns
-    ``loss, class, metric, n, mean, ci_low, ci_high, ci_half_width``.
+    Over cases (``method.interval == "cases"``) or over the fold means
+    (``"folds"``; the mean is then the mean of the fold means). Returns one row
+    per ``(loss, class, metric)`` in table order with columns ``loss, class,
+    metric, interval, n, mean, ci_low, ci_high, ci_half_width``; ``n`` counts
+    the values the interval is over (cases or folds).
     """
     rows = []
     for run in runs:
         for class_name in run.class_names():
-            for metric in METRICS:
-                interval = t_confidence_interval(run.per_case(class_name, metric), confidence)
+            folds = run.per_case(class_name, "fold").to_numpy()
+            for metric in metrics:
+                values = run.per_case(class_name, metric).to_numpy()
+                if method.interval == "folds":
+                    values = fold_means(values, folds)
+                interval = t_confidence_interval(values, method.confidence)
                 rows.append({
-                    "loss": run.label, "class": class_name, "metric": metric, "n": interval.n,
-                    "mean": interval.mean, "ci_low": interval.low, "ci_high": interval.high,
+                    "loss": run.label, "class": class_name, "metric": metric, "interval": method.interval,
+                    "n": interval.n, "mean": interval.mean, "ci_low": interval.low, "ci_high": interval.high,
                     "ci_half_width": interval.half_width,
                 })
     return pd.DataFrame(rows)
 
 
-def _performance_cells(summary: pd.DataFrame, decimals: int, plus_minus: str, bold: str):
-    """Headers ``(class, metric)`` and rows of formatted cells, best of each column bold."""
+def _interval_text(mean: float, half_width: float | None, decimals: int, plus_minus: str) -> str:
+    if half_width is None or math.isnan(half_width):
+        width = "n/a" if half_width is not None else ""
+        return format_number(mean, decimals) + (f"{plus_minus}{width}" if width else "")
+    return f"{format_number(mean, decimals)}{plus_minus}{format_number(half_width, decimals)}"
+
+
+def _performance_rows(summary: pd.DataFrame, decimals: int, plus_minus: str, bold: str,
+                      published: PublishedRows) -> tuple[list[tuple[str, str]], list[tuple[str, list[str]]]]:
+    """Columns ``(class, metric)`` and rows of formatted cells; the best printed mean of each column bold.
+
+    Published values add a ``"<loss>, published"`` row and a ``"<loss>, ours − published"`` row
+    (difference of the means, '–' where nothing was published).
+    """
     columns = list(dict.fromkeys(zip(summary["class"], summary["metric"])))
     losses = list(dict.fromkeys(summary["loss"]))
     table = summary.set_index(["loss", "class", "metric"])
-    best = {column: table.xs(column, level=("class", "metric"))["mean"].round(decimals).max() for column in columns}
+    best = {}
+    for column in columns:
+        printed = [float(format_number(mean, decimals)) for mean in table.xs(column, level=("class", "metric"))["mean"]]
+        best[column] = max(printed) if higher_is_better(column[1]) else min(printed)
     rows = []
     for loss in losses:
         cells = []
         for column in columns:
             mean, half_width = table.loc[(loss, *column), ["mean", "ci_half_width"]]
-            width = "n/a" if math.isnan(half_width) else f"{half_width:.{decimals}f}"
-            text = f"{mean:.{decimals}f}{plus_minus}{width}"
-            cells.append(bold.format(text) if round(mean, decimals) == best[column] else text)
+            text = _interval_text(mean, half_width, decimals, plus_minus)
+            cells.append(bold.format(text) if float(format_number(mean, decimals)) == best[column] else text)
         rows.append((loss, cells))
+        if loss in published:
+            values = published[loss]
+            rows.append((f"{loss}, published", [
+                _interval_text(values[column].mean, values[column].half_width, decimals, plus_minus)
+                if column in values else "–" for column in columns]))
+            rows.append((f"{loss}, ours − published", [
+                format_difference(table.loc[(loss, *column), "mean"] - values[column].mean, decimals)
+                if column in values else "–" for column in columns]))
     return columns, rows
 
 
-def _performance_caption(summary: pd.DataFrame, confidence: float, latex: bool) -> str:
+def _performance_caption(summary: pd.DataFrame, method: StatisticsMethod, published_source: str | None,
+                         latex: bool) -> str:
     n = int(summary["n"].max())
-    percent = f"{confidence * 100:g}"
-    if latex:
-        return (
-            rf"Performance per loss: mean $\pm$ half-width of the {percent}\% confidence interval over "
-            rf"$n = {n}$ cases (Student $t$ interval, $\bar{{x}} \pm t_{{{(1 + confidence) / 2:g},\,n-1}}\,s/\sqrt{{n}}$). "
-            r"Bold: highest mean of each column."
-        )
-    return (
-        f"Performance per loss: mean ± half-width of the {percent}% confidence interval over "
-        f"n = {n} cases (Student t interval, mean ± t_{(1 + confidence) / 2:g},n−1 · s/√n). "
-        "Bold: highest mean of each column."
+    quantile = (1 + method.confidence) / 2
+    formula = (rf"$\bar{{x}} \pm t_{{{quantile:g},\,n-1}}\,s/\sqrt{{n}}$" if latex
+               else f"mean ± t_{quantile:g},n−1 · s/√n")
+    metrics = list(dict.fromkeys(summary["metric"]))
+    lower = [metric_title(metric) for metric in metrics if not higher_is_better(metric)]
+    text = latex_escape if latex else str
+    caption = (
+        text(f"Performance per loss: mean ± half-width of the {method.interval_text(n)} (") + formula
+        + text(("; the mean is the mean of the fold means" if method.interval == "folds" else "")
+               + "). Bold: best mean of each column as printed (highest"
+               + (f"; lowest for {', '.join(lower)}). " if lower else "). ") + method.sentence())
     )
+    if published_source:
+        caption += text(f" Published: {published_source}; '–' where no value survived.")
+    return caption
 
 
-def performance_markdown(summary: pd.DataFrame, confidence: float = 0.95, decimals: int = 3) -> str:
+def performance_markdown(summary: pd.DataFrame, method: StatisticsMethod = PROJECT, decimals: int = 3,
+                         published: PublishedRows | None = None, published_source: str | None = None) -> str:
     """The performance table in Markdown, caption first."""
-    columns, rows = _performance_cells(summary, decimals, " ± ", "**{}**")
-    headers = ["Loss", *(f"{METRIC_TITLES[metric]} {class_name}" for class_name, metric in columns)]
+    columns, rows = _performance_rows(summary, decimals, " ± ", "**{}**", published or {})
+    headers = ["Loss", *(f"{metric_title(metric)} {class_name}" for class_name, metric in columns)]
     table = _markdown_table(headers, [[loss, *cells] for loss, cells in rows])
-    return f"Table: {_performance_caption(summary, confidence, latex=False)}\n\n{table}\n"
+    return f"Table: {_performance_caption(summary, method, published_source, latex=False)}\n\n{table}\n"
 
 
-def performance_latex(summary: pd.DataFrame, confidence: float = 0.95, decimals: int = 3) -> str:
+def performance_latex(summary: pd.DataFrame, method: StatisticsMethod = PROJECT, decimals: int = 3,
+                      published: PublishedRows | None = None, published_source: str | None = None) -> str:
     """The performance table as a LaTeX booktabs ``table`` environment."""
-    columns, rows = _performance_cells(summary, decimals, r" $\pm$ ", r"\textbf{{{}}}")
-    headers = ["Loss", *(f"{METRIC_TITLES[metric]} {latex_escape(class_name)}" for class_name, metric in columns)]
-    body = [[latex_escape(loss), *cells] for loss, cells in rows]
-    return _latex_table(_performance_caption(summary, confidence, latex=True), "tab:performance", headers, body) + "\n"
+    columns, rows = _performance_rows(summary, decimals, r" $\pm$ ", r"\textbf{{{}}}", published or {})
+    headers = ["Loss", *(f"{metric_title(metric)} {latex_escape(class_name)}" for class_name, metric in columns)]
+    body = [[latex_escape(loss), *(cell if "$" in cell or "textbf" in cell else latex_escape(cell) for cell in cells)]
+            for loss, cells in rows]
+    caption = _performance_caption(summary, method, published_source, latex=True)
+    return _latex_table(caption, "tab:performance", headers, body) + "\n"
 
 
 def performance_csv(summary: pd.DataFrame) -> str:
@@ -157,6 +234,11 @@ def format_p_value(p_value: float, latex: bool = False) -> str:
     return rf"${mantissa} \times 10^{{{int(exponent)}}}$" if latex else f"{mantissa}e{exponent}"
 
 
+def better_sign(pair: PairTest, metric: str) -> int:
+    """+1 when the row loss is better on ``metric``, -1 when worse, 0 when neither."""
+    return pair.sign if higher_is_better(metric) else -pair.sign
+
+
 def _pvalue_rows(tests: Sequence[PairTest], labels: Sequence[str], cell, diagonal: str) -> list[list[str]]:
     """Square matrix over ``labels``: tests in the lower triangle, ``diagonal`` on the diagonal."""
     by_pair = {(test.row, test.column): test for test in tests}
@@ -170,48 +252,88 @@ def _pvalue_rows(tests: Sequence[PairTest], labels: Sequence[str], cell, diagona
     ]
 
 
-def _pvalue_caption(class_name: str, test: str, n_cases: int, n_pairs: int) -> str:
+def _pvalue_caption(class_name: str, method: StatisticsMethod, n_cases: int, n_pairs: int, metric: str) -> str:
+    direction = "higher" if higher_is_better(metric) else "lower"
     return (
-        f"Holm–Bonferroni adjusted p-values over {n_pairs} pairs, {class_name} DSC, n = {n_cases} cases: "
-        f"{TEST_DESCRIPTIONS[test]}. Row loss compared with column loss: (+) row better, (−) row worse, "
-        f"(=) no direction; {SIGN_DESCRIPTIONS[test]}. * p < 0.05, ** p < 0.01, *** p < 0.001."
+        f"Holm–Bonferroni adjusted p-values over the {n_pairs} pair{'' if n_pairs == 1 else 's'} of this table, "
+        f"{class_name} "
+        f"{metric_title(metric)}, n = {n_cases} cases: {TEST_DESCRIPTIONS[method.test]}. Row loss compared with "
+        f"column loss: (+) row better ({direction} {metric_title(metric)}), (−) row worse, (=) neither; "
+        f"{SIGN_DESCRIPTIONS[method.test]}. * p < 0.05, ** p < 0.01, *** p < 0.001. {method.sentence()}"
     )
 
 
-def pvalue_markdown(tests: Sequence[PairTest], labels: Sequence[str], class_name: str, test: str, n_cases: int) -> str:
-    """One class's p-value matrix in Markdown, caption first."""
+def _published_pvalue_rows(tests: Sequence[PairTest], published: Mapping[tuple[str, str], float]) -> list[list[str]]:
+    """Row, column, ours, published and ours − published for every published pair we computed."""
+    rows = []
+    for pair in tests:
+        if (pair.row, pair.column) in published:
+            theirs = published[pair.row, pair.column]
+            rows.append([pair.row, pair.column, format_p_value(pair.p_adjusted), format_p_value(theirs),
+                         format_difference(pair.p_adjusted - theirs, 3)])
+    return rows
+
+
+PUBLISHED_PVALUE_HEADERS = ["Row", "Column", "Ours", "Published", "Ours − published"]
+
+
+def pvalue_markdown(tests: Sequence[PairTest], labels: Sequence[str], class_name: str,
+                    method: StatisticsMethod, n_cases: int, metric: str = "dsc",
+                    published: Mapping[tuple[str, str], float] | None = None,
+                    published_source: str | None = None) -> str:
+    """One class's p-value matrix in Markdown, caption first; the published p-values after it."""
     rows = _pvalue_rows(
         tests, labels,
-        lambda pair: f"{format_p_value(pair.p_adjusted)}{significance_stars(pair.p_adjusted)} ({SIGN_TEXT[pair.sign]})",
+        lambda pair: (f"{format_p_value(pair.p_adjusted)}{significance_stars(pair.p_adjusted)} "
+                      f"({SIGN_TEXT[better_sign(pair, metric)]})"),
         diagonal="–",
     )
     table = _markdown_table(["", *labels], rows)
-    return f"Table: {_pvalue_caption(class_name, test, n_cases, len(tests))}\n\n{table}\n"
+    text = f"Table: {_pvalue_caption(class_name, method, n_cases, len(tests), metric)}\n\n{table}\n"
+    published_rows = _published_pvalue_rows(tests, published or {})
+    if published_rows:
+        text += (f"\nTable: Published adjusted p-values beside ours ({published_source}).\n\n"
+                 f"{_markdown_table(PUBLISHED_PVALUE_HEADERS, published_rows)}\n")
+    return text
 
 
-def pvalue_latex(tests: Sequence[PairTest], labels: Sequence[str], class_name: str, test: str, n_cases: int) -> str:
-    """One class's p-value matrix as a LaTeX booktabs ``table`` environment."""
+def pvalue_latex(tests: Sequence[PairTest], labels: Sequence[str], class_name: str,
+                 method: StatisticsMethod, n_cases: int, metric: str = "dsc",
+                 published: Mapping[tuple[str, str], float] | None = None,
+                 published_source: str | None = None) -> str:
+    """One class's p-value matrix as a LaTeX booktabs ``table``; the published p-values as a second one."""
     rows = _pvalue_rows(
         tests, labels,
         lambda pair: (
             f"{format_p_value(pair.p_adjusted, latex=True)}{significance_stars(pair.p_adjusted)} "
-            f"({latex_escape(SIGN_TEXT[pair.sign])})"
+            f"({latex_escape(SIGN_TEXT[better_sign(pair, metric)])})"
         ),
         diagonal="--",
     )
     rows = [[latex_escape(label), *cells] for label, *cells in rows]
-    caption = latex_escape(_pvalue_caption(class_name, test, n_cases, len(tests)))
+    caption = latex_escape(_pvalue_caption(class_name, method, n_cases, len(tests), metric))
     headers = ["", *(latex_escape(label) for label in labels)]
-    return _latex_table(caption, f"tab:pvalues-{class_name}", headers, rows) + "\n"
+    text = _latex_table(caption, f"tab:pvalues-{class_name}", headers, rows) + "\n"
+    published_rows = _published_pvalue_rows(tests, published or {})
+    if published_rows:
+        text += _latex_table(
+            latex_escape(f"Published adjusted p-values beside ours ({published_source})."),
+            f"tab:pvalues-{class_name}-published", [latex_escape(h) for h in PUBLISHED_PVALUE_HEADERS],
+            [[latex_escape(cell) for cell in row] for row in published_rows]) + "\n"
+    return text
 
 
-def pvalue_csv(tests: Sequence[PairTest], class_name: str, test: str) -> str:
-    """One class's tests unrounded: statistic, raw and adjusted p-value, sign."""
+def pvalue_csv(tests: Sequence[PairTest], class_name: str, method: StatisticsMethod, metric: str = "dsc",
+               published: Mapping[tuple[str, str], float] | None = None) -> str:
+    """One class's tests unrounded: statistic (defined in its own column), raw and adjusted p-value, sign."""
+    published = published or {}
     return _csv(pd.DataFrame([
         {
-            "class": class_name, "row": pair.row, "column": pair.column, "test": test,
-            "statistic": pair.statistic, "p_value": pair.p_value,
-            "p_holm": pair.p_adjusted, "sign": pair.sign,
+            "class": class_name, "metric": metric, "row": pair.row, "column": pair.column, "test": method.test,
+            "statistic": pair.statistic, "statistic_definition": STATISTIC_DESCRIPTIONS[method.test],
+            "p_value": pair.p_value, "p_holm": pair.p_adjusted, "family_size": len(tests), "sign": pair.sign,
+            "row_better": better_sign(pair, metric),
+            "p_holm_published": published.get((pair.row, pair.column), float("nan")),
         }
         for pair in tests
     ]))
