@@ -1,8 +1,9 @@
-"""``run-experiment CONFIG [--fold K] [--set a.b=value ...] [--print-run-dir]``.
+"""``run-experiment CONFIG [--fold K] [--set a.b=value ...] [--sweep a.b=v1,v2 ...] [--print-run-dir]``.
 
 Trains, cross-validates and scores one experiment config (see
-``pipeline.experiment``). Running the same command again skips finished folds
-and resumes an unfinished one from its last epoch.
+``pipeline.experiment``), or with ``--sweep`` one run per combination of the
+swept values (see ``pipeline.sweep``). Running the same command again skips
+finished folds and resumes an unfinished one from its last epoch.
 """
 
 from __future__ import annotations
@@ -22,14 +23,21 @@ def parse_arguments(argv=None) -> argparse.Namespace:
                         help="run only fold K (0-based; repeatable); metrics are collected once all folds are done")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config value, e.g. --set training.epochs=3 (repeatable)")
+    parser.add_argument("--sweep", dest="sweeps", action="append", default=[], metavar="KEY=V1,V2,...",
+                        help="run once per value (repeatable: every combination), e.g. "
+                             "--sweep loss.params.gamma=0.1,0.3,0.5; runs go to "
+                             "<output_root>/<name>-sweep/")
     parser.add_argument("--print-run-dir", action="store_true",
-                        help="print <experiment.output_root>/<experiment.name> and exit")
+                        help="print <experiment.output_root>/<experiment.name> (with --sweep: the sweep folder) "
+                             "and exit")
     return parser.parse_args(argv)
 
 
 @exits_cleanly
 def main(argv=None) -> int:
     arguments = parse_arguments(argv)
+    if arguments.sweeps:
+        return _run_sweep(arguments)
     from pipeline.config import load_config
 
     config = load_config(arguments.config, arguments.overrides)
@@ -39,6 +47,26 @@ def main(argv=None) -> int:
     from pipeline.experiment import run_experiment
 
     run_experiment(config, folds=arguments.fold)
+    return 0
+
+
+def _run_sweep(arguments: argparse.Namespace) -> int:
+    """Every member of the sweep in order; finished folds are skipped, as for one run."""
+    from pipeline.sweep import claim_sweep_folder, expand_sweep
+
+    sweep = expand_sweep(arguments.config, arguments.sweeps, arguments.overrides)
+    if arguments.print_run_dir:
+        print(sweep.folder)
+        return 0
+    from pipeline.experiment import run_experiment
+
+    claim_sweep_folder(sweep)
+    for number, member in enumerate(sweep.members, start=1):
+        setting = ", ".join(f"{key}={value}" for key, value in member.values.items())
+        print(f"sweep {number}/{len(sweep.members)}: {member.name} ({setting})", flush=True)
+        run_experiment(member.config, folds=arguments.fold)
+    print(f"sweep: {len(sweep.members)} runs in {sweep.folder}; compare them with sweep-report {sweep.folder}",
+          flush=True)
     return 0
 
 

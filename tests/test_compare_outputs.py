@@ -153,7 +153,7 @@ def test_command_writes_every_output_and_prints_the_markdown(fixture_runs, tmp_p
     assert main([*map(str, fixture_runs), "--out", str(out)]) == 0
     written = sorted(path.name for path in out.iterdir())
     assert written == sorted([
-        "performance.md", "performance.tex", "performance.csv", "runs.csv", "dsc_distribution.png",
+        "performance.md", "performance.tex", "performance.csv", "runs.csv", "per_case.csv", "dsc_distribution.png",
         "training_curves.png", *(f"pvalues_{c}.{e}" for c in ("kidney", "tumour") for e in ("md", "tex", "csv")),
     ])
     captured = capsys.readouterr()
@@ -172,6 +172,10 @@ def test_command_writes_every_output_and_prints_the_markdown(fixture_runs, tmp_p
         ("Combo", "Dice"), ("Focal", "Dice"), ("Focal", "Combo")]
     runs = pd.read_csv(out / "runs.csv")
     assert list(runs["loss"]) == ["dice", "combo", "focal"]
+    per_case = pd.read_csv(out / "per_case.csv", dtype={"case": str})
+    assert list(per_case.columns[:4]) == ["loss", "case", "fold", "class"]
+    tumour = per_case[(per_case["loss"] == "Focal") & (per_case["class"] == "tumour")]
+    assert list(tumour["dsc"]) == [row[3] for row in FIXTURE_SCORES["focal"]]
     assert not list(out.glob(".*"))  # no temporary files left behind
 
 

@@ -23,6 +23,8 @@ Outputs in DIR:
   pairs). Needs at least two runs and two cases; otherwise skipped with a notice.
 * ``runs.csv``: which run folder, loss, hyperparameters and experiment each
   table row comes from.
+* ``per_case.csv``: every run's per-case scores with its table label in a
+  ``loss`` column (what ``rank-losses`` ranks across data sets).
 * ``dsc_distribution.png``, ``training_curves.png`` and ``case_<case_id>.png``
   (see ``pipeline.evaluation.figures``). Case figures need the data set
   (``data.root``) and the predictions; without them they are skipped with a
@@ -70,6 +72,12 @@ def _runs_csv(runs: Sequence[Run]) -> str:
     return frame.to_csv(index=False, lineterminator="\n")
 
 
+def _per_case_csv(runs: Sequence[Run]) -> str:
+    frame = pd.concat([run.scores.assign(loss=run.label) for run in runs], ignore_index=True)
+    return frame[["loss", *(column for column in frame.columns if column != "loss")]].to_csv(
+        index=False, lineterminator="\n")
+
+
 def _row_key(run: Run) -> RowKey:
     return RowKey(run.loss_name, run.deep_supervision)
 
@@ -100,6 +108,7 @@ def _table_outputs(runs: Sequence[Run], method: StatisticsMethod, published: Pub
         "performance.tex": tables.performance_latex(summary, method, published=rows, published_source=source),
         "performance.csv": tables.performance_csv(summary),
         "runs.csv": _runs_csv(runs),
+        "per_case.csv": _per_case_csv(runs),
     }
     n_cases = len(runs[0].case_ids())
     if len(runs) < 2 or n_cases < 2:
