@@ -13,6 +13,7 @@ import tensorflow as tf
 from losses.base import SegmentationLoss, checked_range
 from losses.cross_entropy import voxel_cross_entropy
 from losses.registry import register
+from losses.sorting import kth_largest, sort_on_host
 
 
 @register("topk")
@@ -22,6 +23,9 @@ class TopKLoss(SegmentationLoss):
     ``L = 1/K sum_{i in top K} (-sum_c g_ic log p_ic)`` with
     ``K = max(1, floor(N * k / 100))`` per sample. Easy voxels (most of the
     background) then stop contributing, which counters class imbalance.
+    On a CPU the threshold (the K-th largest value) comes from NumPy's
+    linear-time selection (:mod:`losses.sorting`), on a GPU or under XLA
+    from ``tf.math.top_k``.
 
     Args:
         k: percentage of the voxels of each sample that are kept, in (0, 100];
@@ -39,8 +43,17 @@ class TopKLoss(SegmentationLoss):
         flat = tf.reshape(per_voxel, [tf.shape(per_voxel)[0], -1])
         voxels = tf.cast(tf.shape(flat)[1], tf.float64)
         kept = tf.maximum(1, tf.cast(tf.floor(voxels * self.k / 100.0), tf.int32))
-        hardest, _ = tf.math.top_k(flat, k=kept, sorted=False)
-        return tf.reduce_mean(hardest, axis=-1)
+        if not sort_on_host():
+            hardest, _ = tf.math.top_k(flat, k=kept, sorted=False)
+            return tf.reduce_mean(hardest, axis=-1)
+        threshold = tf.numpy_function(kth_largest, [flat, kept], tf.float32, stateful=False)
+        threshold = tf.stop_gradient(tf.reshape(threshold, [-1, 1]))
+        above = tf.cast(flat > threshold, tf.float32)
+        tied = tf.cast(flat == threshold, tf.float32)
+        # Voxels equal to the threshold share the places left after those above it.
+        share = (tf.cast(kept, tf.float32) - tf.reduce_sum(above, -1, keepdims=True)) / tf.reduce_sum(
+            tied, -1, keepdims=True)
+        return tf.reduce_sum(flat * (above + share * tied), axis=-1) / tf.cast(kept, tf.float32)
 
     def _hyperparameters(self):
         return {"k": self.k}

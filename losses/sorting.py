@@ -1,0 +1,88 @@
+"""Sorting for the losses that rank voxels (Lovász-softmax, TopK): on the host when that is faster.
+
+TensorFlow sorts with ``TopKV2``, which on a CPU is an indirect comparison
+sort: 0.85-1.5 s for the 6 rows of 2 M voxels of the paper's KiTS19 batch,
+against 0.05-0.2 s for NumPy's vectorised sort of the same values. On a GPU
+(and under XLA) TensorFlow's sort is a device radix sort and a host round trip
+would stall the device. :func:`sort_on_host` decides at trace time:
+NumPy through ``tf.numpy_function`` on a CPU-only machine outside XLA,
+TensorFlow's own ops otherwise. Both give the same values; the tests check it.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import tensorflow as tf
+from tensorflow.python.ops import control_flow_util  # the XLA-context test Keras itself uses
+
+
+def in_xla_context() -> bool:
+    """True while tracing code that XLA compiles (``jit_compile=True``): no ``numpy_function`` there."""
+    return control_flow_util.GraphOrParentsInXlaContext(tf.compat.v1.get_default_graph())
+
+
+def sort_on_host() -> bool:
+    """Sort with NumPy: no GPU is visible and the graph is not XLA-compiled."""
+    return not tf.config.list_logical_devices("GPU") and not in_xla_context()
+
+
+def lovasz_weights(truth: np.ndarray, errors: np.ndarray) -> np.ndarray:
+    """Each element's Lovász gradient at its place in the descending order of ``errors``.
+
+    ``truth`` and ``errors`` are float32 ``(B, N, C)`` (``errors >= 0``); the
+    order is per sample and class. One sort of 64-bit keys per sample and
+    class, ``(descending error bits, index, truth bit)``, gives the order
+    (ties broken by index, as ``tf.math.top_k`` breaks them) and the sorted
+    truth without a gather; the gradient of
+    :func:`losses.lovasz_softmax.lovasz_gradient` (in float32, as there) is
+    then scattered back. Row by row, so that the temporaries are reused
+    rather than freshly mapped.
+    """
+    batch, count, classes = errors.shape
+    if count >= 2**31:
+        raise ValueError(f"lovasz_softmax: {count} voxels per patch; at most 2**31 - 1 are supported")
+    bits = np.ascontiguousarray(errors, np.float32).view(np.int32)  # >= 0: ordered like the values
+    inside = np.asarray(truth) > 0.5
+    shifted_index = np.arange(count, dtype=np.int64) << 1
+    position = np.arange(1, count + 1, dtype=np.float32)
+    weights = np.empty((batch, count, classes), np.float32)
+
+    def one_row(sample: int, channel: int) -> None:
+        keys = np.subtract(0x7FFFFFFF, bits[sample, :, channel], dtype=np.int64)
+        keys <<= 32
+        keys |= shifted_index
+        keys |= inside[sample, :, channel]
+        keys.sort()
+        truth_count = np.cumsum(keys & 1, dtype=np.int64).astype(np.float32)
+        total = truth_count[-1]
+        jaccard = (total - truth_count) / (total + position - truth_count)  # 1 - J
+        gradient = np.empty_like(jaccard)
+        gradient[0] = 1.0 - jaccard[0]
+        np.subtract(jaccard[:-1], jaccard[1:], out=gradient[1:])
+        keys >>= 1
+        keys &= 0x7FFFFFFF
+        weights[sample, :, channel][keys] = gradient
+
+    rows = [(sample, channel) for sample in range(batch) for channel in range(classes)]
+    list(_row_pool().map(lambda row: one_row(*row), rows))  # NumPy's sort releases the GIL
+    return weights
+
+
+@functools.lru_cache(maxsize=1)
+def _row_pool() -> ThreadPoolExecutor:
+    """Threads for independent rows, one per CPU this process may use."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return ThreadPoolExecutor(max_workers=cpus, thread_name_prefix="loss-sort")
+
+
+def kth_largest(values: np.ndarray, kept: int) -> np.ndarray:
+    """The ``kept``-th largest value of each row of a float32 ``(R, N)`` array, shape ``(R, 1)``.
+
+    ``np.partition`` selects it in linear time, without sorting.
+    """
+    count = values.shape[-1]
+    return np.partition(values, count - kept, axis=-1)[:, count - kept:count - kept + 1]
