@@ -20,6 +20,7 @@ to the working directory, as for any command-line tool.
 from __future__ import annotations
 
 import copy
+import re
 from pathlib import Path
 from typing import Any, Literal, Optional
 
@@ -58,22 +59,55 @@ class ExperimentSection(Section):
     output_root: Path = Field(Path("runs"), description="folder holding the run folders")
 
 
+class InterfaceSpec(Section):
+    """A MIScnn ``Abstract_IO`` subclass by import path, and its constructor's keyword arguments."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, populate_by_name=True,
+                              serialize_by_alias=True)
+
+    class_path: str = Field(alias="class",
+                            description="module.Class, e.g. miscnn.data_loading.interfaces.NIFTI_interface")
+    args: dict[str, Any] = Field(default_factory=dict, description="keyword arguments of the class")
+
+    @field_validator("class_path")
+    @classmethod
+    def _dotted_path(cls, path):
+        if not re.fullmatch(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)+", path):
+            raise ValueError(f"expected an import path module.Class, got {path!r}")
+        return path
+
+
 class DataSection(Section):
     """The data set as published; ``None`` means the data set's own default."""
 
-    dataset: Literal["kits19", "brats20"]
+    dataset: Literal["kits19", "brats20", "nnunet", "msd", "miscnn"]
     root: Path = Field(description="folder of the data set in the publisher's layout")
-    exclude: Optional[list[int]] = Field(
-        None, description="case numbers left out (KiTS19 default: the paper's 15, 23, 37, 68, 125, 133)")
-    modalities: Optional[list[str]] = Field(None, description="BraTS20 image channels, e.g. [t1ce]")
+    interface: Optional[InterfaceSpec] = Field(
+        None, validate_default=True,
+        description="dataset miscnn: the MIScnn I/O interface reading root, {class: ..., args: {...}}")
+    exclude: Optional[list[int | str]] = Field(
+        None, description="case numbers or ids left out (KiTS19 default: the paper's 15, 23, 37, 68, 125, 133)")
+    modalities: Optional[list[str]] = Field(
+        None, description="image channels by name, e.g. BraTS20 [t1ce]; nnunet/msd: dataset.json's names")
     label_map: Optional[dict[int, int]] = Field(
-        None, description="BraTS20 label renumbering, e.g. {4: 1}; labels not listed become 0")
+        None, description="label renumbering, e.g. BraTS20 {4: 1}; labels not listed become 0")
     exclude_without_label: Optional[bool] = Field(
-        None, description="BraTS20: leave out cases with no voxel of a mapped foreground label")
+        None, description="leave out cases with no voxel of a mapped foreground label (BraTS20 default: true)")
+
+    @field_validator("interface")
+    @classmethod
+    def _interface_for_miscnn_only(cls, interface, info: ValidationInfo):
+        dataset = info.data.get("dataset")
+        if dataset == "miscnn" and interface is None:
+            raise ValueError("required for data.dataset miscnn, e.g. {class: module.Class, args: {...}}")
+        if dataset not in (None, "miscnn") and interface is not None:
+            raise ValueError(f"only for data.dataset miscnn (data.dataset is {dataset!r})")
+        return interface
 
     def dataset_options(self) -> dict[str, Any]:
         """The keyword arguments for ``pipeline.data.open_dataset`` that are set."""
         options = {
+            "interface": None if self.interface is None else self.interface.model_dump(by_alias=True),
             "exclude": self.exclude,
             "modalities": self.modalities,
             "label_map": self.label_map,

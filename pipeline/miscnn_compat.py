@@ -14,6 +14,7 @@ import copy
 import functools
 import importlib
 import inspect
+import os
 import random
 import sys
 import threading
@@ -48,6 +49,7 @@ _stub_tensorflow_addons()
 
 import miscnn  # noqa: E402
 # Submodules the project reaches as attributes (``miscnn.data_loading.sample.Sample``).
+import miscnn.data_loading.interfaces  # noqa: E402
 import miscnn.data_loading.interfaces.abstract_io  # noqa: E402
 import miscnn.data_loading.sample  # noqa: E402
 import miscnn.processing.subfunctions.abstract_subfunction  # noqa: E402
@@ -126,8 +128,35 @@ def _fix_shared_class_state() -> None:
     miscnn.Data_IO.__init__ = data_io_with_own_seed
 
 
+def _fix_nifti_interface_spacing() -> None:
+    """``NIFTI_interface.load_image`` guesses the voxel spacing from the affine's
+    diagonal, or its anti-diagonal when the diagonal has exactly one non-zero
+    entry. For an oblique affine (a tilted MRI acquisition) it returns
+    cosine-shrunk values, for some axis permutations zeros, and where neither
+    guess applies it raises ``UnboundLocalError``. The spacing is the header's
+    zooms, in array-axis order; the volume is read as float32 (MIScnn: float64,
+    twice the memory, and the pipeline casts to float32 anyway).
+    """
+    import nibabel
+    import numpy
+
+    interface = miscnn.data_loading.interfaces.nifti_io.NIFTI_interface
+
+    @functools.wraps(interface.load_image)
+    def load_image_with_header_spacing(self, index):
+        image_path = os.path.join(self.data_directory, index)
+        if not os.path.exists(image_path):
+            raise ValueError(f'Image could not be found "{image_path}"')
+        volume = nibabel.load(os.path.join(image_path, "imaging.nii.gz"))
+        spacing = numpy.array(volume.header.get_zooms()[:3], dtype=numpy.float64)
+        return volume.get_fdata(dtype=numpy.float32), {"type": "nifti", "affine": volume.affine, "spacing": spacing}
+
+    interface.load_image = load_image_with_header_spacing
+
+
 _fix_resize_keywords()
 _fix_adam_learning_rate()
 _fix_shared_class_state()
+_fix_nifti_interface_spacing()
 
 __all__ = ["miscnn"]

@@ -19,6 +19,9 @@ _HOMES = {
     "NiftiDataset": "pipeline.data.dataset",
     "KiTS19": "pipeline.data.kits19",
     "BraTS20": "pipeline.data.brats20",
+    "NnUNetDataset": "pipeline.data.nnunet",
+    "DecathlonDataset": "pipeline.data.decathlon",
+    "InterfaceDataset": "pipeline.data.interface",
 }
 
 __all__ = sorted(_HOMES)

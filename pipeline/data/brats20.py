@@ -19,7 +19,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Iterable, Mapping
 
-from pipeline.data.dataset import CaseFiles, NiftiDataset
+from pipeline.data.dataset import CaseFiles, CaseFolderDataset
 from pipeline.data.nifti import find_nifti, is_nifti_name
 from pipeline.errors import DataError
 
@@ -30,11 +30,11 @@ PAPER_LABEL_MAP = MappingProxyType({4: 1})
 MODALITIES = ("flair", "t1", "t1ce", "t2")
 
 
-class BraTS20(NiftiDataset):
+class BraTS20(CaseFolderDataset):
     """BraTS20 training data as published.
 
     Args:
-        root: the folder holding ``BraTS20_Training_XXX/``.
+        root: the folder holding ``BraTS20_Training_XXX/``; ``None``: MIScnn's ``initialize(root)`` later.
         modalities: channels, in order; default the paper's ``("t1ce",)``.
         label_map: default the paper's ``{4: 1}``; e.g. ``{1: 1, 4: 1}`` is the tumour core.
         exclude_without_label: default True: cases with no voxel of a mapped
@@ -49,7 +49,7 @@ class BraTS20(NiftiDataset):
     case_folder_pattern = r"BraTS20_Training_\d{3}"
     case_id_format = "BraTS20_Training_{:03d}"
 
-    def __init__(self, root, *, modalities: Iterable[str] = ("t1ce",),
+    def __init__(self, root=None, *, modalities: Iterable[str] = ("t1ce",),
                  label_map: Mapping[int, int] = PAPER_LABEL_MAP, exclude_without_label: bool = True,
                  exclude: Iterable[int | str] = ()):
         super().__init__(root, modalities=modalities, label_map=label_map, exclude=exclude,

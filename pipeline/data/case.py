@@ -24,3 +24,23 @@ class Case:
     label: np.ndarray
     spacing: tuple[float, float, float]
     affine: np.ndarray
+
+
+class LabelledCases:
+    """What every data set exposes about its cases: their ids and the class names of their labels.
+
+    Subclasses set ``_case_ids`` (sorted) and ``labels`` (a ``pipeline.data.labels.LabelMapping``).
+    """
+
+    _case_ids: list[str]
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        return self.labels.class_names
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    def case_ids(self) -> list[str]:
+        return list(self._case_ids)

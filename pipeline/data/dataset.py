@@ -18,10 +18,11 @@ from typing import ClassVar, Iterable, Mapping
 
 import numpy as np
 
-from pipeline.data.case import Case
+from pipeline.data.case import Case, LabelledCases
 from pipeline.data.labels import LabelMapping
 from pipeline.data.nifti import (
     NIFTI_SUFFIXES,
+    NiftiVolume,
     check_same_grid,
     read_geometry,
     read_image,
@@ -44,37 +45,36 @@ class CaseFiles:
     mask: Path
 
 
-class NiftiDataset(Abstract_IO):
+class NiftiDataset(LabelledCases, Abstract_IO):
     """Base of the published data sets: discovery, exclusions, checked reading.
 
     Args:
-        root: folder holding the case folders, exactly as the publisher ships it.
-        modalities: image files stacked as channels, in this order.
+        root: the data set's folder, exactly as the publisher ships it. ``None``
+            defers discovery to ``initialize(root)``, as ``miscnn.Data_IO`` calls it.
+        modalities: image channels, in this order.
         label_map: published label -> class index (see ``LabelMapping``).
-        exclude: cases left out, as numbers (15) or case ids ("case_00015").
+        exclude: cases left out, as case ids (or numbers where ids are numbered).
         exclude_without_label: leave out cases whose mask has no foreground
             voxel after the label map (each is read once, when the data set opens).
     """
 
-    #: "kits19", "brats20": the name ``open_dataset`` and the config use.
+    #: "kits19", "nnunet", ...: the name ``open_dataset`` and the config use.
     name: ClassVar[str]
     #: Every label value the publisher's masks may hold besides 0, with its name.
-    source_label_names: ClassVar[Mapping[int, str]]
+    source_label_names: Mapping[int, str]
     #: Modalities a case offers.
-    available_modalities: ClassVar[tuple[str, ...]]
-    #: Full match of a case folder's name.
-    case_folder_pattern: ClassVar[str]
-    #: ``str.format`` pattern turning a case number into its case id.
-    case_id_format: ClassVar[str]
+    available_modalities: tuple[str, ...]
+    #: Name of class 0.
+    background_name: str = "background"
 
-    def __init__(self, root, *, modalities: Iterable[str], label_map: Mapping[int, int],
+    def __init__(self, root=None, *, modalities: Iterable[str], label_map: Mapping[int, int],
                  exclude: Iterable[int | str] = (), exclude_without_label: bool = False):
         modalities = tuple(modalities)
         unknown = [modality for modality in modalities if modality not in self.available_modalities]
         if not modalities or unknown or len(set(modalities)) != len(modalities):
             raise ConfigError(f"modalities: {list(modalities)} is not a non-empty list of distinct "
                               f"modalities from {list(self.available_modalities)}")
-        self.labels = LabelMapping(self.source_label_names, label_map)
+        self.labels = LabelMapping(self.source_label_names, label_map, self.background_name)
         self.modalities = modalities
         self.exclude = tuple(self.case_id_of(case) for case in exclude)
         self.exclude_without_label = bool(exclude_without_label)
@@ -83,40 +83,32 @@ class NiftiDataset(Abstract_IO):
         self.skipped_without_mask: list[str] = []
         self.excluded_without_label: list[str] = []
         super().__init__(channels=len(modalities), classes=len(self.labels.class_names), three_dim=True)
-        self.root = Path(root)
+        self.root = None if root is None else Path(root)
         self._files: dict[str, CaseFiles] = {}
-        self._case_ids = self.initialize(self.root)
+        self._case_ids: list[str] = []
+        if root is not None:
+            self.initialize(root)
 
     # ---- what a subclass provides -------------------------------------------------
 
     def case_id_of(self, case: int | str) -> str:
-        """The case id of a case number (or the id itself, checked)."""
-        if isinstance(case, str) and re.fullmatch(self.case_folder_pattern, case):
+        """The case id of an ``exclude`` entry: here only ids; numbered layouts accept numbers."""
+        if isinstance(case, str):
             return case
-        try:
-            return self.case_id_format.format(int(case))
-        except ValueError:
-            raise ConfigError(f"exclude: {case!r} is neither a case number nor a {self.name} case id") from None
+        raise ConfigError(f"exclude: {case!r} is not a case id of this {self.name} data set (give ids as strings)")
 
     @abstractmethod
-    def locate(self, folder: Path) -> CaseFiles | None:
-        """The files of the case in ``folder``; ``None`` if it has no mask (skipped).
+    def discover(self, root: Path) -> list[str]:
+        """The ids of every case in the data set's folder (before exclusions); ``DataError`` if none."""
+
+    @abstractmethod
+    def locate_case(self, case_id: str) -> CaseFiles | None:
+        """The files of a discovered case; ``None`` if it has no mask (skipped).
 
         Raises ``DataError`` for a missing image file.
         """
 
     # ---- the project's interface ----------------------------------------------------
-
-    @property
-    def class_names(self) -> tuple[str, ...]:
-        return self.labels.class_names
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.class_names)
-
-    def case_ids(self) -> list[str]:
-        return list(self._case_ids)
 
     def source_files(self, case_id: str) -> tuple[Path, ...]:
         """The files a case is read from (its images, then its mask)."""
@@ -146,21 +138,19 @@ class NiftiDataset(Abstract_IO):
         root = Path(input_path)
         if not root.is_dir():
             raise DataError(root, "data set folder not found")
-        folders = sorted(entry for entry in root.iterdir()
-                         if entry.is_dir() and re.fullmatch(self.case_folder_pattern, entry.name))
-        if not folders:
-            raise DataError(root, f"no case folders ({self.case_folder_pattern}) found: "
-                                  f"not a {self.name} data set in its published layout")
+        self.root = root
+        self.excluded, self.skipped_without_mask, self.excluded_without_label = [], [], []
+        found = self.discover(root)
         files = {}
-        for folder in folders:
-            if folder.name in self.exclude:
-                self.excluded.append(folder.name)
+        for case_id in sorted(found):
+            if case_id in self.exclude:
+                self.excluded.append(case_id)
                 continue
-            located = self.locate(folder)
+            located = self.locate_case(case_id)
             if located is None:
-                self.skipped_without_mask.append(folder.name)
+                self.skipped_without_mask.append(case_id)
             else:
-                files[folder.name] = located
+                files[case_id] = located
         if self.skipped_without_mask:
             logger.warning("%s: skipped %d case(s) without a mask: %s", self.name,
                            len(self.skipped_without_mask), ", ".join(self.skipped_without_mask))
@@ -168,11 +158,12 @@ class NiftiDataset(Abstract_IO):
         if self.exclude_without_label:
             self._exclude_cases_without_label()
         if not self._files:
-            raise DataError(root, f"no {self.name} case left to use ({len(folders)} case folders, "
+            raise DataError(root, f"no {self.name} case left to use ({len(found)} cases, "
                                   f"{len(self.excluded)} excluded, {len(self.skipped_without_mask)} without "
                                   f"mask, {len(self.excluded_without_label)} without a foreground voxel)")
         self.data_directory = root
-        return sorted(self._files)
+        self._case_ids = sorted(self._files)
+        return list(self._case_ids)
 
     def load_image(self, index: str) -> tuple[np.ndarray, dict]:
         """float32 (D, H, W, M) and MIScnn's extended data: affine and spacing."""
@@ -187,8 +178,12 @@ class NiftiDataset(Abstract_IO):
         """uint8 (D, H, W) classes, checked against the first image's grid."""
         files = self._files_of(index)
         mask = read_mask(files.mask)
-        check_same_grid(mask, read_geometry(files.images[0]))
+        check_same_grid(mask, self.geometry(index))
         return self.labels.apply(mask.data, mask.path)
+
+    def geometry(self, case_id: str) -> NiftiVolume:
+        """The case's grid (shape, affine, spacing) from its first image's header; no voxels are read."""
+        return read_geometry(self._files_of(case_id).images[0])
 
     def load_prediction(self, index: str, output_path) -> np.ndarray:
         """A label map written by ``save_prediction`` (``<output_path>/<case_id>.nii.gz``)."""
@@ -229,3 +224,36 @@ class NiftiDataset(Abstract_IO):
         logger.log(logging.WARNING if self.excluded_without_label else logging.INFO,
                    "%s: excluded %d of %d case(s) without a voxel of %s", self.name,
                    len(self.excluded_without_label), len(case_ids), "/".join(self.class_names[1:]))
+
+
+class CaseFolderDataset(NiftiDataset):
+    """A data set with one folder per case (KiTS19, BraTS20): ``<root>/<case_id>/<files>``."""
+
+    #: Full match of a case folder's name.
+    case_folder_pattern: ClassVar[str]
+    #: ``str.format`` pattern turning a case number into its case id.
+    case_id_format: ClassVar[str]
+
+    def case_id_of(self, case: int | str) -> str:
+        """The case id of a case number (or the id itself, checked)."""
+        if isinstance(case, str) and re.fullmatch(self.case_folder_pattern, case):
+            return case
+        try:
+            return self.case_id_format.format(int(case))
+        except ValueError:
+            raise ConfigError(f"exclude: {case!r} is neither a case number nor a {self.name} case id") from None
+
+    @abstractmethod
+    def locate(self, folder: Path) -> CaseFiles | None:
+        """The files of the case in ``folder``; ``None`` if it has no mask (skipped)."""
+
+    def discover(self, root: Path) -> list[str]:
+        folders = [entry.name for entry in root.iterdir()
+                   if entry.is_dir() and re.fullmatch(self.case_folder_pattern, entry.name)]
+        if not folders:
+            raise DataError(root, f"no case folders ({self.case_folder_pattern}) found: "
+                                  f"not a {self.name} data set in its published layout")
+        return folders
+
+    def locate_case(self, case_id: str) -> CaseFiles | None:
+        return self.locate(self.root / case_id)

@@ -16,7 +16,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Iterable, Mapping
 
-from pipeline.data.dataset import CaseFiles, NiftiDataset
+from pipeline.data.dataset import CaseFiles, CaseFolderDataset
 from pipeline.data.nifti import find_nifti
 from pipeline.errors import DataError
 
@@ -26,11 +26,11 @@ PAPER_EXCLUSIONS = (15, 23, 37, 68, 125, 133)
 PAPER_LABEL_MAP = MappingProxyType({1: 1, 2: 2})
 
 
-class KiTS19(NiftiDataset):
+class KiTS19(CaseFolderDataset):
     """KiTS19 as published; cases without a mask are skipped with a notice.
 
     Args:
-        root: the folder holding ``case_XXXXX/``.
+        root: the folder holding ``case_XXXXX/``; ``None``: MIScnn's ``initialize(root)`` later.
         exclude: case numbers or ids left out; default the papers' six.
         label_map: default ``{1: 1, 2: 2}`` (kidney, tumour as separate classes);
             ``{1: 1, 2: 1}`` scores "kidney" as label > 0, as the challenge does.
@@ -44,7 +44,7 @@ class KiTS19(NiftiDataset):
     case_folder_pattern = r"case_\d{5}"
     case_id_format = "case_{:05d}"
 
-    def __init__(self, root, *, exclude: Iterable[int | str] = PAPER_EXCLUSIONS,
+    def __init__(self, root=None, *, exclude: Iterable[int | str] = PAPER_EXCLUSIONS,
                  label_map: Mapping[int, int] = PAPER_LABEL_MAP, modalities: Iterable[str] = ("ct",),
                  exclude_without_label: bool = False):
         super().__init__(root, modalities=modalities, label_map=label_map, exclude=exclude,

@@ -23,11 +23,12 @@ class LabelMapping:
             ``{4: 1}``; KiTS19 "kidney as label > 0" (the challenge's) is ``{1: 1, 2: 1}``.
 
     Class names derive from the map: class k is named after the published
-    labels mapped to it, joined by "+"; class 0 is "background".
+    labels mapped to it, joined by "+"; class 0 is ``background_name``.
     """
 
     source_names: Mapping[int, str]
     label_map: Mapping[int, int]
+    background_name: str = "background"
 
     def __post_init__(self):
         try:
@@ -46,7 +47,7 @@ class LabelMapping:
     @property
     def class_names(self) -> tuple[str, ...]:
         num_foreground = max(self.label_map.values())
-        names = ["background"]
+        names = [self.background_name]
         for target in range(1, num_foreground + 1):
             names.append("+".join(self.source_names[source]
                                   for source in sorted(self.label_map) if self.label_map[source] == target))

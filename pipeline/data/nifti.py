@@ -29,6 +29,8 @@ class NiftiVolume:
 
     ``spacing`` comes from the header's zooms, in array-axis order (for
     KiTS19, whose arrays are (slices, H, W), the slice thickness first).
+    ``shape`` is the spatial shape; a multi-channel file (the Decathlon's 4-D
+    images, channels on the last axis) has ``data`` of shape ``(*shape, channels)``.
     """
 
     path: Path
@@ -56,8 +58,8 @@ def _reason(error: Exception, path: Path) -> str:
     return " ".join(str(error).replace(str(path), "the file").split()) or type(error).__name__
 
 
-def _open(path: Path) -> nib.Nifti1Image:
-    """Open the header (not the voxels) of a 3-D NIfTI file."""
+def _open(path: Path, channels: int = 1) -> nib.Nifti1Image:
+    """Open the header (not the voxels) of a 3-D NIfTI file, or a 4-D one of ``channels`` > 1 channels."""
     if not path.is_file():
         raise DataError(path, "file not found")
     try:
@@ -66,8 +68,10 @@ def _open(path: Path) -> nib.Nifti1Image:
         raise DataError(path, f"not a readable NIfTI file ({_reason(error, path)})") from None
     if not isinstance(image, (nib.Nifti1Image, nib.Nifti2Image)):
         raise DataError(path, f"not a NIfTI file (read as {type(image).__name__})")
-    if len(image.shape) != 3:
+    if channels == 1 and len(image.shape) != 3:
         raise DataError(path, f"expected a 3-D volume, found shape {image.shape}")
+    if channels > 1 and (len(image.shape) != 4 or image.shape[3] != channels):
+        raise DataError(path, f"expected a 4-D volume of {channels} channels (last axis), found shape {image.shape}")
     return image
 
 
@@ -83,14 +87,17 @@ def _voxels(image: nib.Nifti1Image, path: Path, dtype=None) -> np.ndarray:
 
 def _volume(image: nib.Nifti1Image, path: Path, data: np.ndarray | None) -> NiftiVolume:
     spacing = tuple(float(zoom) for zoom in image.header.get_zooms()[:3])
-    return NiftiVolume(path=path, shape=tuple(int(n) for n in image.shape),
+    return NiftiVolume(path=path, shape=tuple(int(n) for n in image.shape[:3]),
                        affine=np.asarray(image.affine, dtype=np.float64), spacing=spacing, data=data)
 
 
-def read_image(path: Path) -> NiftiVolume:
-    """Read an intensity volume as float32 (header scaling applied); NaN or Inf is an error."""
+def read_image(path: Path, channels: int = 1) -> NiftiVolume:
+    """Read an intensity volume as float32 (header scaling applied); NaN or Inf is an error.
+
+    ``channels`` > 1 reads a 4-D file holding that many channels on its last axis.
+    """
     path = Path(path)
-    image = _open(path)
+    image = _open(path, channels)
     data = _voxels(image, path, dtype=np.float32)
     finite = np.isfinite(data)
     if not finite.all():
@@ -105,10 +112,10 @@ def read_mask(path: Path) -> NiftiVolume:
     return _volume(image, path, _voxels(image, path))
 
 
-def read_geometry(path: Path) -> NiftiVolume:
+def read_geometry(path: Path, channels: int = 1) -> NiftiVolume:
     """Header only (shape, affine, spacing), for comparing grids without reading voxels."""
     path = Path(path)
-    image = _open(path)
+    image = _open(path, channels)
     return _volume(image, path, None)
 
 

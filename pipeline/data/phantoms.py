@@ -1,10 +1,17 @@
-"""``make-phantoms``: phantom KiTS19 and BraTS20 data sets in the publishers' layouts.
+"""``make-phantoms``: phantom data sets in the publishers' layouts (KiTS19, BraTS20, nnU-Net v2, Decathlon).
 
 No real data can be shipped, so the demo and the tests run on phantoms that
 the readers cannot tell from the real thing: same folders, file names,
 array axes, affines, data types and label values.
 
     make-phantoms kits19 data/kits19 --cases 20 --seed 0 --size demo
+    make-phantoms nnunet data/Dataset900_KidneyPhantom --kind ct     # one CT channel: kidney, tumour
+    make-phantoms msd data/Task01_BrainPhantom --kind mri            # 4-D images of four MRI channels
+
+``nnunet`` and ``msd`` draw the KiTS19 CT phantom (``--kind ct``) or the
+BraTS20 MRI phantom (``--kind mri``, labels renumbered to the Decathlon's
+BrainTumour task: 1 edema, 2 non-enhancing tumour, 3 enhancing tumour), and
+add ``max(1, cases // 5)`` unlabelled cases to ``imagesTs/``.
 
 Sizes:
     demo  KiTS19: 24-40 slices of 96 x 96, slices 3-5 mm, in-plane 2.5-3.5 mm;
@@ -19,10 +26,12 @@ the first 20 cases of ``--cases 20``.
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 import numpy as np
 
+from pipeline.atomic_files import write_atomically
 from pipeline.data.nifti import write_nifti
 from pipeline.data.phantom_ct import kits19_affine, kits19_phantom
 from pipeline.data.phantom_mri import MODALITIES, brats20_affine, brats20_phantom
@@ -85,7 +94,78 @@ def write_brats20(out_dir: Path, cases: int, seed: int = 0, size: str = "demo") 
     return folders
 
 
-WRITERS = {"kits19": write_kits19, "brats20": write_brats20}
+#: Channel and label names of the two kinds of generic phantom (the Decathlon's BrainTumour names for MRI).
+KIND_CHANNELS = {"ct": ("CT",), "mri": ("FLAIR", "T1w", "T1gd", "T2w")}
+KIND_LABELS = {"ct": ("kidney", "tumour"), "mri": ("edema", "non-enhancing tumour", "enhancing tumour")}
+KIND_PREFIX = {"ct": "kidney", "mri": "BRATS"}
+#: BraTS label -> Decathlon BrainTumour label.
+BRATS_TO_DECATHLON = np.array([0, 2, 1, 0, 3], dtype=np.uint8)
+
+
+def draw_case(kind: str, seed: int, number: int, size: str) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
+    """One generic phantom case: its channels (int16), labels (uint8, 0..3) and affine."""
+    rng = np.random.default_rng([seed, number])
+    if kind == "ct":
+        shape, spacing = kits19_geometry(rng, size)
+        image, label = kits19_phantom(rng, shape, spacing)
+        return [image], label, kits19_affine(spacing)
+    shape, spacing = brats20_geometry(size)
+    volumes, label = brats20_phantom(rng, shape, spacing, with_enhancing=True)
+    return [volumes[modality] for modality in MODALITIES], BRATS_TO_DECATHLON[label], brats20_affine(spacing, shape)
+
+
+def _generic_cases(kind: str, cases: int) -> tuple[list[str], list[str]]:
+    """Training and test case ids: ``kidney_000 ...``, then ``max(1, cases // 5)`` more for imagesTs."""
+    ids = [f"{KIND_PREFIX[kind]}_{number:03d}" for number in range(cases + max(1, cases // 5))]
+    return ids[:cases], ids[cases:]
+
+
+def write_nnunet(out_dir: Path, cases: int, seed: int = 0, size: str = "demo", kind: str = "ct") -> list[Path]:
+    """Write an nnU-Net v2 raw data set: dataset.json, imagesTr/<case>_<XXXX>.nii.gz, labelsTr/, imagesTs/."""
+    training, test = _generic_cases(kind, cases)
+    written = []
+    for number, case_id in enumerate(training + test):
+        channels, label, affine = draw_case(kind, seed, number, size)
+        images = "imagesTr" if case_id in training else "imagesTs"
+        for channel, image in enumerate(channels):
+            write_nifti(out_dir / images / f"{case_id}_{channel:04d}.nii.gz", image, affine)
+        if case_id in training:
+            write_nifti(out_dir / "labelsTr" / f"{case_id}.nii.gz", label, affine)
+            written.append(out_dir / "labelsTr" / f"{case_id}.nii.gz")
+    description = {
+        "name": f"{kind.upper()} phantom", "description": "unifocal make-phantoms",
+        "channel_names": dict(enumerate(KIND_CHANNELS[kind])),
+        "labels": {"background": 0, **{name: value for value, name in enumerate(KIND_LABELS[kind], start=1)}},
+        "numTraining": cases, "file_ending": ".nii.gz"}
+    write_atomically(out_dir / "dataset.json", json.dumps(description, indent=1) + "\n")
+    return written
+
+
+def write_msd(out_dir: Path, cases: int, seed: int = 0, size: str = "demo", kind: str = "mri") -> list[Path]:
+    """Write a Decathlon task: dataset.json, imagesTr/<case>.nii.gz (4-D for several channels), labelsTr/, imagesTs/."""
+    training, test = _generic_cases(kind, cases)
+    written = []
+    for number, case_id in enumerate(training + test):
+        channels, label, affine = draw_case(kind, seed, number, size)
+        image = channels[0] if len(channels) == 1 else np.stack(channels, axis=-1)
+        write_nifti(out_dir / ("imagesTr" if case_id in training else "imagesTs") / f"{case_id}.nii.gz",
+                    image, affine)
+        if case_id in training:
+            write_nifti(out_dir / "labelsTr" / f"{case_id}.nii.gz", label, affine)
+            written.append(out_dir / "labelsTr" / f"{case_id}.nii.gz")
+    description = {
+        "name": f"{kind.upper()} phantom", "description": "unifocal make-phantoms", "tensorImageSize": "4D",
+        "modality": dict(enumerate(KIND_CHANNELS[kind])),
+        "labels": {"0": "background", **{str(value): name for value, name in enumerate(KIND_LABELS[kind], start=1)}},
+        "numTraining": cases, "numTest": len(test),
+        "training": [{"image": f"./imagesTr/{case}.nii.gz", "label": f"./labelsTr/{case}.nii.gz"} for case in training],
+        "test": [f"./imagesTs/{case}.nii.gz" for case in test]}
+    write_atomically(out_dir / "dataset.json", json.dumps(description, indent=1) + "\n")
+    return written
+
+
+WRITERS = {"kits19": write_kits19, "brats20": write_brats20, "nnunet": write_nnunet, "msd": write_msd}
+GENERIC_KINDS = {"nnunet": "ct", "msd": "mri"}
 
 
 @exits_cleanly
@@ -96,7 +176,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cases", type=int, default=20, help="number of cases (default 20)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--size", choices=SIZES, default="demo", help="demo (CPU-sized, default) or full")
+    parser.add_argument("--kind", choices=sorted(KIND_CHANNELS),
+                        help="nnunet / msd only: CT kidney (nnunet's default) or four-channel MRI brain (msd's)")
     args = parser.parse_args(argv)
+    if args.kind is not None and args.dataset not in GENERIC_KINDS:
+        raise ConfigError(f"--kind: only for {' and '.join(GENERIC_KINDS)} (the {args.dataset} layout has one kind)")
     if args.cases < 1:
         raise ConfigError(f"--cases: must be at least 1, got {args.cases}")
     if args.out_dir.exists() and not args.out_dir.is_dir():
@@ -105,6 +189,7 @@ def main(argv: list[str] | None = None) -> int:
         args.out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise DataError(args.out_dir, f"cannot create the folder ({error.strerror})") from None
-    folders = WRITERS[args.dataset](args.out_dir, args.cases, args.seed, args.size)
-    print(f"wrote {len(folders)} {args.dataset} phantom cases ({args.size} size) to {args.out_dir}")
+    kind = {} if args.dataset not in GENERIC_KINDS else {"kind": args.kind or GENERIC_KINDS[args.dataset]}
+    written = WRITERS[args.dataset](args.out_dir, args.cases, args.seed, args.size, **kind)
+    print(f"wrote {len(written)} {args.dataset} phantom cases ({args.size} size) to {args.out_dir}")
     return 0

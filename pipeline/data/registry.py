@@ -6,23 +6,32 @@ import inspect
 
 from pipeline.data.brats20 import BraTS20
 from pipeline.data.dataset import NiftiDataset
+from pipeline.data.decathlon import DecathlonDataset
+from pipeline.data.interface import InterfaceDataset
 from pipeline.data.kits19 import KiTS19
+from pipeline.data.nnunet import NnUNetDataset
 from pipeline.errors import ConfigError
 
-DATASETS: dict[str, type[NiftiDataset]] = {dataset.name: dataset for dataset in (KiTS19, BraTS20)}
+DATASETS: dict[str, type[NiftiDataset] | type[InterfaceDataset]] = {
+    dataset.name: dataset for dataset in (KiTS19, BraTS20, NnUNetDataset, DecathlonDataset, InterfaceDataset)}
 
 
-def open_dataset(name: str, root, **options) -> NiftiDataset:
-    """Open the data set ``name`` ("kits19" or "brats20") in its published layout under ``root``.
+def open_dataset(name: str, root, **options) -> NiftiDataset | InterfaceDataset:
+    """Open the data set ``name`` ("kits19", "brats20", "nnunet", "msd", "miscnn") under ``root``.
 
     ``options`` are the reader's keyword arguments (``exclude``, ``label_map``,
-    ``modalities``, ``exclude_without_label``; see ``KiTS19`` and ``BraTS20``).
+    ``modalities``, ``exclude_without_label``; see ``KiTS19``, ``BraTS20``, ``NnUNetDataset``,
+    ``DecathlonDataset``; ``interface`` for "miscnn", see ``InterfaceDataset``).
     Raises ``ConfigError`` for an unknown name or option, ``DataError`` for bad data.
     """
     try:
         dataset = DATASETS[name]
     except KeyError:
-        raise ConfigError(f"data.name: unknown data set {name!r} (known: {', '.join(DATASETS)})") from None
+        raise ConfigError(f"data.dataset: unknown data set {name!r} (known: {', '.join(DATASETS)})") from None
+    parameters = inspect.signature(dataset).parameters
+    unknown = sorted(set(options) - set(parameters))
+    if unknown:
+        raise ConfigError(f"data.{unknown[0]}: not an option of data set {name!r}")
     try:
         inspect.signature(dataset).bind(root, **options)
     except TypeError as error:
