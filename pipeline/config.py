@@ -253,9 +253,11 @@ class InferenceSection(Section):
 
 
 class EvaluationSection(Section):
-    """Composite regions scored beside the classes, e.g. KiTS19 ``kidney_and_tumour: [1, 2]``."""
+    """Composite regions scored beside the classes (e.g. KiTS19 ``kidney_and_tumour: [1, 2]``); NSD tolerance."""
 
     regions: dict[str, list[PositiveInt]] = Field(default_factory=dict)
+    nsd_tolerance_mm: PositiveFloat | dict[str, PositiveFloat] = Field(
+        2.0, description="normalised surface distance tolerance in mm: one for all, or one per class and region")
 
     @field_validator("regions")
     @classmethod

@@ -27,22 +27,17 @@ import time
 from pathlib import Path
 from typing import Iterable
 
-import numpy as np
 import yaml
 
 from pipeline.atomic_files import write_atomically
 from pipeline.config import ExperimentConfig
 from pipeline.data import open_dataset
-from pipeline.data.nifti import read_mask, write_nifti
+from pipeline.data.nifti import read_geometry, write_nifti
 from pipeline.errors import ConfigError, DataError
-from pipeline.evaluation.metrics import (
-    read_metrics_csv,
-    score_case,
-    score_rows,
-    write_metrics_csv,
-    write_summary_json,
-)
-from pipeline.inference.sliding_window import keras_predictor, sliding_window_predict
+from pipeline.evaluation.evaluate import LabelMap, evaluate_cases, read_label_map, summary_lines
+from pipeline.evaluation.metrics import read_metrics_csv, write_metrics_csv, write_summary_json
+from pipeline.inference.predict import predict_probabilities
+from pipeline.inference.sliding_window import keras_predictor
 from pipeline.preprocessing import PreprocessedCache, restore_to_original
 from pipeline.training.cross_validation import load_or_create_splits
 from pipeline.training.sampling import PatchBatches
@@ -97,12 +92,12 @@ def run_fold(config: ExperimentConfig, fold: int, split: dict, dataset, cache: P
 
     predict = keras_predictor(training.model, config.sampling.patch_shape, num_channels,
                               config.inference.batch_size)
-    rows = []
+    predictions = fold_dir / "predictions"
     for pre in val_cases:
-        labels = predict_case(config, predict, pre, num_classes, fold_dir / "predictions")
-        truth = dataset.load_segmentation(pre.case_id)
-        scores = score_case(truth, labels, dataset.class_names, config.evaluation.regions)
-        rows += score_rows(pre.case_id, fold, scores)
+        predict_case(config, predict, pre, num_classes, predictions)
+    rows = evaluate_cases(split["val"], lambda case_id: read_label_map(predictions / f"{case_id}.nii.gz"),
+                          lambda case_id: reference_label_map(dataset, case_id), dataset.class_names,
+                          config.evaluation.regions, config.evaluation.nsd_tolerance_mm, fold)
     write_metrics_csv(fold_dir / "metrics.csv", rows)
     write_atomically(fold_dir / "done.json", json.dumps(
         {"fold": fold, "epochs": training.epochs, "best_val_loss": training.best_val_loss,
@@ -110,22 +105,25 @@ def run_fold(config: ExperimentConfig, fold: int, split: dict, dataset, cache: P
     print(f"fold {fold}: done in {time.perf_counter() - started:.0f} s", flush=True)
 
 
-def predict_case(config: ExperimentConfig, predict, pre, num_classes: int, out_dir: Path) -> np.ndarray:
-    """The case's label map on its published grid, written to ``out_dir/<case_id>.nii.gz``.
+def predict_case(config: ExperimentConfig, predict, pre, num_classes: int, out_dir: Path) -> Path:
+    """Write the case's label map on its published grid to ``out_dir/<case_id>.nii.gz``; return the path.
 
-    A prediction already written (by an interrupted run) is read back instead.
+    A prediction already written (by an interrupted run) is kept.
     """
     path = Path(out_dir) / f"{pre.case_id}.nii.gz"
     if path.exists():
-        return read_mask(path).data
+        return path
     path.parent.mkdir(parents=True, exist_ok=True)
-    probabilities = sliding_window_predict(
-        predict, np.asarray(pre.image), config.sampling.patch_shape, config.inference_overlap, num_classes,
-        sigma_scale=config.inference.gaussian_sigma_scale, batch_size=config.inference.batch_size,
-        pad_value=_image_fill(config, pre.image))
-    labels = restore_to_original(probabilities, pre)
-    write_nifti(path, labels, pre.affine)
-    return labels
+    probabilities = predict_probabilities(predict, pre.image, config, num_classes)
+    write_nifti(path, restore_to_original(probabilities, pre), pre.affine)
+    return path
+
+
+def reference_label_map(dataset, case_id: str) -> LabelMap:
+    """The case's ground truth (after the data set's label map) with the spacing and affine of its image."""
+    image = read_geometry(dataset.source_files(case_id)[0])
+    return LabelMap(path=dataset.source_files(case_id)[-1], labels=dataset.load_segmentation(case_id),
+                    spacing=image.spacing, affine=image.affine)
 
 
 def collect_metrics(config: ExperimentConfig) -> dict | None:
@@ -141,9 +139,7 @@ def collect_metrics(config: ExperimentConfig) -> dict | None:
     write_metrics_csv(run_dir / "metrics.csv", rows)
     summary = write_summary_json(run_dir / "summary.json", rows)
     print(f"{run_dir}: mean over {len({row['case'] for row in rows})} cases", flush=True)
-    for name, means in summary.items():
-        print(f"  {name:<20} DSC {means['dsc']:.3f}  precision {means['precision']:.3f}  "
-              f"recall {means['recall']:.3f}", flush=True)
+    print("\n".join(summary_lines(summary)), flush=True)
     return summary
 
 
@@ -191,8 +187,3 @@ def _pad_value(config: ExperimentConfig):
     """Image value beyond a volume's edge: 0 (background) for brain-masked MRI, else each case's minimum (air)."""
     return 0.0 if config.preprocessing.normalization == "zscore_nonzero" else "minimum"
 
-
-def _image_fill(config: ExperimentConfig, image: np.ndarray):
-    """:func:`_pad_value` as numbers for one case (one per channel)."""
-    fill = _pad_value(config)
-    return np.min(image, axis=(0, 1, 2)) if fill == "minimum" else fill

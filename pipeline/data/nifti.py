@@ -139,3 +139,22 @@ def write_nifti(path: Path, data: np.ndarray, affine: np.ndarray) -> None:
     image.header.set_data_dtype(data.dtype)
     with atomic_target(path, suffix=".nii.gz" if str(path).endswith(".nii.gz") else ".nii") as temporary:
         nib.save(image, temporary)
+
+
+def write_nifti_like(path: Path, data: np.ndarray, reference: Path) -> None:
+    """Write ``data`` atomically with the header of the NIfTI file ``reference``: its affine, qform and
+    sform (with their codes), units and description, as a viewer expects of a label map of that scan.
+
+    ``data`` must have the reference's shape; its dtype becomes the file's. The
+    reference's intensity scaling and display window (``scl_slope``, ``cal_min``, ...) are cleared.
+    """
+    source = _open(Path(reference))
+    if tuple(data.shape) != tuple(source.shape):
+        raise ValueError(f"data of shape {data.shape} does not fit {reference} of shape {source.shape}")
+    header = source.header.copy()
+    header.set_data_dtype(data.dtype)
+    header.set_slope_inter(None, None)
+    header["cal_min"] = header["cal_max"] = 0
+    image = type(source)(data, source.affine, header)
+    with atomic_target(path, suffix=".nii.gz" if str(path).endswith(".nii.gz") else ".nii") as temporary:
+        nib.save(image, temporary)

@@ -1,4 +1,4 @@
-"""Per-case segmentation scores from label maps: DSC, precision and recall per class and region.
+"""Per-case segmentation scores from label maps: voxel counts, DSC, precision and recall per class and region.
 
 For a class (or a composite region, a set of labels scored as one, e.g. the
 KiTS19 challenge's "kidney" = label > 0), with ``TP``, ``FP`` and ``FN`` the
@@ -17,7 +17,9 @@ Empty masks (docs/architecture.md, "Metric conventions"):
   and recall 0); DSC is 0 in both situations, which its formula already gives.
 
 All classes and regions are counted from one confusion matrix, built in one
-pass over the voxels.
+pass over the voxels. ``metrics.csv`` keeps the counts beside the ratios
+(:data:`CSV_COLUMNS`), and the surface metrics of ``pipeline.evaluation.surface``
+(HD95, NSD); ``pipeline.evaluation.evaluate`` fills them from label-map files.
 """
 
 from __future__ import annotations
@@ -33,7 +35,32 @@ import numpy as np
 from pipeline.atomic_files import write_atomically
 
 METRICS = ("dsc", "precision", "recall")
+"""The ratios, each in [0, 1], higher is better."""
+SURFACE_METRICS = ("hd95", "nsd")
+"""HD95 in mm (lower is better) and NSD in [0, 1] (higher is better)."""
+COUNTS = ("tp", "fp", "fn", "reference_voxels", "prediction_voxels")
+"""Voxel counts: any other overlap metric can be computed from them without predicting again."""
 COLUMNS = ("case", "fold", "class", *METRICS)
+"""The columns every ``metrics.csv`` has (runs scored before counts and surface metrics were kept have only these)."""
+CSV_COLUMNS = ("case", "fold", "class", *COUNTS, *METRICS, *SURFACE_METRICS, "nsd_tolerance_mm")
+"""The columns :func:`write_metrics_csv` writes."""
+
+
+@dataclass(frozen=True)
+class Counts:
+    """Voxel counts of one structure in one case: true positives, false positives, false negatives."""
+
+    tp: int
+    fp: int
+    fn: int
+
+    @property
+    def reference_voxels(self) -> int:
+        return self.tp + self.fn
+
+    @property
+    def prediction_voxels(self) -> int:
+        return self.tp + self.fp
 
 
 @dataclass(frozen=True)
@@ -61,13 +88,17 @@ def confusion_matrix(truth: np.ndarray, prediction: np.ndarray, num_classes: int
     return np.bincount(pairs, minlength=num_classes * num_classes).reshape(num_classes, num_classes)
 
 
-def region_scores(confusion: np.ndarray, labels: Iterable[int]) -> Scores:
-    """Scores of the union of ``labels`` from a confusion matrix, with the empty-mask conventions."""
+def region_counts(confusion: np.ndarray, labels: Iterable[int]) -> Counts:
+    """TP, FP and FN of the union of ``labels`` from a confusion matrix."""
     inside = np.zeros(len(confusion), bool)
     inside[list(labels)] = True
-    tp = int(confusion[np.ix_(inside, inside)].sum())
-    fn = int(confusion[np.ix_(inside, ~inside)].sum())
-    fp = int(confusion[np.ix_(~inside, inside)].sum())
+    return Counts(tp=int(confusion[np.ix_(inside, inside)].sum()), fp=int(confusion[np.ix_(~inside, inside)].sum()),
+                  fn=int(confusion[np.ix_(inside, ~inside)].sum()))
+
+
+def ratios(counts: Counts) -> Scores:
+    """DSC, precision and recall from voxel counts, with the empty-mask conventions."""
+    tp, fp, fn = counts.tp, counts.fp, counts.fn
     if tp + fn == 0 and tp + fp == 0:
         return Scores(1.0, 1.0, 1.0)
     return Scores(
@@ -75,6 +106,29 @@ def region_scores(confusion: np.ndarray, labels: Iterable[int]) -> Scores:
         precision=tp / (tp + fp) if tp + fp else 0.0,
         recall=tp / (tp + fn) if tp + fn else 0.0,
     )
+
+
+def region_scores(confusion: np.ndarray, labels: Iterable[int]) -> Scores:
+    """Scores of the union of ``labels`` from a confusion matrix, with the empty-mask conventions."""
+    return ratios(region_counts(confusion, labels))
+
+
+def structures(class_names: Sequence[str], regions: Mapping[str, Sequence[int]] | None = None) -> dict[str, list[int]]:
+    """Every scored structure, name -> labels: each foreground class, then each composite region.
+
+    Raises ``ValueError`` for a region named like a class or listing a label that is not a foreground class.
+    """
+    regions = dict(regions or {})
+    clashes = sorted(set(regions) & set(class_names))
+    if clashes:
+        raise ValueError(f"region name {clashes[0]!r} is also a class name")
+    for name, labels in regions.items():
+        bad = [label for label in labels if not 0 < label < len(class_names)]
+        if bad:
+            raise ValueError(f"region {name!r}: labels {bad} are not foreground classes "
+                             f"(1..{len(class_names) - 1})")
+    return {**{name: [label] for label, name in enumerate(class_names) if label},
+            **{name: list(labels) for name, labels in regions.items()}}
 
 
 def score_case(truth: np.ndarray, prediction: np.ndarray, class_names: Sequence[str],
@@ -88,51 +142,43 @@ def score_case(truth: np.ndarray, prediction: np.ndarray, class_names: Sequence[
         regions: composite regions, name -> labels scored as one structure
             (e.g. ``{"kidney_and_tumour": [1, 2]}``).
     """
-    regions = dict(regions or {})
-    clashes = sorted(set(regions) & set(class_names))
-    if clashes:
-        raise ValueError(f"region name {clashes[0]!r} is also a class name")
-    for name, labels in regions.items():
-        bad = [label for label in labels if not 0 < label < len(class_names)]
-        if bad:
-            raise ValueError(f"region {name!r}: labels {bad} are not foreground classes "
-                             f"(1..{len(class_names) - 1})")
+    scored = structures(class_names, regions)
     confusion = confusion_matrix(truth, prediction, len(class_names))
-    scores = {name: region_scores(confusion, [label]) for label, name in enumerate(class_names) if label}
-    scores.update({name: region_scores(confusion, labels) for name, labels in regions.items()})
-    return scores
-
-
-def score_rows(case_id: str, fold: int, scores: Mapping[str, Scores]) -> list[dict]:
-    """``metrics.csv`` rows (case, fold, class, dsc, precision, recall) of one case."""
-    return [{"case": case_id, "fold": fold, "class": name,
-             "dsc": s.dsc, "precision": s.precision, "recall": s.recall}
-            for name, s in scores.items()]
+    return {name: region_scores(confusion, labels) for name, labels in scored.items()}
 
 
 def write_metrics_csv(path, rows: Sequence[Mapping]) -> None:
-    """Write ``metrics.csv`` atomically, columns :data:`COLUMNS`, rows in the given order."""
+    """Write ``metrics.csv`` atomically, rows in the given order.
+
+    Columns: :data:`CSV_COLUMNS` when the rows have them all, else :data:`COLUMNS`.
+    """
     text = io.StringIO()
-    writer = csv.DictWriter(text, fieldnames=COLUMNS, extrasaction="ignore", lineterminator="\n")
+    columns = CSV_COLUMNS if rows and all(column in row for row in rows for column in CSV_COLUMNS) else COLUMNS
+    writer = csv.DictWriter(text, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
     write_atomically(path, text.getvalue())
 
 
 def read_metrics_csv(path) -> list[dict]:
-    """The rows written by :func:`write_metrics_csv`, with numbers parsed."""
+    """The rows written by :func:`write_metrics_csv`, with numbers parsed (counts as int)."""
     with open(path, newline="") as handle:
-        return [{"case": row["case"], "fold": int(row["fold"]), "class": row["class"],
-                 **{metric: float(row[metric]) for metric in METRICS}}
+        return [{name: (value if name in ("case", "class") else int(value) if name in ("fold", *COUNTS)
+                        else float(value))
+                 for name, value in row.items() if name in CSV_COLUMNS}
                 for row in csv.DictReader(handle)]
 
 
 def summarize(rows: Sequence[Mapping]) -> dict[str, dict[str, float]]:
-    """Mean of each metric per class (and region), over cases: ``{class: {metric: mean, "cases": n}}``."""
+    """Mean of each metric per class (and region), over cases: ``{class: {metric: mean, "cases": n}}``.
+
+    HD95 and NSD are included when every row has them.
+    """
+    metrics = [*METRICS, *(metric for metric in SURFACE_METRICS if rows and all(metric in row for row in rows))]
     summary: dict[str, dict[str, float]] = {}
     for name in dict.fromkeys(row["class"] for row in rows):
         selected = [row for row in rows if row["class"] == name]
-        summary[name] = {metric: float(np.mean([row[metric] for row in selected])) for metric in METRICS}
+        summary[name] = {metric: float(np.mean([row[metric] for row in selected])) for metric in metrics}
         summary[name]["cases"] = len(selected)
     return summary
 

@@ -7,7 +7,13 @@
 """
 
 from pipeline.preprocessing.cache import PreprocessedCache
-from pipeline.preprocessing.preprocess import Geometry, PreprocessedCase, preprocess_case, restore_to_original
+from pipeline.preprocessing.preprocess import (
+    Geometry,
+    PreprocessedCase,
+    preprocess_case,
+    preprocess_image,
+    restore_to_original,
+)
 from pipeline.preprocessing.settings import BRATS20_PAPER, KITS19_PAPER, PreprocessingSettings
 
 __all__ = [
@@ -18,5 +24,6 @@ __all__ = [
     "PreprocessedCase",
     "PreprocessingSettings",
     "preprocess_case",
+    "preprocess_image",
     "restore_to_original",
 ]

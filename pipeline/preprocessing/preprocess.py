@@ -107,18 +107,43 @@ def preprocess_case(case: Case, settings: PreprocessingSettings, num_classes: in
 
     ``num_classes`` (default: the largest label + 1) bounds the classes resampled.
     """
-    extended = {"type": "nifti", "affine": case.affine, "spacing": case.spacing}
     num_classes = int(case.label.max()) + 1 if num_classes is None else num_classes
-    sample = miscnn.data_loading.sample.Sample(case.case_id, case.image, case.image.shape[-1], num_classes, extended)
-    sample.add_segmentation(case.label)
-    for step in subfunctions(settings):
-        step.preprocessing(sample, training=True)
-    image = np.ascontiguousarray(sample.img_data, dtype=np.float32)
-    geometry = Geometry(original_shape=tuple(case.label.shape), original_spacing=tuple(case.spacing),
-                        affine=np.asarray(case.affine, dtype=np.float64), shape=tuple(image.shape[:3]),
-                        spacing=tuple(float(size) for size in extended["spacing"]))
-    return PreprocessedCase(case_id=case.case_id, image=image,
+    sample, geometry = _run_subfunctions(case.case_id, case.image, case.label, case.spacing, case.affine,
+                                         settings, num_classes)
+    return PreprocessedCase(case_id=case.case_id, image=sample.img_data,
                             label=np.ascontiguousarray(sample.seg_data[..., 0], dtype=np.uint8), geometry=geometry)
+
+
+def preprocess_image(image: np.ndarray, spacing, affine: np.ndarray,
+                     settings: PreprocessingSettings) -> tuple[np.ndarray, Geometry]:
+    """A new scan without a label, preprocessed exactly as :func:`preprocess_case` does training cases.
+
+    Args:
+        image: float32 (D, H, W, M) on the published grid.
+        spacing: its voxel size (mm), array-axis order.
+        affine: its NIfTI affine.
+
+    Returns:
+        The preprocessed float32 (D', H', W', M) image and the ``Geometry`` that maps predictions back.
+    """
+    sample, geometry = _run_subfunctions("image", image, None, spacing, affine, settings, num_classes=1)
+    return sample.img_data, geometry
+
+
+def _run_subfunctions(case_id: str, image: np.ndarray, label: np.ndarray | None, spacing, affine,
+                      settings: PreprocessingSettings, num_classes: int):
+    """The MIScnn sample after :func:`subfunctions` (labels resampled too when given), and its ``Geometry``."""
+    extended = {"type": "nifti", "affine": affine, "spacing": spacing}
+    sample = miscnn.data_loading.sample.Sample(case_id, image, image.shape[-1], num_classes, extended)
+    if label is not None:
+        sample.add_segmentation(label)
+    for step in subfunctions(settings):
+        step.preprocessing(sample, training=label is not None)
+    sample.img_data = np.ascontiguousarray(sample.img_data, dtype=np.float32)
+    geometry = Geometry(original_shape=tuple(image.shape[:3]), original_spacing=tuple(spacing),
+                        affine=np.asarray(affine, dtype=np.float64), shape=tuple(sample.img_data.shape[:3]),
+                        spacing=tuple(float(size) for size in extended["spacing"]))
+    return sample, geometry
 
 
 def restore_to_original(prediction: np.ndarray, pre: PreprocessedCase | Geometry) -> np.ndarray:

@@ -122,12 +122,18 @@ def resample_labels(labels: np.ndarray, new_shape, num_classes: int | None = Non
     return best_label
 
 
-def probabilities_to_labels(probabilities: np.ndarray, new_shape) -> np.ndarray:
-    """Resample class probabilities (D, H, W, C) linearly, one class at a time, and arg-max (uint8)."""
+def probabilities_to_labels(probabilities: np.ndarray, new_shape, each_class=None) -> np.ndarray:
+    """Resample class probabilities (D, H, W, C) linearly, one class at a time, and arg-max (uint8).
+
+    ``each_class(label, resampled)``, if given, receives every class's resampled
+    probabilities in turn (e.g. to stream them to a file without holding all classes).
+    """
     best_label = np.zeros(new_shape, dtype=np.uint8)
     best_score = np.full(new_shape, -np.inf, dtype=np.float32)
     for label in range(probabilities.shape[-1]):
         score = resample_linear(probabilities[..., label], new_shape)
+        if each_class is not None:
+            each_class(label, score)
         best_label[score > best_score] = label
         np.maximum(best_score, score, out=best_score)
     return best_label

@@ -1,0 +1,329 @@
+"""Evaluation as its own stage: score predicted label-map files against reference label maps.
+
+    evaluate PRED_DIR REF_DIR [--classes NAME ...] [--regions NAME=L,L ...]
+             [--nsd-tolerance MM | NAME=MM ...] [--fold K] [--out FILE]
+
+Scores come from files alone, so a new metric never needs a new prediction.
+Per case and structure (each foreground class, then each composite region) a
+row keeps the voxel counts (TP, FP, FN, reference and prediction voxels), the
+ratios (DSC, precision, recall; ``pipeline.evaluation.metrics``) and the
+surface metrics (HD95, NSD in mm from the image spacing;
+``pipeline.evaluation.surface``), with the empty-mask conventions documented there.
+
+``run-experiment`` calls :func:`evaluate_cases` on each fold's
+``predictions/`` folder with the data set's masks as references;
+``evaluate`` does the same for any two folders:
+
+* ``PRED_DIR``: ``<case_id><suffix>`` for every suffix with a reader
+  (:data:`READERS`: ``.nii.gz``, ``.nii``); other files are ignored.
+* ``REF_DIR``: ``<case_id><suffix>`` (the nnU-Net ``labelsTr`` layout), or a
+  case folder ``<case_id>/`` holding one label file with "seg" in its name
+  (KiTS19 ``segmentation.nii.gz``, BraTS ``<case>_seg.nii.gz``). Reference
+  labels are scored as stored (no label map).
+
+Every prediction needs a reference on the same grid (shape, and the affine up to
+1 µm where both files have one), with labels in ``[0, len(classes))``.
+Everything is read and scored before ``metrics.csv`` (default
+``PRED_DIR/metrics.csv``) and ``summary.json`` beside it are written, each atomically.
+A NIfTI file with one voxel along an axis is scored as a 2-D image.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable, Mapping, Sequence
+
+import numpy as np
+from tqdm import tqdm
+
+from pipeline.data.nifti import AFFINE_TOLERANCE_MM, read_mask
+from pipeline.errors import ConfigError, DataError, UnifocalError, exits_cleanly
+from pipeline.evaluation.metrics import (
+    confusion_matrix,
+    ratios,
+    region_counts,
+    structures,
+    write_metrics_csv,
+    write_summary_json,
+)
+from pipeline.evaluation.surface import surface_scores
+
+DEFAULT_NSD_TOLERANCE_MM = 2.0
+"""NSD tolerance when none is configured (CHOSEN: about two in-plane CT voxels)."""
+
+Tolerance = float | Mapping[str, float]
+"""One NSD tolerance in mm for every structure, or one per structure name."""
+
+
+@dataclass(frozen=True, eq=False)
+class LabelMap:
+    """A label map as read from a file: integer labels, mm per array axis, and the affine if the format has one."""
+
+    path: Path
+    labels: np.ndarray
+    spacing: tuple[float, ...]
+    affine: np.ndarray | None = None
+
+
+Reader = Callable[[Path], LabelMap]
+
+
+def read_nifti_labels(path: Path) -> LabelMap:
+    """A NIfTI label map; axes of one voxel are dropped (a 2-D image stored as a volume)."""
+    volume = read_mask(path)
+    kept = [axis for axis, size in enumerate(volume.shape) if size > 1] or [0]
+    labels = integer_labels(np.asarray(volume.data).reshape([volume.shape[axis] for axis in kept]), path)
+    return LabelMap(path=Path(path), labels=labels, spacing=tuple(volume.spacing[axis] for axis in kept),
+                    affine=volume.affine)
+
+
+READERS: dict[str, Reader] = {".nii.gz": read_nifti_labels, ".nii": read_nifti_labels}
+"""Label-map readers by file suffix; another format registers itself here (e.g. ``READERS[".png"] = ...``)."""
+
+
+def integer_labels(array: np.ndarray, path) -> np.ndarray:
+    """``array`` as non-negative integer labels, or ``DataError`` naming ``path``."""
+    if not np.issubdtype(array.dtype, np.integer):
+        if not np.all(np.isfinite(array)) or not np.array_equal(array, np.round(array)):
+            raise DataError(path, "label map holds non-integer values")
+        array = array.astype(np.int64)
+    if array.size and array.min() < 0:
+        raise DataError(path, f"label map holds a negative label ({array.min()})")
+    return array
+
+
+def suffix_of(path: Path) -> str | None:
+    """The registered suffix ``path`` ends with (longest first), or ``None``."""
+    return next((suffix for suffix in sorted(READERS, key=len, reverse=True) if path.name.endswith(suffix)), None)
+
+
+def read_label_map(path) -> LabelMap:
+    """Read ``path`` with the reader of its suffix."""
+    path = Path(path)
+    suffix = suffix_of(path)
+    if suffix is None:
+        raise DataError(path, f"no label-map reader for this file type (known: {', '.join(READERS)})")
+    return READERS[suffix](path)
+
+
+def label_map_files(folder) -> dict[str, Path]:
+    """``{case_id: path}`` of the files in ``folder`` that have a reader, sorted by case id."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DataError(folder, "folder not found")
+    files: dict[str, Path] = {}
+    for path in sorted(folder.iterdir()):
+        suffix = suffix_of(path)
+        if suffix is None or not path.is_file():
+            continue
+        case_id = path.name[: -len(suffix)]
+        if case_id in files:
+            raise DataError(path, f"a second label map of case {case_id} (also {files[case_id].name})")
+        files[case_id] = path
+    return dict(sorted(files.items()))
+
+
+def reference_file(reference_dir, case_id: str) -> Path:
+    """The reference of ``case_id`` in ``reference_dir`` (flat file, or one ``*seg*`` file in a case folder)."""
+    reference_dir = Path(reference_dir)
+    for suffix in READERS:
+        if (reference_dir / f"{case_id}{suffix}").is_file():
+            return reference_dir / f"{case_id}{suffix}"
+    folder = reference_dir / case_id
+    if folder.is_dir():
+        candidates = sorted(path for path in folder.iterdir()
+                            if path.is_file() and suffix_of(path) and "seg" in path.name.lower())
+        if len(candidates) == 1:
+            return candidates[0]
+        if candidates:
+            raise DataError(folder, f"several label maps could be the reference: "
+                                    f"{', '.join(path.name for path in candidates)}")
+    raise DataError(reference_dir / f"{case_id}.nii.gz", f"missing reference of case {case_id} "
+                                                         f"(nor {case_id}/ with a *seg* label map)")
+
+
+def check_tolerances(nsd_tolerance: Tolerance, names: Iterable[str]) -> None:
+    """Raise ``ConfigError`` unless every structure has a positive NSD tolerance."""
+    if isinstance(nsd_tolerance, Mapping):
+        missing = [name for name in names if name not in nsd_tolerance]
+        if missing:
+            raise ConfigError(f"evaluation.nsd_tolerance_mm: no tolerance for {', '.join(missing)} "
+                              f"(give one number, or one per class and region)")
+        values = nsd_tolerance.values()
+    else:
+        values = [nsd_tolerance]
+    if any(not float(value) > 0 for value in values):
+        raise ConfigError(f"evaluation.nsd_tolerance_mm: tolerances must be positive, got {nsd_tolerance}")
+
+
+def _tolerance(nsd_tolerance: Tolerance, name: str) -> float:
+    return float(nsd_tolerance[name] if isinstance(nsd_tolerance, Mapping) else nsd_tolerance)
+
+
+def check_same_grid(prediction: LabelMap, reference: LabelMap) -> None:
+    """Raise ``DataError`` naming the prediction unless it lies on the reference's grid."""
+    if prediction.labels.shape != reference.labels.shape:
+        raise DataError(prediction.path, f"shape {prediction.labels.shape} differs from "
+                                         f"{reference.labels.shape} of the reference {reference.path}")
+    if prediction.affine is not None and reference.affine is not None and not np.allclose(
+            prediction.affine, reference.affine, rtol=0, atol=AFFINE_TOLERANCE_MM):
+        raise DataError(prediction.path, f"affine differs from that of the reference {reference.path} "
+                                         "(not the same voxel grid)")
+
+
+def score_label_maps(prediction: LabelMap, reference: LabelMap, class_names: Sequence[str],
+                     regions: Mapping[str, Sequence[int]] | None = None,
+                     nsd_tolerance: Tolerance = DEFAULT_NSD_TOLERANCE_MM) -> list[dict]:
+    """One row per structure: counts, DSC, precision, recall, HD95 and NSD (with its tolerance).
+
+    The spacing is the reference's. Raises ``DataError`` naming the file for
+    grids that differ or labels outside ``[0, len(class_names))``.
+    """
+    check_same_grid(prediction, reference)
+    for label_map in (reference, prediction):
+        if label_map.labels.size and label_map.labels.max() >= len(class_names):
+            raise DataError(label_map.path, f"label {int(label_map.labels.max())} is not one of the "
+                                            f"{len(class_names)} classes ({', '.join(class_names)})")
+    confusion = confusion_matrix(reference.labels, prediction.labels, len(class_names))
+    rows = []
+    for name, labels in structures(class_names, regions).items():
+        counts = region_counts(confusion, labels)
+        scores = ratios(counts)
+        if len(labels) == 1:
+            truth_mask, predicted_mask = reference.labels == labels[0], prediction.labels == labels[0]
+        else:
+            truth_mask, predicted_mask = np.isin(reference.labels, labels), np.isin(prediction.labels, labels)
+        surface = surface_scores(truth_mask, predicted_mask, reference.spacing, _tolerance(nsd_tolerance, name))
+        rows.append({"class": name, "tp": counts.tp, "fp": counts.fp, "fn": counts.fn,
+                     "reference_voxels": counts.reference_voxels, "prediction_voxels": counts.prediction_voxels,
+                     "dsc": scores.dsc, "precision": scores.precision, "recall": scores.recall,
+                     "hd95": surface.hd95, "nsd": surface.nsd, "nsd_tolerance_mm": surface.tolerance_mm})
+    return rows
+
+
+def evaluate_cases(case_ids: Sequence[str], read_prediction: Callable[[str], LabelMap],
+                   read_reference: Callable[[str], LabelMap], class_names: Sequence[str],
+                   regions: Mapping[str, Sequence[int]] | None = None,
+                   nsd_tolerance: Tolerance = DEFAULT_NSD_TOLERANCE_MM, fold: int = 0) -> list[dict]:
+    """``metrics.csv`` rows of every case: :func:`score_label_maps` with ``case`` and ``fold`` first.
+
+    Args:
+        case_ids: cases in row order.
+        read_prediction, read_reference: case id -> :class:`LabelMap`.
+        class_names: one name per label, background first (not scored).
+        regions: composite regions, name -> labels scored as one structure.
+        nsd_tolerance: mm, one for all or one per structure name.
+        fold: the fold column.
+    """
+    try:
+        names = list(structures(class_names, regions))
+    except ValueError as error:
+        raise ConfigError(f"evaluation.regions: {error}") from None
+    check_tolerances(nsd_tolerance, names)
+    rows = []
+    for case_id in tqdm(case_ids, desc="evaluate", unit="case", disable=None, leave=False):
+        scored = score_label_maps(read_prediction(case_id), read_reference(case_id), class_names, regions,
+                                  nsd_tolerance)
+        rows += [{"case": case_id, "fold": fold, **row} for row in scored]
+    return rows
+
+
+def evaluate_folders(prediction_dir, reference_dir, class_names: Sequence[str] | None = None,
+                     regions: Mapping[str, Sequence[int]] | None = None,
+                     nsd_tolerance: Tolerance = DEFAULT_NSD_TOLERANCE_MM, fold: int = 0) -> list[dict]:
+    """Rows of every prediction in ``prediction_dir`` against its reference in ``reference_dir``.
+
+    Without ``class_names`` the classes are ``background, label_1 .. label_K``
+    with ``K`` the largest label in any file (read in a first pass).
+    """
+    predictions = label_map_files(prediction_dir)
+    if not predictions:
+        raise DataError(prediction_dir, f"no label maps ({', '.join(f'*{suffix}' for suffix in READERS)})")
+    references = {case_id: reference_file(reference_dir, case_id) for case_id in predictions}
+    if class_names is None:
+        largest = max(int(read_label_map(path).labels.max(initial=0))
+                      for path in [*predictions.values(), *references.values()])
+        class_names = ["background", *(f"label_{label}" for label in range(1, largest + 1))]
+    return evaluate_cases(list(predictions), lambda case_id: read_label_map(predictions[case_id]),
+                          lambda case_id: read_label_map(references[case_id]), class_names, regions,
+                          nsd_tolerance, fold)
+
+
+def summary_lines(summary: Mapping[str, Mapping[str, float]]) -> list[str]:
+    """One line per structure: its means (``summary.json``'s content), for the console."""
+    titles = {"dsc": "DSC", "precision": "precision", "recall": "recall", "hd95": "HD95 (mm)", "nsd": "NSD"}
+    return [f"  {name:<20} " + "  ".join(f"{title} {means[metric]:.3f}" for metric, title in titles.items()
+                                       if metric in means)
+            for name, means in summary.items()]
+
+
+# --- command line -----------------------------------------------------------------------------
+
+def _regions(entries: Sequence[str]) -> dict[str, list[int]]:
+    regions = {}
+    for entry in entries:
+        name, sep, labels = entry.partition("=")
+        try:
+            regions[name] = [int(label) for label in labels.split(",")]
+        except ValueError:
+            sep = ""
+        if not sep or not name:
+            raise UnifocalError(f"--regions {entry!r}: expected NAME=LABEL,LABEL (e.g. kidney_and_tumour=1,2)")
+    return regions
+
+
+def _tolerances(entries: Sequence[str]) -> Tolerance:
+    try:
+        if len(entries) == 1 and "=" not in entries[0]:
+            return float(entries[0])
+        return {name: float(value) for name, _, value in (entry.partition("=") for entry in entries)
+                if name and value}
+    except ValueError:
+        pass
+    raise UnifocalError(f"--nsd-tolerance {' '.join(entries)}: expected MM, or NAME=MM for every class and region")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="evaluate",
+        description="Score predicted label maps against references: voxel counts, DSC, precision, recall, "
+                    "HD95 and NSD per case and class; writes metrics.csv and summary.json.")
+    parser.add_argument("prediction_dir", metavar="PRED_DIR", help="folder of <case_id>.nii.gz label maps")
+    parser.add_argument("reference_dir", metavar="REF_DIR",
+                        help="folder of <case_id>.nii.gz references, or of <case_id>/ folders with a *seg* file")
+    parser.add_argument("--classes", nargs="+", metavar="NAME",
+                        help="names of labels 1, 2, ... (default: label_1 .. label_K, K the largest label found)")
+    parser.add_argument("--regions", nargs="+", default=[], metavar="NAME=L,L",
+                        help="composite regions scored beside the classes, e.g. kidney_and_tumour=1,2")
+    parser.add_argument("--nsd-tolerance", nargs="+", default=[str(DEFAULT_NSD_TOLERANCE_MM)], metavar="MM",
+                        help=f"NSD tolerance in mm: one number, or NAME=MM for every class and region "
+                             f"(default {DEFAULT_NSD_TOLERANCE_MM})")
+    parser.add_argument("--fold", type=int, default=0, metavar="K", help="value of the fold column (default 0)")
+    parser.add_argument("--out", metavar="FILE", help="metrics CSV (default PRED_DIR/metrics.csv); "
+                                                      "summary.json is written beside it")
+    return parser
+
+
+@exits_cleanly
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    regions = _regions(args.regions)
+    tolerance = _tolerances(args.nsd_tolerance)
+    class_names = None if args.classes is None else ["background", *args.classes]
+    out = Path(args.out) if args.out else Path(args.prediction_dir) / "metrics.csv"
+    if out.is_dir():
+        raise UnifocalError(f"{out}: --out is a folder; name the CSV file")
+    rows = evaluate_folders(args.prediction_dir, args.reference_dir, class_names, regions, tolerance, args.fold)
+    write_metrics_csv(out, rows)
+    summary = write_summary_json(out.with_name("summary.json"), rows)
+    print(f"{args.prediction_dir}: mean over {len({row['case'] for row in rows})} cases")
+    print("\n".join(summary_lines(summary)))
+    print(f"wrote {out} and {out.with_name('summary.json')}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
