@@ -17,17 +17,9 @@ from pipeline.config import load_config
 from pipeline.data.phantoms import write_kits19
 from pipeline.inference import predict as predict_module
 from pipeline.inference.predict import ensemble_predictor, flips, main
+from test_experiment import tiny_config
 
 CASES = 2
-
-
-def tiny_config(tmp_path, data_root, name="tiny", *overrides):
-    return load_config("configs/demo_dice.yaml", [
-        f"experiment.name={name}", f"experiment.output_root={tmp_path / 'runs'}", f"data.root={data_root}",
-        f"preprocessing.cache_dir={tmp_path / 'cache'}", "cross_validation.splits_file=null",
-        "cross_validation.folds=2", "preprocessing.target_spacing=[6.0, 6.0, 6.0]",
-        "sampling.patch_shape=[8, 32, 32]", "sampling.batches_per_epoch=2", "sampling.val_batches=1",
-        "model.n_filters=2", "model.depth=2", "training.epochs=2", "inference.overlap=[4, 16, 16]", *overrides])
 
 
 @pytest.fixture(scope="module")
