@@ -32,7 +32,7 @@ import yaml
 from pipeline.atomic_files import write_atomically
 from pipeline.config import ExperimentConfig
 from pipeline.data import open_dataset
-from pipeline.data.nifti import read_geometry, write_nifti
+from pipeline.data.nifti import write_nifti
 from pipeline.errors import ConfigError, DataError
 from pipeline.evaluation.evaluate import LabelMap, evaluate_cases, read_label_map, summary_lines
 from pipeline.evaluation.metrics import read_metrics_csv, write_metrics_csv, write_summary_json
@@ -121,9 +121,9 @@ def predict_case(config: ExperimentConfig, predict, pre, num_classes: int, out_d
 
 def reference_label_map(dataset, case_id: str) -> LabelMap:
     """The case's ground truth (after the data set's label map) with the spacing and affine of its image."""
-    image = read_geometry(dataset.source_files(case_id)[0])
-    return LabelMap(path=dataset.source_files(case_id)[-1], labels=dataset.load_segmentation(case_id),
-                    spacing=image.spacing, affine=image.affine)
+    geometry = dataset.geometry(case_id)
+    return LabelMap(path=geometry.path, labels=dataset.load_segmentation(case_id), spacing=geometry.spacing,
+                    affine=geometry.affine)
 
 
 def collect_metrics(config: ExperimentConfig) -> dict | None:

@@ -2,6 +2,7 @@
 
     compare-losses RUN_DIR [RUN_DIR ...] --out DIR [--paper] [--test signedrank|ranksum]
                    [--interval cases|folds] [--published TABLE] [--cases ID ...]
+                   [--metric dsc|precision|recall|hd95|nsd]
 
 Each RUN_DIR is a finished ``run-experiment`` folder; the loss name comes from
 its config.yaml, and the tables list the runs in the order given. Runs must
@@ -21,6 +22,9 @@ Outputs in DIR:
 * ``pvalues_<class>.md``, ``.tex``, ``.csv``: one file set per class, the
   Holm-adjusted pairwise tests on per-case DSC (the Holm family: that class's
   pairs). Needs at least two runs and two cases; otherwise skipped with a notice.
+  ``--metric hd95`` (or nsd, precision, recall) tests that metric instead, in
+  ``pvalues_<metric>_<class>.*``, and adds its column to the performance table;
+  for HD95 lower is better, so the bold marks the lowest mean and (+) a lower row.
 * ``runs.csv``: which run folder, loss, hyperparameters and experiment each
   table row comes from.
 * ``per_case.csv``: every run's per-case scores with its table label in a
@@ -48,8 +52,9 @@ from pipeline.atomic_files import write_atomically
 from pipeline.errors import DataError, UnifocalError, exits_cleanly
 from pipeline.evaluation import figures, tables
 from pipeline.evaluation.methods import INTERVALS, PROJECT, StatisticsMethod, choose_method
+from pipeline.evaluation.metrics import METRICS, SURFACE_METRICS
 from pipeline.evaluation.published import PUBLISHED, PublishedTable, RowKey
-from pipeline.evaluation.runs import Run, load_runs, name_list
+from pipeline.evaluation.runs import Run, check_metric, load_runs, name_list
 from pipeline.evaluation.statistics import TESTS, pairwise_tests
 
 
@@ -100,7 +105,7 @@ def _published_pvalues(runs: Sequence[Run], published: PublishedTable | None, cl
 
 def _table_outputs(runs: Sequence[Run], method: StatisticsMethod, published: PublishedTable | None = None,
                    metric: str = "dsc") -> dict[str, str]:
-    summary = tables.performance_summary(runs, method)
+    summary = tables.performance_summary(runs, method, metrics=list(dict.fromkeys([*METRICS, metric])))
     source = published.source if published else None
     rows = _published_rows(runs, published)
     outputs = {
@@ -116,15 +121,16 @@ def _table_outputs(runs: Sequence[Run], method: StatisticsMethod, published: Pub
                 f"{n_cases} case(s)); skipped")
         return outputs
     labels = [run.label for run in runs]
+    pvalue_source = source if metric == "dsc" else None  # the papers published p-values of DSC only
     for class_name in runs[0].class_names():
         scores = {run.label: run.per_case(class_name, metric).to_numpy() for run in runs}
         pairs = pairwise_tests(scores, method.test)
-        theirs = _published_pvalues(runs, published, class_name)
-        stem = f"pvalues_{file_stem(class_name)}"
+        theirs = _published_pvalues(runs, published, class_name) if metric == "dsc" else {}
+        stem = f"pvalues_{file_stem(class_name)}" if metric == "dsc" else f"pvalues_{metric}_{file_stem(class_name)}"
         outputs[f"{stem}.md"] = tables.pvalue_markdown(pairs, labels, class_name, method, n_cases, metric,
-                                                       theirs, source)
+                                                       theirs, pvalue_source)
         outputs[f"{stem}.tex"] = tables.pvalue_latex(pairs, labels, class_name, method, n_cases, metric,
-                                                     theirs, source)
+                                                     theirs, pvalue_source)
         outputs[f"{stem}.csv"] = tables.pvalue_csv(pairs, class_name, method, metric, theirs)
     return outputs
 
@@ -151,7 +157,7 @@ def _case_figures(runs: Sequence[Run], case_ids: Sequence[str]) -> dict[str, byt
 
 def comparison_outputs(runs: Sequence[Run], method: StatisticsMethod = PROJECT,
                        case_ids: Sequence[str] | None = None,
-                       published: PublishedTable | None = None) -> dict[str, str | bytes]:
+                       published: PublishedTable | None = None, metric: str = "dsc") -> dict[str, str | bytes]:
     """Every output file's name and content, built in memory.
 
     Args:
@@ -159,8 +165,9 @@ def comparison_outputs(runs: Sequence[Run], method: StatisticsMethod = PROJECT,
         method: test and interval (``methods.PROJECT`` by default, ``methods.PAPER``).
         case_ids: cases to draw; default ``figures.default_cases``.
         published: a paper table's numbers to show beside ours.
+        metric: what the pairwise tests compare (a column of every run's ``metrics.csv``).
     """
-    outputs: dict[str, str | bytes] = dict(_table_outputs(runs, method, published))
+    outputs: dict[str, str | bytes] = dict(_table_outputs(runs, method, published, metric))
     outputs["dsc_distribution.png"] = figures.dsc_distribution_png(runs)
     curves = figures.training_curves_png(runs)
     if curves is None:
@@ -190,6 +197,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--published", choices=sorted(PUBLISHED), metavar="TABLE",
                         help="put this paper table's published numbers beside ours: "
                              + ", ".join(sorted(PUBLISHED)))
+    parser.add_argument("--metric", choices=(*METRICS, *SURFACE_METRICS), default="dsc",
+                        help="per-case metric of the pairwise tests, added to the performance table "
+                             "(default dsc; hd95: lower is better)")
     parser.add_argument("--cases", nargs="+", metavar="ID",
                         help="cases to draw under every loss (default: lowest, median, highest DSC)")
     return parser
@@ -202,6 +212,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if out_dir.exists() and not out_dir.is_dir():
         raise UnifocalError(f"{out_dir}: --out exists and is not a folder")
     runs = load_runs(args.run_dirs)
+    check_metric(runs, args.metric)
     if args.cases:
         unknown = [case_id for case_id in args.cases if case_id not in set(runs[0].case_ids())]
         if unknown:
@@ -210,7 +221,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if method.interval == "folds" and runs[0].scores["fold"].nunique() < 2:
         raise UnifocalError("--interval folds: the runs scored their cases in fewer than two folds")
     published = PUBLISHED[args.published] if args.published else None
-    outputs = comparison_outputs(runs, method, args.cases, published)
+    outputs = comparison_outputs(runs, method, args.cases, published, args.metric)
     for name, content in outputs.items():
         write_atomically(out_dir / name, content)
     print("\n".join(content for name, content in outputs.items() if name.endswith(".md")))

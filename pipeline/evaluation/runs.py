@@ -158,6 +158,24 @@ def read_metrics(path: Path) -> pd.DataFrame:
     return scores
 
 
+def check_metric(runs: Sequence[Run], metric: str) -> None:
+    """Refuse a metric some run's ``metrics.csv`` lacks or holds impossible values of (naming the file and line).
+
+    HD95 must be a finite number of mm >= 0, every other metric a number in [0, 1].
+    """
+    for run in runs:
+        if metric not in run.scores.columns:
+            raise DataError(run.metrics_path, f"no {metric} column: scored before {metric} was kept; "
+                                              "score the folds' predictions again with `evaluate`")
+        values = pd.to_numeric(run.scores[metric], errors="coerce")
+        bad = ~(values.between(0.0, float("inf"), inclusive="left") if metric == "hd95" else values.between(0.0, 1.0))
+        if bad.any():
+            line = bad.idxmax()
+            raise DataError(run.metrics_path, f"line {line + 2}: {metric} '{run.scores[metric][line]}' is not "
+                                              + ("a distance in mm" if metric == "hd95" else "a number in [0, 1]"))
+        run.scores[metric] = values.astype(float)
+
+
 def read_training_logs(run_dir: Path) -> dict[int, pd.DataFrame]:
     """``fold_K/log.csv`` of every fold that has one, keyed by ``K``."""
     logs = {}

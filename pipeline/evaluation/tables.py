@@ -38,10 +38,10 @@ from pipeline.evaluation.statistics import (
     t_confidence_interval,
 )
 
-METRIC_TITLES = {"dsc": "DSC", "precision": "Precision", "recall": "Recall"}
+METRIC_TITLES = {"dsc": "DSC", "precision": "Precision", "recall": "Recall", "hd95": "HD95 (mm)", "nsd": "NSD"}
 """Column titles per metric; a metric not listed is shown upper-cased."""
 
-LOWER_IS_BETTER: frozenset[str] = frozenset()
+LOWER_IS_BETTER: frozenset[str] = frozenset({"hd95"})
 """Metrics for which a lower value is better (distances such as ``"hd95"``); all others: higher."""
 
 SIGN_TEXT = {1: "+", -1: "−", 0: "="}
