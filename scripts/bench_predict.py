@@ -30,7 +30,8 @@ from pipeline.inference.predict import InputCase, ensemble_predictor, flips, pre
 from pipeline.training.train import build_model
 
 SPACING = (3.0, 0.78, 0.78)
-SETTINGS = {"single": (1, False), "single+mirror": (1, True), "ensemble": (None, False), "ensemble+mirror": (None, True)}
+SETTINGS = {"single": (1, False), "single+mirror": (1, True),
+            "ensemble": (None, False), "ensemble+mirror": (None, True)}
 
 
 def main() -> None:
