@@ -1,4 +1,4 @@
-"""``run-experiment CONFIG [--fold K] [--set a.b=value ...] [--sweep a.b=v1,v2 ...] [--print-run-dir]``.
+"""``run-experiment CONFIG [--fold K] [--set a.b=value ...] [--sweep a.b=v1,v2 ...] [--print-run-dir] [--plan]``.
 
 Trains, cross-validates and scores one experiment config (see
 ``pipeline.experiment``), or with ``--sweep`` one run per combination of the
@@ -30,6 +30,8 @@ def parse_arguments(argv=None) -> argparse.Namespace:
     parser.add_argument("--print-run-dir", action="store_true",
                         help="print <experiment.output_root>/<experiment.name> (with --sweep: the sweep folder) "
                              "and exit")
+    parser.add_argument("--plan", action="store_true",
+                        help="print the resolved data set, preprocessing, model and folds, and exit (writes nothing)")
     return parser.parse_args(argv)
 
 
@@ -43,6 +45,11 @@ def main(argv=None) -> int:
     config = load_config(arguments.config, arguments.overrides)
     if arguments.print_run_dir:
         print(config.run_dir)
+        return 0
+    if arguments.plan:
+        from pipeline.plan import experiment_plan, format_plan
+
+        print(format_plan(experiment_plan(config)))
         return 0
     from pipeline.experiment import run_experiment
 

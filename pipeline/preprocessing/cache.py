@@ -42,6 +42,12 @@ logger = logging.getLogger(__name__)
 CACHE_FORMAT = 1
 
 
+def cache_key(dataset: NiftiDataset, settings: PreprocessingSettings) -> tuple[str, dict]:
+    """The cache folder's name for ``dataset`` under ``settings``, and what it stands for (``key.json``)."""
+    description = {"format": CACHE_FORMAT, "dataset": dataset.fingerprint(), "settings": settings.as_dict()}
+    return hashlib.sha256(json.dumps(description, sort_keys=True).encode()).hexdigest()[:16], description
+
+
 class PreprocessedCache:
     """Preprocessed cases of ``dataset`` under ``settings``, computed once and then read from disk.
 
@@ -54,8 +60,7 @@ class PreprocessedCache:
     def __init__(self, cache_dir, dataset: NiftiDataset, settings: PreprocessingSettings):
         self.dataset = dataset
         self.settings = settings
-        description = {"format": CACHE_FORMAT, "dataset": dataset.fingerprint(), "settings": settings.as_dict()}
-        self.key = hashlib.sha256(json.dumps(description, sort_keys=True).encode()).hexdigest()[:16]
+        self.key, description = cache_key(dataset, settings)
         self.directory = Path(cache_dir) / self.key
         self.directory.mkdir(parents=True, exist_ok=True)
         if not (self.directory / "key.json").exists():

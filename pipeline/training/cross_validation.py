@@ -59,15 +59,24 @@ def check_splits(splits, case_ids: Sequence[str], folds: int, path) -> None:
             raise DataError(path, f"fold {index}: train is not the complement of val")
 
 
+def read_splits(path, case_ids: Sequence[str], folds: int):
+    """The splits in ``path``, validated against the cases; ``None`` if the file does not exist."""
+    path = Path(path)
+    if not path.exists():
+        return None
+    try:
+        splits = json.loads(path.read_text())
+    except (OSError, ValueError) as error:
+        raise DataError(path, f"not a readable JSON file ({error})") from None
+    check_splits(splits, case_ids, folds, path)
+    return splits
+
+
 def load_or_create_splits(path, case_ids: Sequence[str], folds: int, seed: int):
     """The splits in ``path`` if it exists (validated), else new ones written there atomically."""
     path = Path(path)
-    if path.exists():
-        try:
-            splits = json.loads(path.read_text())
-        except (OSError, ValueError) as error:
-            raise DataError(path, f"not a readable JSON file ({error})") from None
-        check_splits(splits, case_ids, folds, path)
+    splits = read_splits(path, case_ids, folds)
+    if splits is not None:
         return splits
     try:
         splits = make_splits(case_ids, folds, seed)
