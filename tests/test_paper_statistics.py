@@ -11,7 +11,7 @@ from scipy import stats
 from statsmodels.stats.multitest import multipletests
 
 from pipeline.evaluation import tables
-from pipeline.evaluation.compare import _table_outputs, main
+from pipeline.evaluation.compare import main, table_outputs
 from pipeline.evaluation.methods import PAPER, PROJECT, choose_method
 from pipeline.evaluation.published import PUBLISHED
 from pipeline.evaluation.runs import load_runs
@@ -56,7 +56,7 @@ def test_the_synthetic_data_has_ties_and_zero_differences():
 
 
 def test_paper_mode_table4_family_is_scipy_ranksums_with_holm_over_three_pairs(table4_runs):
-    outputs = _table_outputs(table4_runs, PAPER, PUBLISHED["mixed_focal_brats20"])
+    outputs = table_outputs(table4_runs, PAPER, PUBLISHED["mixed_focal_brats20"])
     result = pd.read_csv(pd.io.common.StringIO(outputs["pvalues_enhancing_tumour.csv"]))
     pairs = [(row, column) for column, row in itertools.combinations(TABLE4, 2)]
     raw = [stats.ranksums(TABLE4[row], TABLE4[column]).pvalue for row, column in pairs]
@@ -105,7 +105,7 @@ def test_fold_means_by_hand():
 
 
 def test_published_rows_and_differences_in_markdown_and_latex(table4_runs):
-    outputs = _table_outputs(table4_runs, PAPER, PUBLISHED["mixed_focal_brats20"])
+    outputs = table_outputs(table4_runs, PAPER, PUBLISHED["mixed_focal_brats20"])
     ours = tables.performance_summary(table4_runs, PAPER).set_index(["loss", "metric"]).loc[("Combo", "dsc"), "mean"]
     lines = outputs["performance.md"].splitlines()
     published = lines.index("| Combo, published | 0.748 ± 0.032 | – | – |")
@@ -118,7 +118,7 @@ def test_published_rows_and_differences_in_markdown_and_latex(table4_runs):
 
 
 def test_the_method_is_named_in_every_caption(table4_runs):
-    outputs = _table_outputs(table4_runs, choose_method(paper=True, interval="cases"))
+    outputs = table_outputs(table4_runs, choose_method(paper=True, interval="cases"))
     for name in ("performance.md", "performance.tex", "pvalues_enhancing_tumour.md", "pvalues_enhancing_tumour.tex"):
         assert "paper mode, interval over cases" in outputs[name]
         assert "ranksums" in outputs[name]

@@ -1,7 +1,7 @@
 """``submit-grid``: train every (config, fold) pair as one Slurm array job, then compare the losses.
 
     submit-grid CONFIG [CONFIG ...] [--partition P] [--account A] [--gpus N] [--cpus N]
-                [--time T] [--mem M] [--out DIR] [--cluster-env FILE] [--dry-run]
+                [--time T] [--mem M] [--out DIR] [--cluster-env FILE] [--compare-args=ARGS] [--dry-run]
 
 Validates every config, writes ``DIR/grid.tsv`` (one row per array task, see
 ``pipeline.batch.grid``) and submits two jobs with ``sbatch --parsable``:
@@ -13,7 +13,9 @@ Validates every config, writes ``DIR/grid.tsv`` (one row per array task, see
 2. ``scripts/slurm/compare.sbatch`` with ``--dependency=afterok:<array>``: it
    starts only when every task succeeded, checks that every fold wrote its
    ``done.json`` (``pipeline.batch.collect``) and runs ``compare-losses`` on
-   the run folders into ``DIR/comparison/``.
+   the run folders into ``DIR/comparison/``, with ``--compare-args`` added
+   (e.g. ``--compare-args="--paper --published mixed_focal_brats20"``, as
+   ``reproduce-paper --slurm`` passes them).
 
 sbatch options come from ``scripts/slurm/cluster.env`` (or ``--cluster-env``);
 the command-line flags override them. Job logs go to ``DIR/logs/``. Prints
@@ -105,6 +107,9 @@ def _parser() -> argparse.ArgumentParser:
                              "(default: <first config's output_root>/grid-<date>-<time>)")
     parser.add_argument("--cluster-env", type=Path, default=SLURM_SCRIPTS / "cluster.env",
                         help="cluster settings file (default: scripts/slurm/cluster.env)")
+    parser.add_argument("--compare-args", default="", metavar="ARGS",
+                        help="options added to the comparison job's compare-losses, e.g. "
+                             "--compare-args='--paper --published mixed_focal_brats20'")
     parser.add_argument("--dry-run", action="store_true", help="print the grid and the sbatch commands only")
     return parser
 
@@ -115,6 +120,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     for flag, value in (("--gpus", args.gpus), ("--cpus", args.cpus)):
         if value is not None and value < 0:
             raise ConfigError(f"{flag}: expected a whole number, got {value}")
+    compare_args = shlex.split(args.compare_args)
+    if any(not argument or any(character.isspace() for character in argument) for argument in compare_args):
+        raise ConfigError(f"--compare-args: {args.compare_args!r}: options must not contain spaces")
     settings = read_cluster_settings(args.cluster_env).updated(
         partition=args.partition, account=args.account, gpus_per_task=args.gpus,
         cpus_per_task=args.cpus, time_limit=args.time, memory=args.mem,
@@ -137,6 +145,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"train: {shlex.join(train)}")
         compare = compare_command(settings, out_dir, working_dir, "<train-job-id>")
         print(f"compare: {shlex.join(compare)}")
+        if compare_args:
+            print(f"compare-losses options: {shlex.join(compare_args)}")
         return 0
 
     write_grid(grid_file, tasks)
@@ -147,6 +157,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         UNIFOCAL_GRID=str(grid_file),
         UNIFOCAL_CLUSTER_ENV=str(args.cluster_env.resolve()),
         UNIFOCAL_COMPARISON=str(out_dir / "comparison"),
+        UNIFOCAL_COMPARE_ARGS=" ".join(compare_args),
     )
     train_job_id = _submit(train, environment)
     print(f"train: {train_job_id}", flush=True)

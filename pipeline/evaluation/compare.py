@@ -103,8 +103,9 @@ def _published_pvalues(runs: Sequence[Run], published: PublishedTable | None, cl
             if row in by_key and column in by_key}
 
 
-def _table_outputs(runs: Sequence[Run], method: StatisticsMethod, published: PublishedTable | None = None,
+def table_outputs(runs: Sequence[Run], method: StatisticsMethod, published: PublishedTable | None = None,
                    metric: str = "dsc") -> dict[str, str]:
+    """The tables' file names and contents: performance, runs and per-class p-values of ``metric``."""
     summary = tables.performance_summary(runs, method, metrics=list(dict.fromkeys([*METRICS, metric])))
     source = published.source if published else None
     rows = _published_rows(runs, published)
@@ -167,7 +168,7 @@ def comparison_outputs(runs: Sequence[Run], method: StatisticsMethod = PROJECT,
         published: a paper table's numbers to show beside ours.
         metric: what the pairwise tests compare (a column of every run's ``metrics.csv``).
     """
-    outputs: dict[str, str | bytes] = dict(_table_outputs(runs, method, published, metric))
+    outputs: dict[str, str | bytes] = dict(table_outputs(runs, method, published, metric))
     outputs["dsc_distribution.png"] = figures.dsc_distribution_png(runs)
     curves = figures.training_curves_png(runs)
     if curves is None:

@@ -1,0 +1,1 @@
+"""The papers' tables as units: which runs each needs, how they are compared (``reproduce-paper``)."""
