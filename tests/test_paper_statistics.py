@@ -142,8 +142,7 @@ def test_bold_follows_the_printed_rounding():
     assert "| B | 0.900 ± 0.010 |" in markdown
 
 
-def test_lower_is_better_metric_bolds_the_lowest(monkeypatch):
-    monkeypatch.setattr(tables, "LOWER_IS_BETTER", frozenset({"hd95"}))
+def test_lower_is_better_metric_bolds_the_lowest():
     summary = pd.DataFrame([
         {"loss": loss, "class": "tumour", "metric": "hd95", "interval": "cases", "n": 5, "mean": mean,
          "ci_low": mean - 1, "ci_high": mean + 1, "ci_half_width": 1.0}

@@ -44,6 +44,13 @@ COLUMNS = ("case", "fold", "class", *METRICS)
 """The columns every ``metrics.csv`` has (runs scored before counts and surface metrics were kept have only these)."""
 CSV_COLUMNS = ("case", "fold", "class", *COUNTS, *METRICS, *SURFACE_METRICS, "nsd_tolerance_mm")
 """The columns :func:`write_metrics_csv` writes."""
+LOWER_IS_BETTER = ("hd95",)
+"""Metrics for which a lower value is better (distances); every other metric: higher is better."""
+
+
+def higher_is_better(metric: str) -> bool:
+    """Whether a higher value of ``metric`` is better (the direction tables and rankings use)."""
+    return metric not in LOWER_IS_BETTER
 
 
 @dataclass(frozen=True)

@@ -40,12 +40,11 @@ from pipeline.evaluation.ranking import (
     consensus,
     friedman,
 )
+from pipeline.evaluation.metrics import LOWER_IS_BETTER
 from pipeline.evaluation.runs import name_list
 
 PER_CASE = "per_case.csv"
 CONSENSUS = "consensus"
-#: Metrics for which a lower value is better (distances); every other metric: higher is better.
-LOWER_IS_BETTER = ("hd95",)
 
 
 def read_comparison(folder: Path) -> pd.DataFrame:

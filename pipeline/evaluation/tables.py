@@ -12,8 +12,8 @@
   p-value file lists the published p-values beside ours.
 
 The metric is a parameter everywhere: ``METRIC_TITLES`` names it and
-``LOWER_IS_BETTER`` says which direction is better (a lower-is-better metric
-such as HD95 bolds the lowest mean and turns (+) into "row lower").
+``metrics.LOWER_IS_BETTER`` says which direction is better (a lower-is-better
+metric such as HD95 bolds the lowest mean and turns (+) into "row lower").
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from typing import Mapping, Sequence
 import pandas as pd
 
 from pipeline.evaluation.methods import PROJECT, StatisticsMethod
-from pipeline.evaluation.metrics import METRICS
+from pipeline.evaluation.metrics import METRICS, higher_is_better
 from pipeline.evaluation.published import PublishedValue
 from pipeline.evaluation.runs import Run
 from pipeline.evaluation.statistics import (
@@ -41,9 +41,6 @@ from pipeline.evaluation.statistics import (
 METRIC_TITLES = {"dsc": "DSC", "precision": "Precision", "recall": "Recall", "hd95": "HD95 (mm)", "nsd": "NSD"}
 """Column titles per metric; a metric not listed is shown upper-cased."""
 
-LOWER_IS_BETTER: frozenset[str] = frozenset({"hd95"})
-"""Metrics for which a lower value is better (distances such as ``"hd95"``); all others: higher."""
-
 SIGN_TEXT = {1: "+", -1: "−", 0: "="}
 LATEX_SPECIALS = {
     "\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#",
@@ -58,10 +55,6 @@ PublishedRows = Mapping[str, Mapping[tuple[str, str], PublishedValue]]
 
 def metric_title(metric: str) -> str:
     return METRIC_TITLES.get(metric, metric.upper())
-
-
-def higher_is_better(metric: str) -> bool:
-    return metric not in LOWER_IS_BETTER
 
 
 def latex_escape(text: str) -> str:
