@@ -8,16 +8,24 @@ Usage::
 
 ``losses.names()`` lists every loss. Conventions and formulas: ``losses/base.py``
 and each loss's docstring; the science is in the project's SPEC.md section 1.
+
+``losses.catalog`` describes every loss (parameters, defaults, ranges, paper)
+without importing TensorFlow; the registry functions (``get``, ``names``,
+``parameters``, ``custom_objects``) load TensorFlow and the loss classes on
+first use, so that ``import losses.catalog`` stays cheap.
 """
 
-from losses.registry import custom_objects, get, names, parameters
+from losses import catalog
 
-# Importing the loss modules registers their classes.
-from losses import combo, focal, mixed_focal, tversky, unified_focal  # noqa: E402,F401  (the Unified Focal family)
-from losses import (  # noqa: E402,F401  (the rest of Ma's taxonomy)
-    asymmetric_similarity, boundary, cross_entropy, dice_plus, distance_penalized_ce, exp_log,
-    generalized_dice, hausdorff_dt, iou, lovasz_softmax, sensitivity_specificity, topk,
-    weighted_cross_entropy,
-)
+_REGISTRY_FUNCTIONS = ("get", "names", "parameters", "custom_objects")
 
-__all__ = ["get", "names", "parameters", "custom_objects"]
+
+def __getattr__(attribute):
+    if attribute not in _REGISTRY_FUNCTIONS:
+        raise AttributeError(f"module 'losses' has no attribute {attribute!r}")
+    from losses import registry
+
+    return getattr(registry, attribute)
+
+
+__all__ = ["catalog", *_REGISTRY_FUNCTIONS]

@@ -1,8 +1,16 @@
-"""Losses found by name: the YAML configs and ``losses.get`` use this registry."""
+"""Losses found by name: the YAML configs and ``losses.get`` use this registry.
+
+The loss modules register their classes when imported; every lookup here
+imports them all first (which loads TensorFlow), so the registry is complete
+however ``losses`` was imported.
+"""
 
 from __future__ import annotations
 
+import functools
+import importlib
 import inspect
+import pkgutil
 
 _REGISTRY: dict[str, type] = {}
 
@@ -20,13 +28,23 @@ def register(name: str):
     return decorate
 
 
+@functools.cache
+def _register_all() -> None:
+    """Import every module of the ``losses`` package (each registers its losses)."""
+    package = importlib.import_module("losses")
+    for module in pkgutil.iter_modules(package.__path__):
+        importlib.import_module(f"losses.{module.name}")
+
+
 def names() -> list[str]:
     """Every registered loss name, sorted."""
+    _register_all()
     return sorted(_REGISTRY)
 
 
 def parameters(name: str) -> list[str]:
     """The hyperparameter names a loss accepts."""
+    _register_all()
     return [
         p for p in inspect.signature(_REGISTRY[name].__init__).parameters
         if p not in ("self", "name", "reduction")
@@ -39,6 +57,7 @@ def get(name: str, **params):
     Raises ``ValueError`` naming the valid choices for an unknown name or
     parameter.
     """
+    _register_all()
     if name not in _REGISTRY:
         raise ValueError(f"unknown loss {name!r}; choose one of: {', '.join(names())}")
     valid = parameters(name)
@@ -53,4 +72,5 @@ def get(name: str, **params):
 
 def custom_objects() -> dict[str, type]:
     """Class names to classes, for ``keras.models.load_model``."""
+    _register_all()
     return {cls.__name__: cls for cls in _REGISTRY.values()}

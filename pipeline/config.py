@@ -22,13 +22,15 @@ from __future__ import annotations
 import copy
 import re
 from pathlib import Path
-from typing import Any, Literal, Optional
+from typing import Annotated, Any, Literal, Optional
 
 import yaml
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
+    NonNegativeFloat,
     NonNegativeInt,
     PositiveFloat,
     PositiveInt,
@@ -38,8 +40,8 @@ from pydantic import (
     model_validator,
 )
 
+from losses import catalog as loss_catalog
 from pipeline.errors import ConfigError
-from pipeline.training.augmentation import AugmentationSettings
 
 Shape3 = tuple[PositiveInt, PositiveInt, PositiveInt]
 
@@ -116,14 +118,18 @@ class DataSection(Section):
         return {key: value for key, value in options.items() if value is not None}
 
 
-class PreprocessingSection(Section):
-    """Intensity clipping, normalisation and resampling, cached on disk."""
+class PreprocessingSettings(Section):
+    """What preprocessing does to every case, in this order: clip, resample, normalise.
 
-    clip: Optional[tuple[float, float]] = Field(None, description="intensity window [low, high]")
-    normalization: Literal["zscore", "zscore_nonzero", "none"] = "zscore"
+    ``pipeline.preprocessing`` receives these (the section without its cache
+    folder); they also key the on-disk cache (:meth:`as_dict`).
+    """
+
+    clip: Optional[tuple[float, float]] = Field(None, description="intensity window [low, high], e.g. HU for CT")
+    normalization: Literal["zscore", "zscore_nonzero", "none"] = Field(
+        "zscore", description="zscore: per channel; zscore_nonzero: over non-zero voxels, zeros kept (MRI)")
     target_spacing: Optional[tuple[PositiveFloat, PositiveFloat, PositiveFloat]] = Field(
         None, description="mm per voxel in array axis order; None keeps each case's spacing")
-    cache_dir: Path = Field(Path("cache"), description="preprocessed cases, shared by every run")
 
     @field_validator("clip")
     @classmethod
@@ -132,12 +138,19 @@ class PreprocessingSection(Section):
             raise ValueError(f"low must be below high, got {list(clip)}")
         return clip
 
-    def settings(self):
-        """The ``PreprocessingSettings`` these values describe."""
-        from pipeline.preprocessing import PreprocessingSettings
+    def as_dict(self) -> dict:
+        """JSON-ready, for cache keys and run records."""
+        return self.model_dump(mode="json")
 
-        return PreprocessingSettings(clip=self.clip, normalization=self.normalization,
-                                     target_spacing=self.target_spacing)
+
+class PreprocessingSection(PreprocessingSettings):
+    """Intensity clipping, normalisation and resampling, cached on disk."""
+
+    cache_dir: Path = Field(Path("cache"), description="preprocessed cases, shared by every run")
+
+    def settings(self) -> PreprocessingSettings:
+        """The preprocessing stage's settings: this section without ``cache_dir`` (already validated)."""
+        return PreprocessingSettings.model_construct(**self.model_dump(exclude={"cache_dir"}))
 
 
 class SamplingSection(Section):
@@ -149,6 +162,155 @@ class SamplingSection(Section):
     val_batches: PositiveInt = Field(50, description="validation batches per epoch")
     foreground_fraction: float = Field(
         0.33, ge=0.0, le=1.0, description="share of patches centred on a foreground voxel (nnU-Net: 1/3)")
+
+
+# Augmentation (pipeline.training.augmentation); defaults are MIScnn 1.4.0's, as the papers train.
+def _ordered(bounds):
+    if bounds[0] > bounds[1]:
+        raise ValueError(f"lower bound above upper bound: {list(bounds)}")
+    return bounds
+
+
+Probability = Annotated[float, Field(ge=0.0, le=1.0)]
+Range = Annotated[tuple[float, float], AfterValidator(_ordered)]
+NonNegativeRange = Annotated[tuple[NonNegativeFloat, NonNegativeFloat], AfterValidator(_ordered)]
+PositiveRange = Annotated[tuple[PositiveFloat, PositiveFloat], AfterValidator(_ordered)]
+
+
+class RotationSettings(Section):
+    """Rotation about each array axis (batchgenerators ``angle_x``, ``angle_y``, ``angle_z``).
+
+    Attributes:
+        probability: share of patches rotated (MIScnn: 0.15).
+        degrees: one ``[low, high]`` angle range per axis, in degrees; each
+            angle is drawn uniformly (MIScnn: ±15° about every axis).
+    """
+
+    probability: Probability = 0.15
+    degrees: tuple[Range, Range, Range] = ((-15.0, 15.0), (-15.0, 15.0), (-15.0, 15.0))
+
+
+class ScalingSettings(Section):
+    """Isotropic zoom; a factor > 1 samples a larger region, so the anatomy shrinks.
+
+    Not in the papers' list of transforms, hence off by default; MIScnn's
+    ``Data_Augmentation`` enables it with probability 0.15 and range
+    (0.85, 1.25). As in batchgenerators, half the draws are below 1.
+
+    Attributes:
+        probability: share of patches scaled (default 0: off).
+        range: ``[low, high]`` scale factor.
+    """
+
+    probability: Probability = 0.0
+    range: PositiveRange = (0.85, 1.25)
+
+
+class ElasticSettings(Section):
+    """Elastic deformation (Simard et al. 2003) as batchgenerators parameterises it.
+
+    Attributes:
+        probability: share of patches deformed (MIScnn: 0.15).
+        alpha: ``[low, high]`` magnitude: the smoothed uniform noise is
+            multiplied by it (MIScnn: [0, 900], i.e. displacements of up to
+            a few voxels).
+        sigma: ``[low, high]`` width in voxels of the Gaussian smoothing the
+            noise: small is local, large is global (MIScnn: [9, 13]).
+    """
+
+    probability: Probability = 0.15
+    alpha: NonNegativeRange = (0.0, 900.0)
+    sigma: PositiveRange = (9.0, 13.0)
+
+
+class MirroringSettings(Section):
+    """Flips along array axes; image and label together.
+
+    Attributes:
+        probability: share of patches considered for mirroring; each listed
+            axis of such a patch is then flipped with probability 1/2
+            (MIScnn: every patch, as its MirrorTransform has no probability).
+        axes: spatial axes (0, 1, 2 = D, H, W) that may be flipped.
+    """
+
+    probability: Probability = 1.0
+    axes: tuple[Literal[0, 1, 2], ...] = (0, 1, 2)
+
+
+class BrightnessSettings(Section):
+    """Multiply each channel by a factor drawn from ``range`` (``BrightnessMultiplicativeTransform``).
+
+    Attributes:
+        probability: share of patches changed (MIScnn: 0.15).
+        range: ``[low, high]`` multiplier (MIScnn: [0.5, 2]).
+    """
+
+    probability: Probability = 0.15
+    range: PositiveRange = (0.5, 2.0)
+
+
+class ContrastSettings(Section):
+    """``(x - mean) * factor + mean`` per channel, clipped to the patch's range (``ContrastAugmentationTransform``).
+
+    Attributes:
+        probability: share of patches changed (MIScnn: 0.15).
+        range: ``[low, high]`` factor; half the draws are below 1 when the
+            range spans 1 (MIScnn: [0.3, 3]).
+    """
+
+    probability: Probability = 0.15
+    range: PositiveRange = (0.3, 3.0)
+
+
+class GammaSettings(Section):
+    """``x -> x**gamma`` on the channel rescaled to [0, 1], keeping its mean and std (``GammaTransform``).
+
+    Attributes:
+        probability: share of patches changed (MIScnn: 0.15).
+        range: ``[low, high]`` gamma; half the draws are below 1 when the
+            range spans 1 (MIScnn: [0.7, 1.5]).
+    """
+
+    probability: Probability = 0.15
+    range: PositiveRange = (0.7, 1.5)
+
+
+class NoiseSettings(Section):
+    """Additive Gaussian noise (``GaussianNoiseTransform``).
+
+    Attributes:
+        probability: share of patches changed (MIScnn: 0.15).
+        variance: ``[low, high]``, batchgenerators' ``noise_variance``. Note
+            that batchgenerators passes the drawn value to
+            ``np.random.normal`` as the *scale*, so it acts as a standard
+            deviation (MIScnn: [0, 0.05], on z-scored intensities).
+    """
+
+    probability: Probability = 0.15
+    variance: NonNegativeRange = (0.0, 0.05)
+
+
+class AugmentationSettings(Section):
+    """Patch augmentation (``pipeline.training.augmentation``): every transform's probability and range; the defaults are the papers' set (MIScnn's values).
+
+    Attributes:
+        enabled: ``False`` switches augmentation off altogether (validation
+            patches never use it).
+        interpolation_order: spline order for the image under spatial
+            transforms (batchgenerators and MIScnn: 3, cubic; 1 is several
+            times faster). Labels always use 0, nearest neighbour.
+    """
+
+    enabled: bool = True
+    rotation: RotationSettings = Field(default_factory=RotationSettings)
+    scaling: ScalingSettings = Field(default_factory=ScalingSettings)
+    elastic: ElasticSettings = Field(default_factory=ElasticSettings)
+    mirroring: MirroringSettings = Field(default_factory=MirroringSettings)
+    brightness: BrightnessSettings = Field(default_factory=BrightnessSettings)
+    contrast: ContrastSettings = Field(default_factory=ContrastSettings)
+    gamma: GammaSettings = Field(default_factory=GammaSettings)
+    noise: NoiseSettings = Field(default_factory=NoiseSettings)
+    interpolation_order: int = Field(3, ge=0, le=5)
 
 
 class ModelSection(Section):
@@ -173,7 +335,11 @@ class ModelSection(Section):
 
 
 class LossSection(Section):
-    """A loss of the ``losses`` registry by name, with its hyperparameters."""
+    """A loss of the ``losses`` registry by name, with its hyperparameters (``list-losses`` shows them).
+
+    Checked against ``losses.catalog``, which needs no TensorFlow; the
+    training stage builds the loss with ``losses.get(name, **params)``.
+    """
 
     name: str
     params: dict[str, Any] = Field(default_factory=dict)
@@ -181,36 +347,16 @@ class LossSection(Section):
     @field_validator("name")
     @classmethod
     def _known_loss(cls, name):
-        import losses
-
-        if name not in losses.names():
-            raise ValueError(f"unknown loss {name!r}; choose one of: {', '.join(losses.names())}")
+        loss_catalog.entry(name)
         return name
 
     @field_validator("params")
     @classmethod
-    def _known_parameters(cls, params, info: ValidationInfo):
-        import losses
-
+    def _valid_parameters(cls, params, info: ValidationInfo):
         name = info.data.get("name")
-        if name is None:  # the name itself was invalid; that error is reported
-            return params
-        unknown = sorted(set(params) - set(losses.parameters(name)))
-        if unknown:
-            raise ValueError(
-                f"loss {name!r} has no parameter {', '.join(map(repr, unknown))}; "
-                f"valid: {', '.join(losses.parameters(name)) or '(none)'}")
-        try:
-            losses.get(name, **params)
-        except (TypeError, ValueError) as error:
-            raise ValueError(str(error)) from None
+        if name is not None:  # else the name itself was invalid; that error is reported
+            loss_catalog.check(name, params)
         return params
-
-    def build(self):
-        """The configured ``keras.losses.Loss``."""
-        import losses
-
-        return losses.get(self.name, **self.params)
 
 
 class TrainingSection(Section):
@@ -334,6 +480,19 @@ def load_config(path, overrides: list[str] | tuple[str, ...] = ()) -> Experiment
         return ExperimentConfig.model_validate(raw)
     except ValidationError as error:
         raise ConfigError(f"{path}: {_describe(error)}") from None
+
+
+def load_section(path, key: str, schema: type[Section]) -> Section:
+    """One section of a YAML config file (``base:`` merged), validated alone.
+
+    E.g. the papers' preprocessing, kept in one place (the base config):
+    ``load_section("configs/base/kits19.yaml", "preprocessing", PreprocessingSection).settings()``.
+    """
+    path = Path(path)
+    try:
+        return schema.model_validate(_read_with_bases(path, seen=()).get(key, {}))
+    except ValidationError as error:
+        raise ConfigError(f"{path}: {key}.{_describe(error)}") from None
 
 
 def _read_with_bases(path: Path, seen: tuple[Path, ...]) -> dict:

@@ -85,7 +85,8 @@ def run_fold(config: ExperimentConfig, fold: int, split: dict, dataset, cache: P
                                  augmentation=config.augmentation, **common)
     val_batches = PatchBatches(val_cases, batches_per_epoch=sampling.val_batches, fixed_patches=True, **common)
     try:
-        training = train_fold(config, fold, fold_dir, train_batches, val_batches, num_channels, num_classes)
+        training = train_fold(config.training, config.model, config.loss, config.experiment.seed, fold, fold_dir,
+                              train_batches, val_batches, num_channels, num_classes)
     finally:
         train_batches.close()
         val_batches.close()

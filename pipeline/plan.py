@@ -40,7 +40,9 @@ def experiment_plan(config: ExperimentConfig) -> dict:
     median_shape = np.median(resampled, axis=0)
     patch = np.array(config.sampling.patch_shape)
     num_channels, num_classes = len(dataset.modalities), dataset.num_classes
-    memory = training_memory(lambda: build_model(config, num_channels, num_classes), config.sampling.patch_shape,
+    spatial_dims = len(config.sampling.patch_shape)
+    memory = training_memory(lambda: build_model(config.model, num_channels, num_classes, spatial_dims),
+                             config.sampling.patch_shape,
                              config.sampling.batch_size, num_channels, config.training.precision)
     key, _ = cache_key(dataset, settings)
     cache_folder = Path(config.preprocessing.cache_dir) / key

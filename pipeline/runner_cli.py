@@ -1,4 +1,5 @@
-"""``run-experiment CONFIG [--fold K] [--set a.b=value ...] [--sweep a.b=v1,v2 ...] [--print-run-dir] [--plan]``.
+"""``run-experiment CONFIG [--fold K] [--set a.b=value ...] [--sweep a.b=v1,v2 ...] [--print-run-dir] [--plan]
+[-v | -q] [--version]``.
 
 Trains, cross-validates and scores one experiment config (see
 ``pipeline.experiment``), or with ``--sweep`` one run per combination of the
@@ -11,6 +12,7 @@ from __future__ import annotations
 import argparse
 
 import pipeline  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
+from pipeline import console
 from pipeline.errors import exits_cleanly
 
 
@@ -32,12 +34,14 @@ def parse_arguments(argv=None) -> argparse.Namespace:
                              "and exit")
     parser.add_argument("--plan", action="store_true",
                         help="print the resolved data set, preprocessing, model and folds, and exit (writes nothing)")
+    console.add_arguments(parser)
     return parser.parse_args(argv)
 
 
 @exits_cleanly
 def main(argv=None) -> int:
     arguments = parse_arguments(argv)
+    console.configure(arguments)
     if arguments.sweeps:
         return _run_sweep(arguments)
     from pipeline.config import load_config

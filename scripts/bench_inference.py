@@ -25,12 +25,17 @@ from pipeline.data.case import Case
 from pipeline.data.nifti import write_nifti
 from pipeline.data.phantom_ct import kits19_affine, kits19_phantom
 from pipeline.inference.sliding_window import keras_predictor, sliding_window_predict
-from pipeline.preprocessing import KITS19_PAPER, preprocess_case, restore_to_original
+from pipeline.config import PreprocessingSection, load_section
+from pipeline.preprocessing import preprocess_case, restore_to_original
 from pipeline.training.model import build_unet
 
 PATCH = (80, 160, 160)
 OVERLAP = (40, 80, 80)
 SPACING = (3.0, 0.78, 0.78)
+
+#: The papers' KiTS19 preprocessing, as configs/base/kits19.yaml sets it.
+KITS19 = load_section(Path(__file__).resolve().parents[1] / "configs/base/kits19.yaml", "preprocessing",
+                      PreprocessingSection).settings()
 
 
 def main() -> None:
@@ -43,7 +48,7 @@ def main() -> None:
 
     image, label = kits19_phantom(np.random.default_rng(0), tuple(args.shape), SPACING)
     case = Case("bench", image[..., None].astype(np.float32), label, SPACING, kits19_affine(SPACING))
-    pre = preprocess_case(case, KITS19_PAPER, num_classes=3)
+    pre = preprocess_case(case, KITS19, num_classes=3)
     model = build_unet(1, 3, n_filters=args.filters, depth=4)
     network = keras_predictor(model, PATCH, 1, args.batch_size)
     predict_seconds = []

@@ -49,7 +49,7 @@ def main() -> None:
     networks = []
     for fold in range(args.folds):
         tf.keras.utils.set_random_seed(fold)
-        networks.append(build_model(config, 1, 3))
+        networks.append(build_model(config.model, 1, 3))
     image, _ = kits19_phantom(np.random.default_rng(0), tuple(args.shape), SPACING)
     print(f"original {tuple(args.shape)} at {SPACING} mm, preprocessed to {config.preprocessing.target_spacing} mm; "
           f"{args.filters}-filter U-Net, windows {config.sampling.patch_shape}, overlap {config.inference_overlap}, "

@@ -27,6 +27,8 @@ def make_config(tmp_path, **training):
 class Blobs(tf.keras.utils.Sequence):
     """Bright cubes on noise; batch i of epoch e depends only on (seed, e, i)."""
 
+    batch_size, patch_shape = 2, PATCH
+
     def __init__(self, batches, seed):
         super().__init__()
         self.batches, self.seed, self.epoch = batches, seed, 0
@@ -47,7 +49,8 @@ class Blobs(tf.keras.utils.Sequence):
 
 
 def train(config, fold_dir, fold=0, callbacks=()):
-    return train_fold(config, fold, fold_dir, Blobs(3, fold), Blobs(1, 100 + fold), 1, 2, callbacks=callbacks)
+    return train_fold(config.training, config.model, config.loss, config.experiment.seed, fold, fold_dir,
+                      Blobs(3, fold), Blobs(1, 100 + fold), 1, 2, callbacks=callbacks)
 
 
 @pytest.mark.parametrize("patch", [(8, 16, 16), (16, 24)], ids=["3d", "2d"])
@@ -122,7 +125,8 @@ def test_deep_supervision_targets_and_weights(shape):
 def test_adam_uses_the_configured_learning_rate(tmp_path, learning_rate):
     """Adam's first step moves every weight with a non-zero gradient by ~learning_rate."""
     tf.keras.utils.set_random_seed(0)
-    model = compile_model(make_config(tmp_path, learning_rate=learning_rate, min_learning_rate=1e-5), 1, 2)
+    config = make_config(tmp_path, learning_rate=learning_rate, min_learning_rate=1e-5)
+    model = compile_model(config.model, config.loss, config.training.learning_rate, 1, 2)
     assert model.optimizer.learning_rate.numpy() == pytest.approx(learning_rate)
     before = [w.numpy() for w in model.trainable_weights]
     x, y = Blobs(1, 0)[0]
@@ -180,7 +184,7 @@ def test_resumed_training_equals_uninterrupted_training(tmp_path):
     assert (tmp_path / "resumed" / "log.csv").read_text() == (tmp_path / "straight" / "log.csv").read_text()
     weights = []
     for result in (straight, resumed):
-        model = build_model(config, 1, 2)
+        model = build_model(config.model, 1, 2)
         model.load_weights(result.best_weights)
         weights.append(model.get_weights())
     for a, b in zip(*weights):
@@ -194,7 +198,7 @@ def test_every_fold_starts_from_a_fresh_seeded_model_and_optimizer(tmp_path):
     start = RecordStart()
     train(config, tmp_path / "fold_1", fold=1, callbacks=[start])
     tf.keras.utils.set_random_seed(config.experiment.seed + 1)
-    fresh = build_model(config, 1, 2).get_weights()
+    fresh = build_model(config.model, 1, 2).get_weights()
     for recorded, expected in zip(start.weights, fresh):
         np.testing.assert_array_equal(recorded, expected)
     assert start.iterations == 0 and start.learning_rate == pytest.approx(1e-3)

@@ -51,7 +51,7 @@ def untrained_run(tmp_path_factory, phantoms):
         tf.keras.utils.set_random_seed(fold)
         path = config.run_dir / f"fold_{fold}" / "checkpoints" / "best_model.h5"
         path.parent.mkdir(parents=True)
-        build_model(config, 1, 3).save_weights(path)
+        build_model(config.model, 1, 3, len(config.sampling.patch_shape)).save_weights(path)
     return config.run_dir
 
 

@@ -1,16 +1,18 @@
 """Preprocessing: clipping, z-score, resampling, mapping back, and the on-disk cache."""
 
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
+from pydantic import ValidationError
 from scipy import ndimage
 
 from pipeline.data import Case, open_dataset
 from pipeline.data.phantoms import write_kits19
-from pipeline.errors import ConfigError, DataError
+from pipeline.config import PreprocessingSection, load_section
+from pipeline.errors import DataError
 from pipeline.preprocessing import (
-    BRATS20_PAPER,
     PreprocessedCache,
     PreprocessingSettings,
     preprocess_case,
@@ -35,11 +37,11 @@ def dataset(kits19_root):
 
 
 def test_settings_are_validated():
-    with pytest.raises(ConfigError, match="preprocessing.clip"):
+    with pytest.raises(ValidationError, match="clip"):
         PreprocessingSettings(clip=(304, -79))
-    with pytest.raises(ConfigError, match="preprocessing.normalization"):
+    with pytest.raises(ValidationError, match="normalization"):
         PreprocessingSettings(normalization="minmax")
-    with pytest.raises(ConfigError, match="preprocessing.target_spacing"):
+    with pytest.raises(ValidationError, match="target_spacing"):
         PreprocessingSettings(target_spacing=(1.0, 0.0, 1.0))
     assert DEMO.as_dict() == {"clip": [-79.0, 304.0], "normalization": "zscore", "target_spacing": [4.0, 6.0, 6.0]}
 
@@ -72,7 +74,10 @@ def test_zscore_over_nonzero_voxels_keeps_the_background():
     image = np.zeros((10, 12, 14, 2), np.float32)
     image[2:8, 3:9, 4:10] = rng.normal(500, 80, size=(6, 6, 6, 2))
     case = Case("c", image, np.zeros((10, 12, 14), np.uint8), (1.0, 1.0, 1.0), np.eye(4))
-    pre = preprocess_case(case, BRATS20_PAPER)
+    brats20 = load_section(Path(__file__).resolve().parents[1] / "configs/base/brats20.yaml", "preprocessing",
+                           PreprocessingSection).settings()
+    assert brats20.normalization == "zscore_nonzero" and brats20.target_spacing is None
+    pre = preprocess_case(case, brats20)
     brain = image[..., 0] != 0
     assert np.all(pre.image[~brain] == 0)
     for channel in range(2):

@@ -212,7 +212,7 @@ def load_models(config, models: Sequence[FoldModel]) -> list:
     distribute.apply_precision_policy(config.training.precision)
     networks = []
     for model in models:
-        network = build_model(config, model.num_channels, model.num_classes)
+        network = build_model(config.model, model.num_channels, model.num_classes, len(config.sampling.patch_shape))
         try:
             network.load_weights(model.weights)
         except ValueError as error:

@@ -1,7 +1,7 @@
 """Stage 2: clip / normalise / resample each case, with an on-disk cache, and map predictions back.
 
-    from pipeline.preprocessing import KITS19_PAPER, PreprocessedCache, restore_to_original
-    cache = PreprocessedCache("cache", dataset, KITS19_PAPER)
+    from pipeline.preprocessing import PreprocessedCache, restore_to_original
+    cache = PreprocessedCache("cache", dataset, config.preprocessing.settings())
     pre = cache.load(case_id)
     labels = restore_to_original(probabilities, pre)     # on the published image's grid
 """
@@ -14,11 +14,9 @@ from pipeline.preprocessing.preprocess import (
     preprocess_image,
     restore_to_original,
 )
-from pipeline.preprocessing.settings import BRATS20_PAPER, KITS19_PAPER, PreprocessingSettings
+from pipeline.config import PreprocessingSettings
 
 __all__ = [
-    "BRATS20_PAPER",
-    "KITS19_PAPER",
     "Geometry",
     "PreprocessedCache",
     "PreprocessedCase",

@@ -34,7 +34,7 @@ import numpy as np
 from pipeline.atomic_files import write_atomically
 from pipeline.data.dataset import NiftiDataset
 from pipeline.preprocessing.preprocess import Geometry, PreprocessedCase, preprocess_case
-from pipeline.preprocessing.settings import PreprocessingSettings
+from pipeline.config import PreprocessingSettings
 
 logger = logging.getLogger(__name__)
 

@@ -22,7 +22,7 @@ from pipeline.data.case import Case
 from pipeline.miscnn_compat import miscnn
 from pipeline.preprocessing.normalization import ZScoreNormalization
 from pipeline.preprocessing.resampling import LinearResampling, probabilities_to_labels, resample_labels
-from pipeline.preprocessing.settings import PreprocessingSettings
+from pipeline.config import PreprocessingSettings
 
 
 @dataclass(frozen=True, eq=False)

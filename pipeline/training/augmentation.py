@@ -3,7 +3,7 @@
 The Unified Focal papers train with MIScnn, which augments every patch with
 batchgenerators (Isensee et al.): rotation, mirroring, brightness, contrast,
 gamma, elastic deformation and Gaussian noise (Yeung et al. 2021, Sec. III-D).
-The defaults of :class:`AugmentationSettings` are the ranges and per-sample
+The defaults of :class:`pipeline.config.AugmentationSettings` are the ranges and per-sample
 probabilities of MIScnn 1.4.0's ``Data_Augmentation`` with all of those
 enabled. In a YAML config::
 
@@ -44,7 +44,7 @@ from __future__ import annotations
 import contextlib
 import random
 import threading
-from typing import Annotated, Iterator, Literal, Optional, Sequence, Union
+from typing import Iterator, Optional, Sequence, Union
 
 import numpy as np
 from batchgenerators.augmentations.utils import (
@@ -60,8 +60,9 @@ from batchgenerators.transforms.color_transforms import (
 )
 from batchgenerators.transforms.noise_transforms import GaussianNoiseTransform
 from batchgenerators.transforms.spatial_transforms import MirrorTransform
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, NonNegativeFloat, PositiveFloat
 from scipy import ndimage
+
+from pipeline.config import AugmentationSettings
 
 # Voxels read beyond the moved grid's bounding box, so that the cubic spline
 # prefilter's boundary handling (whose influence decays as 0.268**distance)
@@ -70,160 +71,6 @@ _SPLINE_MARGIN = 8
 
 # batchgenerators' transforms use numpy's and Python's global generators.
 _GLOBAL_RANDOM_LOCK = threading.Lock()
-
-
-def _ordered(bounds):
-    if bounds[0] > bounds[1]:
-        raise ValueError(f"lower bound above upper bound: {list(bounds)}")
-    return bounds
-
-
-Probability = Annotated[float, Field(ge=0.0, le=1.0)]
-Range = Annotated[tuple[float, float], AfterValidator(_ordered)]
-NonNegativeRange = Annotated[tuple[NonNegativeFloat, NonNegativeFloat], AfterValidator(_ordered)]
-PositiveRange = Annotated[tuple[PositiveFloat, PositiveFloat], AfterValidator(_ordered)]
-
-
-class _Settings(BaseModel):
-    """Unknown keys are errors (a typo must not silently keep a default)."""
-
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
-
-
-class RotationSettings(_Settings):
-    """Rotation about each array axis (batchgenerators ``angle_x``, ``angle_y``, ``angle_z``).
-
-    Attributes:
-        probability: share of patches rotated (MIScnn: 0.15).
-        degrees: one ``[low, high]`` angle range per axis, in degrees; each
-            angle is drawn uniformly (MIScnn: ±15° about every axis).
-    """
-
-    probability: Probability = 0.15
-    degrees: tuple[Range, Range, Range] = ((-15.0, 15.0), (-15.0, 15.0), (-15.0, 15.0))
-
-
-class ScalingSettings(_Settings):
-    """Isotropic zoom; a factor > 1 samples a larger region, so the anatomy shrinks.
-
-    Not in the papers' list of transforms, hence off by default; MIScnn's
-    ``Data_Augmentation`` enables it with probability 0.15 and range
-    (0.85, 1.25). As in batchgenerators, half the draws are below 1.
-
-    Attributes:
-        probability: share of patches scaled (default 0: off).
-        range: ``[low, high]`` scale factor.
-    """
-
-    probability: Probability = 0.0
-    range: PositiveRange = (0.85, 1.25)
-
-
-class ElasticSettings(_Settings):
-    """Elastic deformation (Simard et al. 2003) as batchgenerators parameterises it.
-
-    Attributes:
-        probability: share of patches deformed (MIScnn: 0.15).
-        alpha: ``[low, high]`` magnitude: the smoothed uniform noise is
-            multiplied by it (MIScnn: [0, 900], i.e. displacements of up to
-            a few voxels).
-        sigma: ``[low, high]`` width in voxels of the Gaussian smoothing the
-            noise: small is local, large is global (MIScnn: [9, 13]).
-    """
-
-    probability: Probability = 0.15
-    alpha: NonNegativeRange = (0.0, 900.0)
-    sigma: PositiveRange = (9.0, 13.0)
-
-
-class MirroringSettings(_Settings):
-    """Flips along array axes; image and label together.
-
-    Attributes:
-        probability: share of patches considered for mirroring; each listed
-            axis of such a patch is then flipped with probability 1/2
-            (MIScnn: every patch, as its MirrorTransform has no probability).
-        axes: spatial axes (0, 1, 2 = D, H, W) that may be flipped.
-    """
-
-    probability: Probability = 1.0
-    axes: tuple[Literal[0, 1, 2], ...] = (0, 1, 2)
-
-
-class BrightnessSettings(_Settings):
-    """Multiply each channel by a factor drawn from ``range`` (``BrightnessMultiplicativeTransform``).
-
-    Attributes:
-        probability: share of patches changed (MIScnn: 0.15).
-        range: ``[low, high]`` multiplier (MIScnn: [0.5, 2]).
-    """
-
-    probability: Probability = 0.15
-    range: PositiveRange = (0.5, 2.0)
-
-
-class ContrastSettings(_Settings):
-    """``(x - mean) * factor + mean`` per channel, clipped to the patch's range (``ContrastAugmentationTransform``).
-
-    Attributes:
-        probability: share of patches changed (MIScnn: 0.15).
-        range: ``[low, high]`` factor; half the draws are below 1 when the
-            range spans 1 (MIScnn: [0.3, 3]).
-    """
-
-    probability: Probability = 0.15
-    range: PositiveRange = (0.3, 3.0)
-
-
-class GammaSettings(_Settings):
-    """``x -> x**gamma`` on the channel rescaled to [0, 1], keeping its mean and std (``GammaTransform``).
-
-    Attributes:
-        probability: share of patches changed (MIScnn: 0.15).
-        range: ``[low, high]`` gamma; half the draws are below 1 when the
-            range spans 1 (MIScnn: [0.7, 1.5]).
-    """
-
-    probability: Probability = 0.15
-    range: PositiveRange = (0.7, 1.5)
-
-
-class NoiseSettings(_Settings):
-    """Additive Gaussian noise (``GaussianNoiseTransform``).
-
-    Attributes:
-        probability: share of patches changed (MIScnn: 0.15).
-        variance: ``[low, high]``, batchgenerators' ``noise_variance``. Note
-            that batchgenerators passes the drawn value to
-            ``np.random.normal`` as the *scale*, so it acts as a standard
-            deviation (MIScnn: [0, 0.05], on z-scored intensities).
-    """
-
-    probability: Probability = 0.15
-    variance: NonNegativeRange = (0.0, 0.05)
-
-
-class AugmentationSettings(_Settings):
-    """Every transform's probability and range; the defaults are the papers' set (MIScnn's values).
-
-    Attributes:
-        enabled: ``False`` switches augmentation off altogether (validation
-            patches never use it).
-        interpolation_order: spline order for the image under spatial
-            transforms (batchgenerators and MIScnn: 3, cubic; 1 is several
-            times faster). Labels always use 0, nearest neighbour.
-    """
-
-    enabled: bool = True
-    rotation: RotationSettings = Field(default_factory=RotationSettings)
-    scaling: ScalingSettings = Field(default_factory=ScalingSettings)
-    elastic: ElasticSettings = Field(default_factory=ElasticSettings)
-    mirroring: MirroringSettings = Field(default_factory=MirroringSettings)
-    brightness: BrightnessSettings = Field(default_factory=BrightnessSettings)
-    contrast: ContrastSettings = Field(default_factory=ContrastSettings)
-    gamma: GammaSettings = Field(default_factory=GammaSettings)
-    noise: NoiseSettings = Field(default_factory=NoiseSettings)
-    interpolation_order: int = Field(3, ge=0, le=5)
 
 
 def crop_with_padding(array: np.ndarray, start: Sequence[int], shape: Sequence[int],

@@ -8,7 +8,10 @@ validation loss, down to ``min_learning_rate``; the validation loss is
 computed after every epoch and the weights with the lowest one are kept.
 
 Every fold starts from a fresh model and optimizer state, initialised with
-``tf.keras.utils.set_random_seed(experiment.seed + fold)`` (see :func:`fresh_model`).
+``tf.keras.utils.set_random_seed(seed + fold)`` (see :func:`fresh_model`).
+
+Each function receives only the config sections it uses (``training``,
+``model``, ``loss``), validated once by ``pipeline.config``.
 
 Files in ``fold_K/`` (all written atomically):
 
@@ -42,12 +45,14 @@ from pathlib import Path
 from typing import Sequence
 
 from pipeline.atomic_files import atomic_target, write_atomically
-from pipeline.config import ExperimentConfig
+from pipeline.config import LossSection, ModelSection, TrainingSection
 from pipeline.errors import UnifocalError
 from pipeline.training import distribute
 from pipeline.training.model import build_unet, deep_supervision_weights, downsample_targets, spatial_dims_of
 
 import tensorflow as tf  # noqa: E402  (after pipeline: TF_USE_LEGACY_KERAS)
+
+import losses  # noqa: E402
 
 LOG_COLUMNS = ("epoch", "loss", "val_loss", "lr")
 
@@ -67,43 +72,46 @@ class FoldTraining:
     resumed_after_epoch: int
 
 
-def build_model(config: ExperimentConfig, num_channels: int, num_classes: int) -> tf.keras.Model:
-    """The configured U-Net (uncompiled), under the current precision policy; 2D or 3D as the patch."""
-    section = config.model
+def build_model(section: ModelSection, num_channels: int, num_classes: int, spatial_dims: int = 3) -> tf.keras.Model:
+    """The configured U-Net (uncompiled), under the current precision policy; 2D or 3D (``spatial_dims``)."""
     return build_unet(num_channels, num_classes, n_filters=section.n_filters, depth=section.depth,
                       batch_normalization=section.batch_normalization,
                       batch_norm_momentum=section.batch_norm_momentum,
                       deep_supervision=section.deep_supervision,
                       deep_supervision_heads=section.deep_supervision_heads,
-                      spatial_dims=spatial_dims_of(config.sampling.patch_shape))
+                      spatial_dims=spatial_dims)
 
 
-def compile_model(config: ExperimentConfig, num_channels: int, num_classes: int) -> tf.keras.Model:
+def compile_model(model_section: ModelSection, loss: LossSection, learning_rate: float, num_channels: int,
+                  num_classes: int, spatial_dims: int = 3) -> tf.keras.Model:
     """A fresh configured U-Net compiled with a fresh Adam and the configured loss.
 
     Call inside the training strategy's scope, after the precision policy is
     set. With deep supervision the loss of output ``k`` is weighted as in
     :func:`pipeline.training.model.deep_supervision_weights`.
     """
-    model = build_model(config, num_channels, num_classes)
-    weights = (deep_supervision_weights(config.model.deep_supervision_heads)
-               if config.model.deep_supervision else None)
-    model.compile(optimizer=tf.keras.optimizers.Adam(learning_rate=config.training.learning_rate),
-                  loss=config.loss.build(), loss_weights=weights)
+    model = build_model(model_section, num_channels, num_classes, spatial_dims)
+    weights = (deep_supervision_weights(model_section.deep_supervision_heads)
+               if model_section.deep_supervision else None)
+    model.compile(optimizer=tf.keras.optimizers.Adam(learning_rate=learning_rate),
+                  loss=losses.get(loss.name, **loss.params), loss_weights=weights)
     return model
 
 
-def train_fold(config: ExperimentConfig, fold: int, fold_dir, train_batches: tf.keras.utils.Sequence,
-               val_batches: tf.keras.utils.Sequence, num_channels: int, num_classes: int,
+def train_fold(training: TrainingSection, model_section: ModelSection, loss: LossSection, seed: int, fold: int,
+               fold_dir, train_batches: tf.keras.utils.Sequence, val_batches: tf.keras.utils.Sequence,
+               num_channels: int, num_classes: int,
                callbacks: Sequence[tf.keras.callbacks.Callback] = ()) -> FoldTraining:
     """Train (or resume training) one fold; return the model with its best weights.
 
     Args:
-        config: the experiment (``training``, ``model``, ``loss``, ``experiment.seed``).
-        fold: fold index; the initial weights are seeded with ``experiment.seed + fold``.
+        training, model_section, loss: the config sections.
+        seed: ``experiment.seed``; the initial weights are seeded with ``seed + fold``.
+        fold: fold index.
         fold_dir: ``<run>/fold_K``; checkpoints and logs go there.
         train_batches, val_batches: ``(x, y)`` batches of ``sampling.batch_size`` patches,
-            ``y`` one-hot at full resolution, such as ``pipeline.training.sampling.PatchBatches``.
+            ``y`` one-hot at full resolution, such as ``pipeline.training.sampling.PatchBatches``
+            (``batch_size`` and ``patch_shape`` attributes give the batches' static shape).
             ``train_batches`` has ``set_epoch(e)``, and epoch ``e``'s batches must not depend
             on earlier epochs: a resumed run starts at the checkpointed epoch.
             ``val_batches`` are the same every epoch (``PatchBatches(fixed_patches=True)``).
@@ -118,27 +126,29 @@ def train_fold(config: ExperimentConfig, fold: int, fold_dir, train_batches: tf.
     checkpoints.mkdir(parents=True, exist_ok=True)
     state = _read_state(checkpoints)
 
-    model = fresh_model(config, fold, num_channels, num_classes)
+    model = fresh_model(training, model_section, loss, seed + fold, num_channels, num_classes,
+                        spatial_dims_of(train_batches.patch_shape))
     if state is not None:
         _restore(model, checkpoints / state["checkpoint"])
 
     start_epoch = state["epoch"] if state else 0
     plateau = ResumablePlateau(
         resume_state=state["plateau"] if state else None, monitor="val_loss",
-        factor=config.training.plateau_factor, patience=config.training.plateau_patience,
-        min_lr=config.training.min_learning_rate, verbose=1)
+        factor=training.plateau_factor, patience=training.plateau_patience,
+        min_lr=training.min_learning_rate, verbose=1)
     saver = EpochCheckpoint(checkpoints, fold_dir / "log.csv", plateau,
                             best_val_loss=state["best_val_loss"] if state else math.inf,
                             rows=_read_log(fold_dir / "log.csv", start_epoch))
-    if start_epoch < config.training.epochs:
+    if start_epoch < training.epochs:
         if start_epoch:
             print(f"fold {fold}: resuming after epoch {start_epoch}", flush=True)
-        shapes = _BatchShapes(config, num_channels, num_classes)
+        shapes = _BatchShapes(train_batches.batch_size, tuple(train_batches.patch_shape), num_channels, num_classes,
+                              model_section.deep_supervision_heads if model_section.deep_supervision else 0)
         try:
             model.fit(
                 _dataset(train_batches, shapes, first_epoch=start_epoch),
                 validation_data=_dataset(val_batches, shapes),
-                epochs=config.training.epochs, initial_epoch=start_epoch,
+                epochs=training.epochs, initial_epoch=start_epoch,
                 verbose=1 if sys.stdout.isatty() else 2,
                 callbacks=[tf.keras.callbacks.TerminateOnNaN(), plateau, saver,
                            tf.keras.callbacks.TensorBoard(str(fold_dir / "tensorboard"), write_graph=False,
@@ -162,33 +172,34 @@ def train_fold(config: ExperimentConfig, fold: int, fold_dir, train_batches: tf.
 _compiled: dict[str, tf.keras.Model] = {}
 
 
-def fresh_model(config: ExperimentConfig, fold: int, num_channels: int, num_classes: int) -> tf.keras.Model:
-    """A compiled model in the state of a new one: weights initialised with seed + fold, Adam reset.
+def fresh_model(training: TrainingSection, model_section: ModelSection, loss: LossSection, seed: int,
+                num_channels: int, num_classes: int, spatial_dims: int = 3) -> tf.keras.Model:
+    """A compiled model in the state of a new one: weights initialised with ``seed``, Adam reset.
 
     Compiling makes Keras trace its training and validation steps, seconds per
     fold on a CPU. The compiled model of the last configuration is therefore
     kept and, for each fold, given the weights a new model built after
-    ``tf.keras.utils.set_random_seed(experiment.seed + fold)`` gets, a zero
+    ``tf.keras.utils.set_random_seed(seed)`` gets, a zero
     Adam state (step count and moments) and the configured learning rate:
     the same start as a new model and optimizer. Under ``mixed_float16`` the
     optimizer's dynamic loss scale is state too; those models are rebuilt.
     """
-    training = config.training
-    key = json.dumps([config.model.model_dump(mode="json"), config.loss.model_dump(mode="json"),
-                      training.precision, training.distribute, num_channels, num_classes])
+    key = json.dumps([model_section.model_dump(mode="json"), loss.model_dump(mode="json"),
+                      training.precision, training.distribute, num_channels, num_classes, spatial_dims])
     model = _compiled.get(key)
     if model is None:
         _compiled.clear()
         tf.keras.backend.clear_session()
         distribute.apply_precision_policy(training.precision)
         with distribute.strategy_for(training.distribute).scope():
-            model = compile_model(config, num_channels, num_classes)
+            model = compile_model(model_section, loss, training.learning_rate, num_channels, num_classes,
+                                  spatial_dims)
         optimizer = model.optimizer
         getattr(optimizer, "inner_optimizer", optimizer).build(model.trainable_variables)
         if optimizer is getattr(optimizer, "inner_optimizer", optimizer):
             _compiled[key] = model
-    tf.keras.utils.set_random_seed(config.experiment.seed + fold)
-    model.set_weights(build_model(config, num_channels, num_classes).get_weights())
+    tf.keras.utils.set_random_seed(seed)
+    model.set_weights(build_model(model_section, num_channels, num_classes, spatial_dims).get_weights())
     for variable in model.optimizer.variables:
         variable.assign(tf.zeros_like(variable))
     tf.keras.backend.set_value(model.optimizer.learning_rate, training.learning_rate)
@@ -272,19 +283,16 @@ class EpochCheckpoint(tf.keras.callbacks.Callback):
 class _BatchShapes:
     """Static shapes of a batch: the losses need to know the number of classes when tracing."""
 
-    config: ExperimentConfig
+    batch_size: int
+    patch_shape: tuple[int, ...]
     num_channels: int
     num_classes: int
+    heads: int  # deep-supervision heads; 0 without
 
     def signature(self):
-        patch = (self.config.sampling.batch_size, *self.config.sampling.patch_shape)
+        patch = (self.batch_size, *self.patch_shape)
         return (tf.TensorSpec((*patch, self.num_channels), tf.float32),
                 tf.TensorSpec((*patch, self.num_classes), tf.float32))
-
-    @property
-    def heads(self) -> int:
-        model = self.config.model
-        return model.deep_supervision_heads if model.deep_supervision else 0
 
 
 def _dataset(batches: tf.keras.utils.Sequence, shapes: _BatchShapes,
