@@ -114,6 +114,21 @@ def test_nnunet_refuses_what_it_cannot_read(nnunet_ct, tmp_path, change, problem
     assert "\n" not in str(error.value)
 
 
+def test_run_experiment_refuses_region_labels_in_one_line(nnunet_ct, tmp_path, capsys):
+    from pipeline.runner_cli import main
+
+    root = copy_of(nnunet_ct, tmp_path)
+    edit_description(root, labels={"background": 0, "kidney": [1, 2], "tumour": 2})
+    with pytest.raises(SystemExit) as exit_code:
+        main(["configs/demo_dice.yaml", "--set", "data.dataset=nnunet", "--set", f"data.root={root}",
+              "--set", f"experiment.output_root={tmp_path / 'runs'}", "--set", f"preprocessing.cache_dir={tmp_path}/c"])
+    error = capsys.readouterr().err
+    assert exit_code.value.code == 2 and error.count("\n") == 1
+    assert error == (f"error: {root / 'dataset.json'}: labels: 'kidney' is a region [1, 2] (nnU-Net region-based "
+                     "training); unifocal supports one integer value per label only\n")
+    assert not (tmp_path / "runs").exists() and not (tmp_path / "c").exists()
+
+
 def test_nnunet_missing_or_broken_files_are_named(nnunet_ct, nnunet_mri, tmp_path):
     root = copy_of(nnunet_ct, tmp_path)
     (root / "dataset.json").write_text('{"channel_names": {"0": "CT"},')

@@ -6,7 +6,7 @@ import pytest
 
 from pipeline.config import load_config
 from pipeline.data import open_dataset
-from pipeline.data.phantoms import write_kits19
+from pipeline.data.phantoms import write_brats20, write_kits19
 from pipeline.errors import ConfigError, DataError
 from pipeline.miscnn_compat import miscnn
 
@@ -75,6 +75,20 @@ def test_project_readers_are_interfaces_of_the_same_path(kits19_root):
     assert through_miscnn.geometry("case_00000").shape == reader.geometry("case_00000").shape
     ours, theirs = through_miscnn.load("case_00000"), reader.load("case_00000")
     assert np.array_equal(ours.image, theirs.image) and np.array_equal(ours.label, theirs.label)
+
+
+def test_brats20_reader_through_the_interface_path(tmp_path):
+    write_brats20(tmp_path, 3, seed=1)
+    options = {"modalities": ["t2", "t1ce"], "label_map": {4: 1, 1: 1}}
+    through_miscnn = open_dataset("miscnn", tmp_path, interface={"class": "pipeline.data.brats20.BraTS20",
+                                                                 "args": options})
+    reader = open_dataset("brats20", tmp_path, **options)
+    assert through_miscnn.case_ids() == reader.case_ids() and through_miscnn.modalities == ("t2", "t1ce")
+    assert through_miscnn.class_names == reader.class_names == ("background", "necrotic_core+enhancing_tumour")
+    case_id = reader.case_ids()[0]
+    ours, theirs = through_miscnn.load(case_id), reader.load(case_id)
+    assert ours.image.shape[-1] == 2 and np.array_equal(ours.image, theirs.image)
+    assert np.array_equal(ours.label, theirs.label) and np.array_equal(ours.affine, theirs.affine)
 
 
 def test_a_users_interface_with_spacing_only(tmp_path):
