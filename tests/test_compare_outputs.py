@@ -12,7 +12,7 @@ import yaml
 from pipeline.errors import DataError
 from pipeline.evaluation import tables
 from pipeline.evaluation.compare import main
-from pipeline.evaluation.figures import axial_axis, class_labels, default_cases, densest_slice
+from pipeline.evaluation.figures import class_labels, default_cases, densest_slice
 from pipeline.evaluation.methods import PROJECT
 from pipeline.evaluation.runs import load_runs
 from pipeline.evaluation.statistics import pairwise_tests, t_confidence_interval
@@ -295,13 +295,6 @@ def test_class_labels_cover_classes_and_configured_regions(fixture_runs):
         class_labels(run, ["background", "kidney"])
 
 
-def test_axial_axis_follows_the_affine():
-    kits_like = np.array([[0, 0, -0.8, 0], [0, -0.8, 0, 0], [-3.0, 0, 0, 0], [0, 0, 0, 1]])
-    brats_like = np.diag([-1.0, -1.0, 1.0, 1.0])
-    assert axial_axis(kits_like) == 0
-    assert axial_axis(brats_like) == 2
-
-
 def test_densest_slice_per_class():
     mask = np.zeros((6, 24, 24), np.uint8)
     mask[1:5, 6:18, 6:18] = 1
@@ -344,8 +337,8 @@ def test_case_figures_from_a_kits19_fixture(tmp_path, capsys):
     (run_dirs[2] / "fold_1" / "predictions" / "case_00003.nii.gz").unlink()
     out = tmp_path / "results"
     assert main([*map(str, run_dirs), "--out", str(out), "--cases", "case_00000", "case_00003"]) == 0
-    figure = (out / "case_case_00000.png").read_bytes()
+    figure = (out / "case_00000.png").read_bytes()
     assert figure.startswith(PNG_SIGNATURE) and len(figure) > 10000
-    assert not (out / "case_case_00003.png").exists()
+    assert not (out / "case_00003.png").exists()
     error = capsys.readouterr().err
     assert "case figure of case_00003 skipped" in error and "prediction missing" in error

@@ -67,6 +67,12 @@ def file_stem(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", name)
 
 
+def case_figure_name(case_id: str) -> str:
+    """``case_<id>.png``, without doubling a prefix the id has (``case_00018`` -> ``case_00018.png``)."""
+    stem = file_stem(case_id)
+    return f"{stem}.png" if stem.startswith("case_") else f"case_{stem}.png"
+
+
 def _runs_csv(runs: Sequence[Run]) -> str:
     frame = pd.DataFrame([
         {"label": run.label, "loss": run.loss_name, "loss_params": json.dumps(run.loss_params, sort_keys=True),
@@ -150,7 +156,7 @@ def _case_figures(runs: Sequence[Run], case_ids: Sequence[str]) -> dict[str, byt
             _notice(f"case figure of {case_id} skipped: not a case of the data set in {runs[0].data['root']}")
             continue
         try:
-            outputs[f"case_{file_stem(case_id)}.png"] = figures.case_slices_png(runs, case_id, dataset)
+            outputs[case_figure_name(case_id)] = figures.case_slices_png(runs, case_id, dataset)
         except DataError as error:
             _notice(f"case figure of {case_id} skipped: {error}")
     return outputs

@@ -3,11 +3,14 @@
 * ``dsc_distribution_png``: per-case DSC per loss, one panel per class (box
   plot with every case as a point).
 * ``training_curves_png``: training and validation loss per epoch, one panel
-  per loss, one colour per fold.
+  per loss, one colour per fold, integer epoch ticks, the legend outside.
 * ``case_slices_png``: one case under every loss, per class the axial slice
-  with the most ground-truth voxels of that class; false positives in magenta
-  and false negatives in green over the image, as the Unified Focal
-  repository shows them.
+  with the most ground-truth voxels of that class (for a class the case does
+  not have: the slice with the most false positives); false positives in
+  magenta and false negatives in green over the image, as the Unified Focal
+  repository shows them, the ground truth as a yellow contour. Slices are drawn
+  in the radiological convention for any affine: patient's right on the
+  image's left, anterior up (``radiological_axial_slices``).
 
 Figures are built on ``matplotlib.figure.Figure`` directly, so no pyplot
 state or interactive backend is involved.
@@ -20,10 +23,12 @@ import math
 from pathlib import Path
 from typing import Sequence
 
+import nibabel as nib
 import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
+from matplotlib.ticker import MaxNLocator
 
 from pipeline.errors import ConfigError, DataError
 from pipeline.evaluation.runs import Run
@@ -31,6 +36,7 @@ from pipeline.evaluation.runs import Run
 FALSE_POSITIVE_RGBA = (1.0, 0.0, 1.0, 0.75)   # magenta
 FALSE_NEGATIVE_RGBA = (0.0, 1.0, 0.0, 0.75)   # green
 GROUND_TRUTH_RGBA = (1.0, 0.85, 0.0, 0.5)     # yellow
+GROUND_TRUTH_CONTOUR = (1.0, 0.85, 0.0, 1.0)  # yellow
 DPI = 100
 
 
@@ -77,30 +83,41 @@ def dsc_distribution_png(runs: Sequence[Run]) -> bytes:
 
 
 def training_curves_png(runs: Sequence[Run]) -> bytes | None:
-    """Loss (solid) and validation loss (dashed) per epoch and fold, one panel per loss.
-
-    Returns ``None`` when no run has a ``fold_K/log.csv``.
-    """
+    """``training_curves_figure`` as PNG; ``None`` when no run has a ``fold_K/log.csv``."""
     if not any(run.logs for run in runs):
         return None
+    return _png(training_curves_figure(runs))
+
+
+def training_curves_figure(runs: Sequence[Run]) -> Figure:
+    """Loss (solid) and validation loss (dashed) per epoch and fold, one panel per loss.
+
+    Epoch ticks are whole numbers; one legend (folds and line styles) sits
+    outside the panels, so it never hides a curve.
+    """
     columns = min(3, len(runs))
     rows = math.ceil(len(runs) / columns)
-    figure = Figure(figsize=(4.2 * columns, 3.2 * rows), layout="constrained")
+    figure = Figure(figsize=(4.2 * columns + 1.4, 3.2 * rows), layout="constrained")
+    folds = sorted({fold for run in runs for fold in run.logs})
     for index, run in enumerate(runs):
         axes = figure.add_subplot(rows, columns, index + 1)
         axes.set_title(run.label)
         axes.set_xlabel("epoch")
         axes.set_ylabel("loss")
+        axes.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
         if not run.logs:
             axes.text(0.5, 0.5, "no log.csv", ha="center", va="center", transform=axes.transAxes)
             continue
         for fold, log in run.logs.items():
             color = f"C{fold % 10}"
-            axes.plot(log["epoch"], log["loss"], color=color, label=f"fold {fold}")
-            axes.plot(log["epoch"], log["val_loss"], color=color, linestyle="--")
-        handles = [Line2D([], [], color="k", label="loss"), Line2D([], [], color="k", linestyle="--", label="val_loss")]
-        axes.legend(handles=axes.get_legend_handles_labels()[0] + handles, fontsize="x-small", loc="upper right")
-    return _png(figure)
+            axes.plot(log["epoch"], log["loss"], color=color, marker=".")
+            axes.plot(log["epoch"], log["val_loss"], color=color, linestyle="--", marker=".")
+        epochs = [epoch for log in run.logs.values() for epoch in log["epoch"]]
+        axes.set_xlim(min(epochs) - 0.5, max(epochs) + 0.5)  # whole epochs even when there is only one
+    handles = [Line2D([], [], color=f"C{fold % 10}", label=f"fold {fold}") for fold in folds]
+    handles += [Line2D([], [], color="k", label="loss"), Line2D([], [], color="k", linestyle="--", label="val_loss")]
+    figure.legend(handles=handles, loc="outside right upper", fontsize="small")
+    return figure
 
 
 def open_run_dataset(run: Run):
@@ -143,20 +160,50 @@ def class_labels(run: Run, class_names: Sequence[str]) -> dict[str, tuple[int, .
     return labels
 
 
-def axial_axis(affine: np.ndarray) -> int:
-    """The array axis pointing most along the world's superior–inferior (z) direction.
+def radiological_axial_slices(volume: np.ndarray, affine: np.ndarray) -> np.ndarray:
+    """Axial slices of ``volume`` as a radiologist reads them, for any affine.
 
-    KiTS19 arrays are (slices, H, W) and BraTS20 arrays (x, y, z), so the
-    axial slice axis comes from the affine, not from a fixed position.
+    The array is reoriented to the closest canonical RAS+ axes (nibabel's
+    ``io_orientation``, the reasoning of ``as_closest_canonical``), then
+    ``out[k]`` is the k-th axial slice from inferior to superior with rows from
+    anterior (top) to posterior and columns from the patient's right (image
+    left) to the patient's left. KiTS19 stores (slices, H, W) and BraTS20
+    (x, y, z); both come out the same way round. Extra trailing axes
+    (channels) are kept.
     """
-    directions = np.asarray(affine, dtype=np.float64)[:3, :3]
-    return int(np.argmax(np.abs(directions[2]) / np.linalg.norm(directions, axis=0)))
+    ras = nib.orientations.apply_orientation(volume, nib.orientations.io_orientation(affine))
+    return np.moveaxis(np.flip(ras, axis=(0, 1)), (0, 1, 2), (2, 1, 0))
+
+
+def radiological_pixel_aspect(affine: np.ndarray) -> float:
+    """Height / width of one pixel of ``radiological_axial_slices`` (anterior–posterior over left–right spacing)."""
+    affine = np.asarray(affine, dtype=np.float64)
+    orientation = nib.orientations.io_orientation(affine)
+    zooms = np.linalg.norm(affine[:3, :3], axis=0)
+    spacing = np.empty(3)
+    spacing[orientation[:, 0].astype(int)] = zooms
+    return float(spacing[1] / spacing[0])
 
 
 def densest_slice(mask: np.ndarray, axis: int) -> int:
     """Index along ``axis`` of the slice with the most ``True`` voxels (the first on ties)."""
     other_axes = tuple(a for a in range(mask.ndim) if a != axis)
     return int(np.argmax(mask.sum(axis=other_axes)))
+
+
+def slice_to_show(truth: np.ndarray, predictions: Sequence[np.ndarray]) -> tuple[int, str]:
+    """The axial slice (axis 0 of the stacks) to draw one class on, and why.
+
+    The slice with the most ground-truth voxels; for a class the case does not
+    have, the one with the most false positives summed over the losses (every
+    predicted voxel is one there); with neither, the middle slice.
+    """
+    if truth.any():
+        return densest_slice(truth, 0), "most ground truth"
+    false_positives = sum(prediction & ~truth for prediction in predictions)
+    if np.any(false_positives):
+        return densest_slice(false_positives, 0), "absent; most false positives"
+    return truth.shape[0] // 2, "absent, not predicted; middle"
 
 
 def _overlay(shape: tuple[int, int], layers: Sequence[tuple[np.ndarray, tuple]]) -> np.ndarray:
@@ -169,10 +216,10 @@ def _overlay(shape: tuple[int, int], layers: Sequence[tuple[np.ndarray, tuple]])
 def case_slices_png(runs: Sequence[Run], case_id: str, dataset) -> bytes:
     """One case under every loss: a row per scored class, columns image, ground truth, each loss.
 
-    Each row shows the axial slice with the most ground-truth voxels of its
-    class (so that a small tumour is not drawn on a slice that misses it), the
-    same slice under every loss. Raises ``DataError`` naming a missing or
-    mismatched prediction.
+    Each row shows the axial slice chosen by ``slice_to_show`` (so that a small
+    tumour is not drawn on a slice that misses it), the same slice under every
+    loss, in the radiological convention. Raises ``DataError`` naming a missing
+    or mismatched prediction.
     """
     from pipeline.data.nifti import read_mask
 
@@ -185,20 +232,23 @@ def case_slices_png(runs: Sequence[Run], case_id: str, dataset) -> bytes:
         prediction = read_mask(path).data
         if prediction.shape != case.label.shape:
             raise DataError(path, f"shape {prediction.shape} differs from the ground truth's {case.label.shape}")
-        predictions[run.label] = prediction
-    axis = axial_axis(case.affine)
-    low, high = np.percentile(case.image[..., 0], [1, 99])
+        predictions[run.label] = radiological_axial_slices(prediction, case.affine)
+    image = radiological_axial_slices(case.image[..., 0], case.affine)
+    label = radiological_axial_slices(case.label, case.affine)
+    aspect = radiological_pixel_aspect(case.affine)
+    low, high = np.percentile(image, [1, 99])
     labels_of = class_labels(runs[0], list(dataset.class_names))
 
     columns = 2 + len(runs)
     figure = Figure(figsize=(2.4 * columns, 2.6 * len(labels_of)), layout="constrained")
     for row, (class_name, labels) in enumerate(labels_of.items()):
-        index = densest_slice(np.isin(case.label, labels), axis)
-        image = np.take(case.image[..., 0], index, axis=axis)
-        true_mask = np.isin(np.take(case.label, index, axis=axis), labels)
+        truth = np.isin(label, labels)
+        predicted = {name: np.isin(stack, labels) for name, stack in predictions.items()}
+        index, reason = slice_to_show(truth, list(predicted.values()))
+        true_mask = truth[index]
         panels = [("image", []), ("ground truth", [(true_mask, GROUND_TRUTH_RGBA)])]
         for run in runs:
-            predicted_mask = np.isin(np.take(predictions[run.label], index, axis=axis), labels)
+            predicted_mask = predicted[run.label][index]
             dsc = run.per_case(class_name, "dsc")[case_id]
             panels.append((f"{run.label}\nDSC {dsc:.3f}", [
                 (predicted_mask & ~true_mask, FALSE_POSITIVE_RGBA),
@@ -206,18 +256,28 @@ def case_slices_png(runs: Sequence[Run], case_id: str, dataset) -> bytes:
             ]))
         for column, (title, layers) in enumerate(panels):
             axes = figure.add_subplot(len(labels_of), columns, row * columns + column + 1)
-            axes.imshow(image, cmap="gray", vmin=low, vmax=high, interpolation="nearest")
+            axes.imshow(image[index], cmap="gray", vmin=low, vmax=high, interpolation="nearest", aspect=aspect)
             if layers:
-                axes.imshow(_overlay(image.shape, layers), interpolation="nearest")
+                axes.imshow(_overlay(true_mask.shape, layers), interpolation="nearest", aspect=aspect)
+            if column > 0 and true_mask.any() and not true_mask.all():
+                axes.contour(true_mask.astype(np.float32), levels=[0.5], colors=[GROUND_TRUTH_CONTOUR],
+                             linewidths=1.2, zorder=3)
             axes.set_xticks([])
             axes.set_yticks([])
             axes.set_title(title, fontsize="small")
             if column == 0:
-                axes.set_ylabel(f"{class_name}, slice {index}")
+                axes.set_ylabel(f"{class_name}\nslice {index + 1}/{len(label)} ({reason})", fontsize="small")
+                axes.text(0.02, 0.5, "R", color="w", transform=axes.transAxes, va="center", fontsize="small")
+                axes.text(0.98, 0.5, "L", color="w", transform=axes.transAxes, va="center", ha="right",
+                          fontsize="small")
+                axes.text(0.5, 0.97, "A", color="w", transform=axes.transAxes, ha="center", va="top",
+                          fontsize="small")
     figure.legend(
-        handles=[Patch(color=FALSE_POSITIVE_RGBA, label="false positive"),
+        handles=[Line2D([], [], color=GROUND_TRUTH_CONTOUR, label="ground truth (contour)"),
+                 Patch(color=FALSE_POSITIVE_RGBA, label="false positive"),
                  Patch(color=FALSE_NEGATIVE_RGBA, label="false negative")],
-        loc="outside lower center", ncols=2, fontsize="small",
+        loc="outside lower center", ncols=3, fontsize="small",
     )
-    figure.suptitle(f"{case_id}: axial slices (array axis {axis})")
+    figure.suptitle(f"{case_id}: axial slices, radiological view (patient's right on the left, anterior up; "
+                    "slices counted inferior to superior)", fontsize="medium")
     return _png(figure)
