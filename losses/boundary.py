@@ -10,18 +10,19 @@ from typing import Sequence
 
 import tensorflow as tf
 
-from losses.base import SegmentationLoss, checked_rare_classes, resolve_rare_classes
-from losses.distance_maps import distance_maps, signed_distance_maps
+from losses.base import checked_rare_classes, resolve_rare_classes
+from losses.distance_maps import DistanceMapLoss
 from losses.registry import register
 
 
 @register("boundary")
-class BoundaryLoss(SegmentationLoss):
+class BoundaryLoss(DistanceMapLoss):
     """``L = mean_{c in rare} 1/N sum_i phi_c(i) p_ic``, phi_c the signed distance map of class c.
 
     ``phi_c`` is negative inside the true region and positive outside
-    (:func:`losses.distance_maps.signed_distance_maps`, from ``y_true``, on
-    the CPU, without gradient), so the loss falls as probability moves inside
+    (:func:`losses.distance_maps.signed_distance_maps` of the ground truth,
+    fed with the target by the pipeline or computed here, see
+    :class:`losses.distance_maps.DistanceMapLoss`), so the loss falls as probability moves inside
     the region and is lowest at the ground truth; it can be negative.
     Kervadec et al. apply it to the foreground classes and add a region loss
     (generalised Dice) whose weight they decrease over epochs; on its own it
@@ -41,10 +42,14 @@ class BoundaryLoss(SegmentationLoss):
         super().__init__(name=name, reduction=reduction)
         self.rare_classes = checked_rare_classes("boundary", rare_classes)
 
-    def compute(self, y_true, y_pred):
-        rare = resolve_rare_classes(self.rare_classes, y_true.shape[-1])
-        signed_distance = distance_maps(signed_distance_maps, tf.gather(y_true, rare, axis=-1))
-        weighted = signed_distance * tf.gather(y_pred, rare, axis=-1)
+    distance_map = "signed"
+
+    def map_classes(self, num_classes):
+        return resolve_rare_classes(self.rare_classes, num_classes)
+
+    def compute(self, y_true, y_pred, maps):
+        rare = self.map_classes(y_true.shape[-1])
+        weighted = tf.gather(maps, rare, axis=-1) * tf.gather(y_pred, rare, axis=-1)
         return tf.reduce_mean(weighted, axis=list(range(1, weighted.shape.rank)))
 
     def _hyperparameters(self):

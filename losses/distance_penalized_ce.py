@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from losses.base import SegmentationLoss, spatial_mean
+from losses.base import spatial_mean
 from losses.cross_entropy import voxel_cross_entropy
-from losses.distance_maps import distance_maps, inverted_distance_maps
+from losses.distance_maps import DistanceMapLoss
 from losses.registry import register
 
 
 @register("distance_penalized_ce")
-class DistancePenalizedCrossEntropyLoss(SegmentationLoss):
+class DistancePenalizedCrossEntropyLoss(DistanceMapLoss):
     """Cross entropy weighted by ``1 + D``, D the inverted distance to the boundary.
 
     ``L = -1/N sum_i (1 + D_i) sum_c g_ic log p_ic``, where for a voxel of
@@ -27,14 +27,17 @@ class DistancePenalizedCrossEntropyLoss(SegmentationLoss):
     voxel of each region 1; a region at most one voxel thick gets no penalty,
     as in the reference code. For two classes
     this is exactly the reference code's map, which treats foreground and
-    background alike. The maps come from ``y_true`` through
-    :mod:`losses.distance_maps` (CPU, no gradient); a region that fills the
+    background alike. The maps are those of the ground truth, fed
+    with the target by the pipeline or computed here (see
+    :class:`losses.distance_maps.DistanceMapLoss`); a region that fills the
     patch gets no penalty.
     """
 
     def __init__(self, name: str = "distance_penalized_ce", reduction=tf.keras.losses.Reduction.AUTO):
         super().__init__(name=name, reduction=reduction)
 
-    def compute(self, y_true, y_pred):
-        penalty = tf.reduce_sum(distance_maps(inverted_distance_maps, y_true), axis=-1)
+    distance_map = "inverted"
+
+    def compute(self, y_true, y_pred, maps):
+        penalty = tf.reduce_sum(maps, axis=-1)
         return spatial_mean((1.0 + penalty) * voxel_cross_entropy(y_true, y_pred))

@@ -11,22 +11,27 @@ from typing import Sequence
 
 import tensorflow as tf
 
-from losses.base import SegmentationLoss, checked_range, checked_rare_classes, resolve_rare_classes
-from losses.distance_maps import distance_maps, unsigned_distance_maps
+from losses.base import checked_range, checked_rare_classes, resolve_rare_classes
+from losses.distance_maps import DistanceMapLoss, distance_maps, unsigned_distance_maps
+from losses.sorting import in_xla_context
 from losses.registry import register
 
 
 @register("hausdorff_dt")
-class HausdorffDTLoss(SegmentationLoss):
+class HausdorffDTLoss(DistanceMapLoss):
     """Squared errors weighted by the distances to the true and predicted boundaries.
 
     ``L = mean_{c in rare} 1/N sum_i (p_ic - g_ic)^2 (d_G,c(i)^alpha + d_S,c(i)^alpha)``
 
     ``d_G,c`` is the unsigned distance to the boundary of class c in ``y_true``
     and ``d_S,c`` that of the predicted mask ``p_c > 0.5``
-    (:func:`losses.distance_maps.unsigned_distance_maps`, on the CPU, without
-    gradient); errors far from either boundary, which drive the Hausdorff
-    distance, weigh most. An empty or a full mask has distance 0.
+    (:func:`losses.distance_maps.unsigned_distance_maps`, without gradient);
+    errors far from either boundary, which drive the Hausdorff distance, weigh
+    most. An empty or a full mask has distance 0. ``d_G`` comes with the
+    target from the pipeline (or is computed here, see
+    :class:`losses.distance_maps.DistanceMapLoss`); ``d_S`` changes with every
+    prediction and is computed on the CPU at every step, so this loss cannot
+    be XLA-compiled.
 
     Args:
         alpha: exponent of the distances, >= 0; default 2.
@@ -45,13 +50,20 @@ class HausdorffDTLoss(SegmentationLoss):
         self.alpha = checked_range("hausdorff_dt", "alpha", alpha, 0.0)
         self.rare_classes = checked_rare_classes("hausdorff_dt", rare_classes)
 
-    def compute(self, y_true, y_pred):
-        rare = resolve_rare_classes(self.rare_classes, y_true.shape[-1])
+    distance_map = "unsigned"
+
+    def map_classes(self, num_classes):
+        return resolve_rare_classes(self.rare_classes, num_classes)
+
+    def compute(self, y_true, y_pred, maps):
+        if in_xla_context():
+            raise ValueError("hausdorff_dt: the distance map of the prediction is computed on the CPU at "
+                             "every step; this loss cannot run under XLA (training.jit_compile)")
+        rare = self.map_classes(y_true.shape[-1])
         truth = tf.gather(y_true, rare, axis=-1)
         prediction = tf.gather(y_pred, rare, axis=-1)
-        truth_distance, predicted_distance = tf.split(
-            distance_maps(unsigned_distance_maps, tf.concat([truth, prediction], axis=-1)), 2, axis=-1
-        )
+        truth_distance = tf.gather(maps, rare, axis=-1)
+        predicted_distance = distance_maps(unsigned_distance_maps, prediction)
         weights = tf.pow(truth_distance, self.alpha) + tf.pow(predicted_distance, self.alpha)
         weighted = tf.square(prediction - truth) * weights
         return tf.reduce_mean(weighted, axis=list(range(1, weighted.shape.rank)))

@@ -162,6 +162,8 @@ class SamplingSection(Section):
     val_batches: PositiveInt = Field(50, description="validation batches per epoch")
     foreground_fraction: float = Field(
         0.33, ge=0.0, le=1.0, description="share of patches centred on a foreground voxel (nnU-Net: 1/3)")
+    workers: Optional[PositiveInt] = Field(
+        None, description="threads building patches; None: SLURM_CPUS_PER_TASK, else the CPUs this process may use")
 
 
 # Augmentation (pipeline.training.augmentation); defaults are MIScnn 1.4.0's, as the papers train.

@@ -29,6 +29,7 @@ from typing import Iterable
 
 import yaml
 
+import losses
 from pipeline.atomic_files import write_atomically
 from pipeline.config import ExperimentConfig
 from pipeline.data import open_dataset
@@ -80,7 +81,7 @@ def run_fold(config: ExperimentConfig, fold: int, split: dict, dataset, cache: P
     sampling = config.sampling
     common = dict(patch_shape=sampling.patch_shape, batch_size=sampling.batch_size, num_classes=num_classes,
                   foreground_fraction=sampling.foreground_fraction, seed=config.experiment.seed + fold,
-                  pad_value=_pad_value(config))
+                  pad_value=_pad_value(config), workers=sampling.workers, **_distance_map_targets(config))
     train_batches = PatchBatches(train_cases, batches_per_epoch=sampling.batches_per_epoch,
                                  augmentation=config.augmentation, **common)
     val_batches = PatchBatches(val_cases, batches_per_epoch=sampling.val_batches, fixed_patches=True, **common)
@@ -182,6 +183,15 @@ def _splits(config: ExperimentConfig, case_ids: list[str]) -> list[dict]:
             raise DataError(own, f"differs from the shared splits file {shared}, which changed after "
                                  "this run started; restore it or start a new run")
     return splits
+
+
+def _distance_map_targets(config: ExperimentConfig) -> dict:
+    """``PatchBatches`` options for a loss that reads ground-truth distance maps from its target."""
+    target_maps = getattr(losses.get(config.loss.name, **config.loss.params), "target_maps", None)
+    if target_maps is None:
+        return {}
+    model = config.model
+    return {"target_maps": target_maps, "target_heads": model.deep_supervision_heads if model.deep_supervision else 0}
 
 
 def _pad_value(config: ExperimentConfig):

@@ -32,19 +32,16 @@ not in the distribution of the augmented patches:
   transforms, in MIScnn's order: mirror, contrast, brightness, gamma, noise.
 
 Determinism: everything random comes from the ``numpy.random.Generator`` the
-caller passes. batchgenerators' transforms draw from numpy's and Python's
-*global* generators, so they run under a module lock with both seeded from
-that Generator, and both global states are restored afterwards: the result
-does not depend on thread scheduling, and other code's random streams are
-left untouched.
+caller passes. batchgenerators' transforms draw through ``np.random``; in the
+calling thread that is a ``RandomState`` seeded from that Generator
+(:mod:`pipeline.training.batchgenerators_random`), so the result does not
+depend on thread scheduling, threads do not wait for each other, and the
+global random streams are left untouched.
 """
 
 from __future__ import annotations
 
-import contextlib
-import random
-import threading
-from typing import Iterator, Optional, Sequence, Union
+from typing import Optional, Sequence, Union
 
 import numpy as np
 from batchgenerators.augmentations.utils import (
@@ -63,14 +60,14 @@ from batchgenerators.transforms.spatial_transforms import MirrorTransform
 from scipy import ndimage
 
 from pipeline.config import AugmentationSettings
+from pipeline.training import batchgenerators_random
 
 # Voxels read beyond the moved grid's bounding box, so that the cubic spline
 # prefilter's boundary handling (whose influence decays as 0.268**distance)
 # does not reach the patch: 0.268**8 < 3e-5.
 _SPLINE_MARGIN = 8
 
-# batchgenerators' transforms use numpy's and Python's global generators.
-_GLOBAL_RANDOM_LOCK = threading.Lock()
+batchgenerators_random.install()
 
 
 def crop_with_padding(array: np.ndarray, start: Sequence[int], shape: Sequence[int],
@@ -219,20 +216,6 @@ def resample(image: np.ndarray, label: np.ndarray, grid: np.ndarray, fill: Union
     return patch, patch_label
 
 
-@contextlib.contextmanager
-def _seeded_global_random(seed: int) -> Iterator[None]:
-    """numpy's and Python's global generators, seeded and held exclusively, restored afterwards."""
-    with _GLOBAL_RANDOM_LOCK:
-        numpy_state, python_state = np.random.get_state(), random.getstate()
-        np.random.seed(seed)
-        random.seed(seed)
-        try:
-            yield
-        finally:
-            np.random.set_state(numpy_state)
-            random.setstate(python_state)
-
-
 def _batchgenerators_transforms(settings: AugmentationSettings) -> Optional[Compose]:
     """Mirroring and intensity transforms with MIScnn's options, those with a probability > 0."""
     transforms = []
@@ -300,7 +283,7 @@ class PatchAugmenter:
         seed = int(rng.integers(2**32))
         data = {"data": np.ascontiguousarray(np.moveaxis(patch, -1, 0)[None]),
                 "seg": patch_label[None, None].copy()}
-        with _seeded_global_random(seed):
+        with batchgenerators_random.thread_random_state(seed):
             data = self._transforms(**data)
         return np.moveaxis(data["data"][0], 0, -1), data["seg"][0, 0]
 

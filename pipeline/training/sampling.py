@@ -16,6 +16,17 @@ when, and a resumed run (``set_epoch``) sees the same batches. A thread pool
 builds the patches (numpy and scipy release the GIL) and computes the next
 ``prefetch`` batches while the model trains on the current one.
 
+Losses that weigh voxels by ground-truth distance maps (boundary,
+Hausdorff-DT, distance-penalised CE) get them here, computed once per patch
+after augmentation (which moves the labels) by the worker threads:
+``target_maps`` (such a loss's ``target_maps``) appends one map channel per
+class to the one-hot target. With deep supervision (``target_heads``) the
+targets of the lower-resolution outputs are made here too: the one-hot
+subsampled by strided nearest neighbour, as
+``pipeline.training.model.downsample_targets`` does, and the maps
+recomputed at that resolution (in its voxels), which is what the loss would
+compute from that output's one-hot target itself.
+
 Feed it to Keras as ``model.fit(batches, shuffle=False)`` (``workers=1``, no
 multiprocessing: the parallelism is inside). The batches are random already;
 Keras' shuffling of the batch order would only defeat the prefetching.
@@ -26,7 +37,7 @@ from __future__ import annotations
 import os
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Optional, Sequence, Union
+from typing import Callable, Optional, Sequence, Union
 
 import numpy as np
 
@@ -47,22 +58,25 @@ _MAX_CENTRES_PER_CLASS = 50_000
 
 
 def available_cpus() -> int:
-    """CPUs this process may run on (the Slurm/cgroup allotment, not the node's total)."""
+    """CPUs granted to this job: ``SLURM_CPUS_PER_TASK`` if set, else those this process may run on."""
+    granted = os.environ.get("SLURM_CPUS_PER_TASK", "")
+    if granted.isdigit() and int(granted) > 0:
+        return int(granted)
     if hasattr(os, "sched_getaffinity"):
         return len(os.sched_getaffinity(0))
     return os.cpu_count() or 1
 
 
 class _PendingBatch:
-    """A batch whose patches are being written into ``x`` and ``y`` by the pool."""
+    """A batch whose patches are being written into ``x`` and the targets ``ys`` by the pool."""
 
-    def __init__(self, x: np.ndarray, y: np.ndarray, patches: list[Future]):
-        self.x, self.y, self.patches = x, y, patches
+    def __init__(self, x: np.ndarray, ys: list[np.ndarray], patches: list[Future]):
+        self.x, self.ys, self.patches = x, ys, patches
 
-    def result(self) -> tuple[np.ndarray, np.ndarray]:
+    def result(self) -> tuple[np.ndarray, Union[np.ndarray, tuple]]:
         for patch in self.patches:
             patch.result()
-        return self.x, self.y
+        return self.x, (tuple(self.ys) if len(self.ys) > 1 else self.ys[0])
 
     def cancel(self) -> None:
         for patch in self.patches:
@@ -93,20 +107,28 @@ class PatchBatches(tf.keras.utils.Sequence):
             per-channel minimum, which after clipping and z-score is CT's air;
             or a number, e.g. ``0.0`` for MRI z-scored over the brain, whose
             background is 0.
-        workers: threads building patches (default: the CPUs this process may use).
+        workers: threads building patches (default: :func:`available_cpus`).
         prefetch: batches computed ahead of the one requested (default:
             enough to keep every worker busy, at least 2).
+        target_maps: computes extra target channels from one patch's one-hot
+            labels ``(*patch_shape, C)``, returning float32 ``(*patch_shape, C)``,
+            e.g. a distance-map loss's ``target_maps``; y then has ``2C``
+            channels, the one-hot first.
+        target_heads: deep-supervision outputs at 1/2, 1/4, ... resolution
+            whose targets are made here (default 0); y is then a tuple of
+            ``1 + target_heads`` arrays, full resolution first.
     """
 
     def __init__(self, cases: Sequence, patch_shape: Sequence[int], batch_size: int,
                  num_classes: int, batches_per_epoch: int, *, foreground_fraction: float = 0.33,
                  augmentation: Optional[AugmentationSettings] = None, seed: int = 0,
                  fixed_patches: bool = False, pad_value: Union[str, float] = "minimum",
-                 workers: Optional[int] = None, prefetch: Optional[int] = None):
+                 workers: Optional[int] = None, prefetch: Optional[int] = None,
+                 target_maps: Optional[Callable[[np.ndarray], np.ndarray]] = None, target_heads: int = 0):
         super().__init__()
         enabled = augmentation is not None and augmentation.enabled
         self._check_settings(cases, patch_shape, batch_size, num_classes, batches_per_epoch,
-                             foreground_fraction, enabled, seed, pad_value, workers, prefetch)
+                             foreground_fraction, enabled, seed, pad_value, workers, prefetch, target_heads)
         self.cases = list(cases)
         self.patch_shape = tuple(int(size) for size in patch_shape)
         self.batch_size = int(batch_size)
@@ -116,6 +138,8 @@ class PatchBatches(tf.keras.utils.Sequence):
         self.seed = int(seed)
         self.fixed_patches = bool(fixed_patches)
         self.pad_value = pad_value
+        self.target_maps = target_maps
+        self.target_heads = int(target_heads)
         workers = int(workers or available_cpus())
         self.prefetch = max(2, -(-workers // self.batch_size)) if prefetch is None else int(prefetch)
         self._augmenter = PatchAugmenter(augmentation) if enabled else None
@@ -184,14 +208,25 @@ class PatchBatches(tf.keras.utils.Sequence):
                 window.append((epoch, index))
         return window
 
+    def output_signature(self) -> tuple:
+        """``tf.TensorSpec``s of ``(x, y)`` (y a tuple with ``target_heads``), for ``tf.data``."""
+        x = tf.TensorSpec((self.batch_size, *self.patch_shape, self._num_channels), tf.float32)
+        ys = tuple(tf.TensorSpec(shape, tf.float32) for shape in self._target_shapes())
+        return x, (ys if self.target_heads else ys[0])
+
+    def _target_shapes(self) -> list[tuple[int, ...]]:
+        channels = self.num_classes * (2 if self.target_maps is not None else 1)
+        return [(self.batch_size, *(size // 2**head for size in self.patch_shape), channels)
+                for head in range(self.target_heads + 1)]
+
     def _submit(self, key: tuple[int, int]) -> _PendingBatch:
         x = np.empty((self.batch_size, *self.patch_shape, self._num_channels), dtype=np.float32)
-        y = np.empty((self.batch_size, *self.patch_shape, self.num_classes), dtype=np.float32)
-        patches = [self._pool.submit(self._write_patch, key, slot, x, y)
+        ys = [np.empty(shape, dtype=np.float32) for shape in self._target_shapes()]
+        patches = [self._pool.submit(self._write_patch, key, slot, x, ys)
                    for slot in range(self.batch_size)]
-        return _PendingBatch(x, y, patches)
+        return _PendingBatch(x, ys, patches)
 
-    def _write_patch(self, key: tuple[int, int], slot: int, x: np.ndarray, y: np.ndarray) -> None:
+    def _write_patch(self, key: tuple[int, int], slot: int, x: np.ndarray, ys: list[np.ndarray]) -> None:
         """Patch ``slot`` of batch ``key = (epoch, index)``, from its own Generator."""
         epoch, index = key
         rng = np.random.default_rng((self.seed, epoch, index, slot))
@@ -209,8 +244,15 @@ class PatchBatches(tf.keras.utils.Sequence):
             image, label = self._augmenter.extract(case.image, case.label, start, self.patch_shape,
                                                    fill, rng)
         x[slot] = image
-        for value in range(self.num_classes):  # per class: 4x faster than a broadcast comparison
-            np.equal(label, value, out=y[slot, ..., value], casting="unsafe")
+        classes = self.num_classes
+        for value in range(classes):  # per class: 4x faster than a broadcast comparison
+            np.equal(label, value, out=ys[0][slot, ..., value], casting="unsafe")
+        for head, y in enumerate(ys):
+            if head:
+                y[slot, ..., :classes] = ys[0][(slot, *[slice(None, None, 2**head)] * len(self.patch_shape))][
+                    ..., :classes]
+            if self.target_maps is not None:
+                y[slot, ..., classes:] = self.target_maps(y[slot, ..., :classes])
 
     def _patch_start(self, case_index: int, rng: np.random.Generator) -> np.ndarray:
         """First voxel of the patch: centred on a foreground voxel, or uniform; kept inside the (padded) volume."""
@@ -274,7 +316,8 @@ class PatchBatches(tf.keras.utils.Sequence):
 
     @staticmethod
     def _check_settings(cases, patch_shape, batch_size, num_classes, batches_per_epoch,
-                        foreground_fraction, augmented, seed, pad_value, workers, prefetch) -> None:
+                        foreground_fraction, augmented, seed, pad_value, workers, prefetch,
+                        target_heads) -> None:
         """One ConfigError naming the first impossible argument."""
         problems = {
             "cases": len(cases) == 0 and "no cases to sample from",
@@ -292,6 +335,8 @@ class PatchBatches(tf.keras.utils.Sequence):
             and f"expected 'minimum' or a number, got {pad_value!r}",
             "workers": workers is not None and int(workers) < 1 and f"must be >= 1, got {workers}",
             "prefetch": prefetch is not None and int(prefetch) < 0 and f"must be >= 0, got {prefetch}",
+            "target_heads": (int(target_heads) < 0 or any(int(size) % 2**int(target_heads) for size in patch_shape))
+            and f"must be >= 0 with patch_shape divisible by 2**target_heads, got {target_heads}",
         }
         for key, problem in problems.items():
             if problem:

@@ -313,9 +313,11 @@ def _dataset(batches: tf.keras.utils.Sequence, shapes: _BatchShapes,
         for index in range(len(batches)):
             yield batches[index]
 
-    dataset = tf.data.Dataset.from_generator(one_epoch, output_signature=shapes.signature())
+    # PatchBatches tell their own shapes: their targets may carry distance maps, and one array per head.
+    signature = batches.output_signature() if hasattr(batches, "output_signature") else shapes.signature()
+    dataset = tf.data.Dataset.from_generator(one_epoch, output_signature=signature)
     dataset = dataset.apply(tf.data.experimental.assert_cardinality(len(batches)))
-    if shapes.heads:
+    if shapes.heads and not isinstance(signature[1], tuple):
         dataset = dataset.map(lambda x, y: (x, downsample_targets(y, shapes.heads)))
     return dataset
 
