@@ -230,7 +230,7 @@ def _default(config: ExperimentConfig, key: str):
 
 
 def _loss_default(loss_name: str, parameter: str):
-    """The default of a loss hyper-parameter, from the loss registry's metadata."""
-    import losses
+    """The default of a loss hyper-parameter, from the loss catalog (no TensorFlow)."""
+    from losses import catalog
 
-    return losses.parameter_defaults(loss_name).get(parameter)
+    return next((p.default for p in catalog.entry(loss_name).parameters if p.name == parameter), None)

@@ -68,10 +68,19 @@ def test_a_sweep_without_a_splits_file_shares_one_in_the_sweep_folder(tmp_path):
                                                          "demo_asymmetric_unified_focal_learning_rate-0.002"]
 
 
+def test_an_unset_loss_parameter_defaults_to_the_loss_default(tmp_path):
+    sweep = expand_sweep(REPOSITORY / "configs" / "demo_focal.yaml", ["loss.params.gamma=1,2"],
+                         [f"experiment.output_root={tmp_path}", "loss.params={}"])
+    assert sweep.defaults == {"loss.params.gamma": 2.0}
+
+
 def test_same_last_key_part_uses_the_whole_key(tmp_path):
-    sweep = expand_sweep(CONFIG, ["training.epochs=1,2", "experiment.seed=0,1", "sampling.batch_size=2,4"],
+    sweep = expand_sweep(CONFIG, ["augmentation.rotation.probability=0.1,0.2",
+                                  "augmentation.elastic.probability=0.3,0.4", "training.epochs=1,2"],
                          [f"experiment.output_root={tmp_path}"])
-    assert sweep.members[0].name.endswith("_epochs-1_seed-0_batch_size-2")
+    assert sweep.members[0].name.endswith(
+        "_augmentation.rotation.probability-0.1_augmentation.elastic.probability-0.3_epochs-1")
+    assert sweep.members[0].config.augmentation.elastic.probability == 0.3
 
 
 def test_an_invalid_value_fails_naming_it_and_writes_nothing(tmp_path, capsys):
