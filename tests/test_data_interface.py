@@ -70,6 +70,7 @@ def test_project_readers_are_interfaces_of_the_same_path(kits19_root):
                                   interface={"class": "pipeline.data.kits19.KiTS19", "args": {"exclude": [1]}})
     reader = open_dataset("kits19", kits19_root, exclude=[1])
     assert through_miscnn.case_ids() == reader.case_ids() == ["case_00000", "case_00002"]
+    assert through_miscnn.excluded == reader.excluded == ["case_00001"]
     assert through_miscnn.class_names == reader.class_names == ("background", "kidney", "tumour")
     assert through_miscnn.modalities == ("ct",)
     assert through_miscnn.geometry("case_00000").shape == reader.geometry("case_00000").shape
@@ -111,8 +112,10 @@ def test_a_users_interface_with_spacing_only(tmp_path):
 @pytest.mark.parametrize("interface, message", [
     ({"class": "miscnn.data_loading.interfaces.NIfTI_interface"},
      "data.interface.class: cannot import 'miscnn.data_loading.interfaces.NIfTI_interface' (module "
-     "miscnn.data_loading.interfaces has no NIfTI_interface; did you mean miscnn.data_loading.interfaces.NIFTI_interface?)"),
-    ({"class": "no_such_package.Interface"}, "data.interface.class: cannot import 'no_such_package.Interface' (No module"),
+     "miscnn.data_loading.interfaces has no NIfTI_interface; "
+     "did you mean miscnn.data_loading.interfaces.NIFTI_interface?)"),
+    ({"class": "no_such_package.Interface"},
+     "data.interface.class: cannot import 'no_such_package.Interface' (No module"),
     ({"class": "pipeline.data.case.Case"}, "data.interface.class: pipeline.data.case.Case is not a MIScnn Abstract_IO"),
     ({"class": NIFTI_INTERFACE, "args": {"colour": "red"}}, "data.interface.args: got an unexpected keyword argument"),
     ({"class": NIFTI_INTERFACE, "args": {"three_dim": False}}, "data.interface.args: "),

@@ -23,8 +23,8 @@ import numpy as np
 
 from pipeline.data.dataset import CaseFiles, NiftiDataset
 from pipeline.data.dataset_json import channel_names, decathlon_labels, read_dataset_json, required
+from pipeline.data.labels import every_label_its_own_class
 from pipeline.data.nifti import NIFTI_SUFFIXES, NiftiVolume, read_geometry, read_image
-from pipeline.data.nnunet import default_label_map
 from pipeline.errors import DataError
 
 logger = logging.getLogger(__name__)
@@ -51,7 +51,7 @@ class DecathlonDataset(NiftiDataset):
         self.source_label_names, self.background_name = labels.foreground, labels.background
         self._training: dict[str, CaseFiles] = {}
         super().__init__(root, modalities=self.available_modalities if modalities is None else modalities,
-                         label_map=default_label_map(labels.foreground) if label_map is None else label_map,
+                         label_map=every_label_its_own_class(labels.foreground) if label_map is None else label_map,
                          exclude=exclude, exclude_without_label=exclude_without_label)
 
     @property

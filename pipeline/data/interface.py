@@ -94,11 +94,12 @@ class InterfaceDataset(LabelledCases):
         if unusable:
             raise DataError(self.root, f"index {unusable[0]!r} cannot name a file (the pipeline writes <index>.nii.gz)")
         excluded = {str(case) for case in exclude}
-        self.excluded = sorted(case_id for case_id in self._indices if case_id in excluded)
         self._case_ids = sorted(case_id for case_id in self._indices if case_id not in excluded)
         if not self._case_ids:
             raise DataError(self.root, f"{self.interface_class}.initialize found no case "
-                                       f"({len(self._indices)} indices, {len(self.excluded)} excluded)")
+                                       f"({len(self._indices)} indices, {len(excluded & set(self._indices))} excluded)")
+        # Cases left out here, and by the interface itself (the project's readers record theirs).
+        self.excluded = sorted(excluded & set(self._indices) | set(getattr(self.interface, "excluded", [])))
         self.skipped_without_mask = list(getattr(self.interface, "skipped_without_mask", []))
         self.excluded_without_label = list(getattr(self.interface, "excluded_without_label", []))
         classes, channels = int(self.interface.classes), int(self.interface.channels)
@@ -113,7 +114,8 @@ class InterfaceDataset(LabelledCases):
         identity = {k: k for k in range(1, classes)}
         self.labels = LabelMapping({k: names[k] for k in identity}, identity if label_map is None else label_map,
                                    names[0])
-        self.modalities = tuple(getattr(self.interface, "modalities", None) or (f"channel_{k}" for k in range(channels)))
+        self.modalities = tuple(getattr(self.interface, "modalities", None)
+                                or (f"channel_{k}" for k in range(channels)))
         if len(self.modalities) != channels:
             raise ConfigError(f"data.interface: {self.interface_class} names {len(self.modalities)} channels but has "
                               f"channels={channels}")
@@ -146,7 +148,7 @@ class InterfaceDataset(LabelledCases):
         return self._labels(case_id, np.asarray(segmentation))
 
     def geometry(self, case_id: str) -> NiftiVolume:
-        """Shape, affine and spacing: from the interface's ``geometry`` if it has one (headers only), else by loading."""
+        """Shape, affine and spacing: the interface's ``geometry`` if it has one (headers only), else by loading."""
         if hasattr(self.interface, "geometry"):
             return self.interface.geometry(self._index(case_id))
         case = self.load(case_id)

@@ -4,11 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
+from typing import Iterable, Mapping
 
 import numpy as np
 
 from pipeline.errors import ConfigError, DataError
+
+
+def every_label_its_own_class(values: Iterable[int]) -> dict[int, int]:
+    """A label map giving every published foreground label its own class, in the order of the values."""
+    return {value: rank for rank, value in enumerate(sorted(values), start=1)}
 
 
 @dataclass(frozen=True)

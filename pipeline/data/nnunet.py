@@ -24,15 +24,11 @@ from typing import Iterable, Mapping
 
 from pipeline.data.dataset import CaseFiles, NiftiDataset
 from pipeline.data.dataset_json import channel_names, nnunet_labels, read_dataset_json, required
+from pipeline.data.labels import every_label_its_own_class
 from pipeline.data.nifti import NIFTI_SUFFIXES
 from pipeline.errors import DataError
 
 logger = logging.getLogger(__name__)
-
-
-def default_label_map(values: Iterable[int]) -> dict[int, int]:
-    """Every published foreground label its own class, in the order of the values."""
-    return {value: rank for rank, value in enumerate(sorted(values), start=1)}
 
 
 class NnUNetDataset(NiftiDataset):
@@ -64,7 +60,7 @@ class NnUNetDataset(NiftiDataset):
         self.num_training = required(self.description_file, description, "numTraining", int)
         self._channels: dict[str, dict[int, Path]] = {}
         super().__init__(root, modalities=self.available_modalities if modalities is None else modalities,
-                         label_map=default_label_map(labels.foreground) if label_map is None else label_map,
+                         label_map=every_label_its_own_class(labels.foreground) if label_map is None else label_map,
                          exclude=exclude, exclude_without_label=exclude_without_label)
 
     def discover(self, root: Path) -> list[str]:
