@@ -98,6 +98,37 @@ def test_paper_mode_interval_is_scipys_t_interval_over_the_fold_means(table4_run
     assert (row["n"], row["ci_low"], row["ci_high"]) == (20, pytest.approx(low), pytest.approx(high))
 
 
+def test_table2_family_is_21_pairs_per_class_not_42(tmp_path):
+    """Mixed Focal Table 2: 7 losses, kidney and tumour each a Holm family of 21 pairs."""
+    from test_compare_outputs import write_run
+
+    rng = np.random.default_rng(11)
+    losses = ["focal", "dice", "tversky", "cosine_tversky", "focal_tversky", "combo", "mixed_focal"]
+    scores = {loss: np.round(rng.uniform(0.3, 0.95, (10, 6)), 2) for loss in losses}
+    cases = [f"case_{i:05d}" for i in range(10)]
+    runs = load_runs([write_run(tmp_path, loss, loss, scores[loss], cases=cases, folds=5) for loss in losses])
+    outputs = table_outputs(runs, PAPER, PUBLISHED["mixed_focal_kits19"])
+    for class_name, column in (("kidney", 0), ("tumour", 3)):
+        result = pd.read_csv(pd.io.common.StringIO(outputs[f"pvalues_{class_name}.csv"]))
+        pairs = [(row, col) for col, row in itertools.combinations(losses, 2)]
+        raw = [stats.ranksums(scores[row][:, column], scores[col][:, column]).pvalue for row, col in pairs]
+        assert len(result) == 21 and set(result["family_size"]) == {21}
+        assert list(result["p_value"]) == pytest.approx(raw, rel=1e-12)
+        assert list(result["p_holm"]) == pytest.approx(multipletests(raw, method="holm")[1], rel=1e-12)
+    kidney = pd.read_csv(pd.io.common.StringIO(outputs["pvalues_kidney.csv"]))
+    assert kidney["p_holm_published"].notna().sum() == 18  # the published kidney cells that survived
+    assert kidney.set_index(["row", "column"]).loc[("Tversky", "Focal"), "p_holm_published"] == 0.209
+    assert "Published adjusted p-values" not in outputs["pvalues_tumour.md"]
+
+
+def test_interval_over_folds_needs_two_folds(tmp_path, capsys):
+    run_dirs = [str(write_brats_run(tmp_path, loss, values, np.zeros(20, int))) for loss, values in TABLE4.items()]
+    with pytest.raises(SystemExit) as exit_info:
+        main([*run_dirs, "--out", str(tmp_path / "out"), "--paper"])
+    assert exit_info.value.code == 2 and "fewer than two folds" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
 def test_fold_means_by_hand():
     assert list(fold_means([0.2, 0.4, 0.9, 0.6], [1, 0, 1, 0])) == pytest.approx([0.5, 0.55])
     with pytest.raises(ValueError):

@@ -373,3 +373,23 @@ def test_comparison_job_refuses_a_grid_with_an_unfinished_fold(slurm_cluster, tm
     log = (tmp_path / "grid" / "logs" / f"compare_{jobs['compare']}.log").read_text()
     assert f"incomplete grid, 1 of 4 folds unfinished: {configs[0].resolve()} fold 1" in log
     assert not (tmp_path / "grid" / "comparison").exists()
+
+
+@needs_slurm
+@pytest.mark.slurm
+def test_compare_args_reach_the_comparison_job(slurm_cluster, tmp_path, monkeypatch, capsys):
+    """submit-grid --compare-args (reproduce-paper --slurm): the comparison job runs compare-losses with them."""
+    monkeypatch.chdir(tmp_path)
+    env_file = _stand_in_cluster_env(tmp_path)
+    recorder = tmp_path / "bin" / "compare-losses"
+    recorder.write_text('#!/bin/bash\nprintf \'%s\\n\' "$@" > "$COMPARE_ARGS_FILE"\n')
+    monkeypatch.setenv("COMPARE_ARGS_FILE", str(tmp_path / "compare_args.txt"))
+    configs = [write_config(tmp_path, "dice"), write_config(tmp_path, "focal")]
+    jobs = _submit_grid([*map(str, configs), "--cluster-env", str(env_file), "--gpus", "0", "--mem", "100M",
+                         "--time", "10", "--out", "grid", "--compare-args=--paper --published mixed_focal_brats20"],
+                        capsys)
+    records = slurm_cluster.wait_for([jobs["train"], jobs["compare"]], timeout=240)
+    assert records[jobs["compare"]]["JobState"] == "COMPLETED"
+    assert (tmp_path / "compare_args.txt").read_text().split() == [
+        str(tmp_path / "runs" / "dice"), str(tmp_path / "runs" / "focal"), "--out",
+        str(tmp_path / "grid" / "comparison"), "--paper", "--published", "mixed_focal_brats20"]
