@@ -22,7 +22,7 @@ from __future__ import annotations
 import copy
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal, Optional
+from typing import Annotated, Any, Literal, Optional, Union
 
 import yaml
 from pydantic import (
@@ -372,6 +372,7 @@ class TrainingSection(Section):
     plateau_patience: PositiveInt = Field(10, description="epochs without improvement before reducing")
     precision: Literal["float32", "mixed_float16", "mixed_bfloat16"] = "float32"
     distribute: Literal["default", "mirrored"] = "default"
+    jit_compile: bool = Field(False, description="XLA-compile the training step (GPUs; hausdorff_dt cannot)")
 
     @field_validator("min_learning_rate")
     @classmethod
@@ -397,7 +398,15 @@ class InferenceSection(Section):
         None, description="voxels shared by neighbouring windows; None: half the patch")
     gaussian_sigma_scale: PositiveFloat = Field(
         0.125, description="sigma of the window weighting as a fraction of the patch (nnU-Net: 1/8)")
-    batch_size: PositiveInt = 2
+    batch_size: Union[int, Literal["auto"]] = Field(
+        2, description="windows per network call; auto: as many as the GPU holds (2 on a CPU)")
+
+    @field_validator("batch_size", mode="before")
+    @classmethod
+    def _windows_or_auto(cls, value):
+        if value != "auto" and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise ValueError(f"expected a positive number of windows or 'auto', got {value!r}")
+        return value
 
 
 class EvaluationSection(Section):

@@ -38,7 +38,7 @@ from pipeline.errors import ConfigError, DataError
 from pipeline.evaluation.evaluate import LabelMap, evaluate_cases, read_label_map, summary_lines
 from pipeline.evaluation.metrics import read_metrics_csv, write_metrics_csv, write_summary_json
 from pipeline.inference.predict import predict_probabilities
-from pipeline.inference.sliding_window import keras_predictor
+from pipeline.inference.sliding_window import keras_predictor, resolve_batch_size
 from pipeline.preprocessing import PreprocessedCache, restore_to_original
 from pipeline.training.cross_validation import load_or_create_splits
 from pipeline.training.sampling import PatchBatches
@@ -92,8 +92,10 @@ def run_fold(config: ExperimentConfig, fold: int, split: dict, dataset, cache: P
         train_batches.close()
         val_batches.close()
 
-    predict = keras_predictor(training.model, config.sampling.patch_shape, num_channels,
-                              config.inference.batch_size)
+    windows = resolve_batch_size(config.inference.batch_size, training.model, config.sampling.patch_shape,
+                                 num_channels)
+    config = config.model_copy(update={"inference": config.inference.model_copy(update={"batch_size": windows})})
+    predict = keras_predictor(training.model, config.sampling.patch_shape, num_channels, windows)
     predictions = fold_dir / "predictions"
     for pre in val_cases:
         predict_case(config, predict, pre, num_classes, predictions)

@@ -11,14 +11,17 @@ kidneys and a tumour), and a BraTS20 case (240 x 240 x 155, one channel,
 binary enhancing tumour) with 128**3 patches.
 
 Rows: sampling only; the papers' augmentation (cubic interpolation, as
-MIScnn); the same with linear interpolation; and the worst case, every patch
-rotated and elastically deformed (cubic). Columns, after one warm-up batch:
-wall-clock batches and patches per second of the whole pipeline (threads
-included), which on a shared machine depends on the other users' load; and
-the CPU seconds one batch costs (all threads), which does not, with the rate
-``workers / CPU seconds`` those would allow on idle cores.
+MIScnn); the same with linear interpolation; the worst case, every patch
+rotated and elastically deformed (cubic); and the papers' augmentation with
+the boundary loss's signed distance maps computed per patch (issue 14).
+Each row is measured with every worker count of ``--workers`` (default 1 and
+the CPUs available): wall-clock batches and patches per second of the whole
+pipeline, which on a shared machine depends on the other users' load; the
+CPU seconds one batch costs (all threads), which does not; the rate
+``workers / CPU seconds`` those would allow on idle cores; and the speed-up
+over one worker.
 
-Usage: python scripts/bench_sampling.py [--batches N] [--workers W] [--cases K]
+Usage: python scripts/bench_sampling.py [--batches N] [--workers W [W ...]] [--cases K] [--rows NAME ...]
 """
 
 from __future__ import annotations
@@ -31,7 +34,8 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from pipeline.training.augmentation import AugmentationSettings
+import losses
+from pipeline.config import AugmentationSettings
 from pipeline.training.sampling import PatchBatches, available_cpus
 
 
@@ -76,11 +80,12 @@ def memmapped_cases(folder: Path, make, count: int, rng) -> list:
     return cases
 
 
-def throughput(cases, patch_shape, num_classes, augmentation, batches, workers) -> tuple[float, float]:
+def throughput(cases, patch_shape, num_classes, augmentation, batches, workers,
+               target_maps=None) -> tuple[float, float]:
     """Wall-clock batches per second and CPU seconds per batch, over batches read in order as Keras does."""
     sequence = PatchBatches(cases, patch_shape, batch_size=2, num_classes=num_classes,
                             batches_per_epoch=batches + 1, augmentation=augmentation,
-                            seed=0, workers=workers)
+                            seed=0, workers=workers, target_maps=target_maps)
     try:
         sequence[0]
         wall, cpu = time.perf_counter(), time.process_time()
@@ -94,37 +99,51 @@ def throughput(cases, patch_shape, num_classes, augmentation, batches, workers) 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batches", type=int, default=20, help="timed batches per row (default 20)")
-    parser.add_argument("--workers", type=int, default=None, help="threads (default: available CPUs)")
+    parser.add_argument("--workers", type=int, nargs="+", default=None,
+                        help="worker thread counts to compare (default: 1 and the available CPUs)")
     parser.add_argument("--cases", type=int, default=2, help="synthetic cases per data set (default 2)")
-    args = parser.parse_args()
-
     paper = AugmentationSettings()
+    boundary_maps = losses.get("boundary").target_maps
     rows = {
-        "sampling only": None,
-        "paper augmentation (cubic)": paper,
-        "paper augmentation (linear)": paper.model_copy(update={"interpolation_order": 1}),
-        "every patch rotated + elastic (cubic)": paper.model_copy(update={
+        "sampling only": (None, None),
+        "paper augmentation (cubic)": (paper, None),
+        "paper augmentation (linear)": (paper.model_copy(update={"interpolation_order": 1}), None),
+        "every patch rotated + elastic (cubic)": (paper.model_copy(update={
             "rotation": paper.rotation.model_copy(update={"probability": 1.0}),
-            "elastic": paper.elastic.model_copy(update={"probability": 1.0})}),
+            "elastic": paper.elastic.model_copy(update={"probability": 1.0})}), None),
+        "paper augmentation (cubic) + boundary maps": (paper, boundary_maps),
     }
+    parser.add_argument("--rows", nargs="+", choices=list(rows), default=list(rows), metavar="NAME",
+                        help=f"rows to measure (default all): {', '.join(map(repr, rows))}")
+    parser.add_argument("--datasets", nargs="+", choices=["kits19", "brats20"], default=["kits19", "brats20"])
+    args = parser.parse_args()
     rng = np.random.default_rng(0)
     with tempfile.TemporaryDirectory() as folder:
-        datasets = [
-            ("KiTS19 93x250x250, patch 80x160x160", (80, 160, 160), 3,
-             memmapped_cases(Path(folder), kits19_like, args.cases, rng)),
-        ]
-        brats_folder = Path(folder) / "brats"
-        brats_folder.mkdir()
-        datasets.append(("BraTS20 240x240x155, patch 128^3", (128, 128, 128), 2,
-                         memmapped_cases(brats_folder, brats20_like, args.cases, rng)))
-        workers = args.workers or available_cpus()
-        print(f"{workers} worker threads; 'idle' = {workers} / CPU seconds per batch")
+        datasets = []
+        if "kits19" in args.datasets:
+            datasets.append(("KiTS19 93x250x250, patch 80x160x160", (80, 160, 160), 3,
+                             memmapped_cases(Path(folder), kits19_like, args.cases, rng)))
+        if "brats20" in args.datasets:
+            brats_folder = Path(folder) / "brats"
+            brats_folder.mkdir()
+            datasets.append(("BraTS20 240x240x155, patch 128^3", (128, 128, 128), 2,
+                             memmapped_cases(brats_folder, brats20_like, args.cases, rng)))
+        worker_counts = args.workers or sorted({1, available_cpus()})
+        print(f"worker threads {worker_counts} ({available_cpus()} CPUs available); "
+              "'idle' = workers / CPU seconds per batch")
         for title, patch_shape, num_classes, cases in datasets:
             print(f"{title}, batch 2:")
-            print(f"  {'':40s} {'batches/s':>9s} {'patches/s':>9s} {'CPU s/batch':>11s} {'idle batches/s':>14s}")
-            for name, augmentation in rows.items():
-                rate, cpu = throughput(cases, patch_shape, num_classes, augmentation, args.batches, workers)
-                print(f"  {name:40s} {rate:9.2f} {2 * rate:9.2f} {cpu:11.3f} {workers / cpu:14.2f}", flush=True)
+            print(f"  {'':44s} {'workers':>7s} {'batches/s':>9s} {'patches/s':>9s} {'CPU s/batch':>11s} "
+                  f"{'idle batches/s':>14s} {'speed-up':>8s}")
+            for name in args.rows:
+                augmentation, target_maps = rows[name]
+                single = None
+                for workers in worker_counts:
+                    rate, cpu = throughput(cases, patch_shape, num_classes, augmentation, args.batches, workers,
+                                           target_maps)
+                    single = single or rate
+                    print(f"  {name:44s} {workers:7d} {rate:9.2f} {2 * rate:9.2f} {cpu:11.3f} "
+                          f"{workers / cpu:14.2f} {rate / single:7.2f}x", flush=True)
 
 
 if __name__ == "__main__":

@@ -141,3 +141,14 @@ def test_validating_a_config_loads_no_stage_and_no_tensorflow():
             "'pipeline.preprocessing', 'pipeline.data') if m in sys.modules))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
     assert result.stdout.strip() == "[]"
+
+
+def test_gpu_step_and_worker_settings(config_file):
+    config = load_config(config_file)
+    assert config.training.jit_compile is False and config.sampling.workers is None
+    assert config.inference.batch_size == 2
+    config = load_config(config_file, ["training.jit_compile=true", "sampling.workers=3", "inference.batch_size=auto"])
+    assert config.training.jit_compile is True and config.sampling.workers == 3
+    assert config.inference.batch_size == "auto"
+    assert "inference.batch_size:" in error_of(config_file, ["inference.batch_size=many"])
+    assert "sampling.workers:" in error_of(config_file, ["sampling.workers=0"])

@@ -353,7 +353,12 @@ def predict(run_dir, input_dir, output_dir, folds: Sequence[int] | None = None, 
     if output_dir.resolve() == input_dir.resolve():
         raise UnifocalError(f"{output_dir}: -o is the input folder; predictions would mix with the scans")
     check_inputs(cases, models[0].num_channels)
+    from pipeline.inference.sliding_window import resolve_batch_size
+
     networks = load_models(config, models)
+    windows = resolve_batch_size(config.inference.batch_size, networks[0], config.sampling.patch_shape,
+                                 models[0].num_channels)
+    config = config.model_copy(update={"inference": config.inference.model_copy(update={"batch_size": windows})})
     predict_batch = ensemble_predictor(networks, config.sampling.patch_shape, models[0].num_channels,
                                        config.inference.batch_size, mirror)
     print(f"predicting {len(cases)} case(s) with fold(s) {', '.join(str(model.fold) for model in models)}"

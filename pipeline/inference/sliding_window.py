@@ -111,6 +111,32 @@ def sliding_window_predict(predict_batch: PredictBatch, image: np.ndarray, patch
     return summed[crop]
 
 
+AUTO_MAX_WINDOWS = 32
+
+
+def resolve_batch_size(batch_size, model, patch_shape: Sequence[int], num_channels: int) -> int:
+    """``inference.batch_size`` as a number: itself, or for ``"auto"`` as many windows as the GPU holds.
+
+    ``"auto"`` tries one forward pass of ``model`` on ``AUTO_MAX_WINDOWS``
+    windows and halves the count until it fits in the GPU's memory; on a
+    machine without a GPU it is 2 (a CPU gains nothing from larger batches).
+    """
+    if batch_size != "auto":
+        return int(batch_size)
+    import tensorflow as tf
+
+    if not tf.config.list_logical_devices("GPU"):
+        return 2
+    windows = AUTO_MAX_WINDOWS
+    while windows > 1:
+        try:
+            model(tf.zeros((windows, *patch_shape, num_channels)), training=False)
+            return windows
+        except tf.errors.ResourceExhaustedError:
+            windows //= 2
+    return 1
+
+
 @functools.lru_cache(maxsize=2)
 def keras_predictor(model, patch_shape: tuple[int, ...], num_channels: int, batch_size: int) -> PredictBatch:
     """A :data:`PredictBatch` running ``model(x, training=False)`` in one traced ``tf.function``.

@@ -83,8 +83,8 @@ def build_model(section: ModelSection, num_channels: int, num_classes: int, spat
 
 
 def compile_model(model_section: ModelSection, loss: LossSection, learning_rate: float, num_channels: int,
-                  num_classes: int, spatial_dims: int = 3) -> tf.keras.Model:
-    """A fresh configured U-Net compiled with a fresh Adam and the configured loss.
+                  num_classes: int, spatial_dims: int = 3, jit_compile: bool = False) -> tf.keras.Model:
+    """A fresh configured U-Net compiled with a fresh Adam and the configured loss (XLA with ``jit_compile``).
 
     Call inside the training strategy's scope, after the precision policy is
     set. With deep supervision the loss of output ``k`` is weighted as in
@@ -94,7 +94,7 @@ def compile_model(model_section: ModelSection, loss: LossSection, learning_rate:
     weights = (deep_supervision_weights(model_section.deep_supervision_heads)
                if model_section.deep_supervision else None)
     model.compile(optimizer=tf.keras.optimizers.Adam(learning_rate=learning_rate),
-                  loss=losses.get(loss.name, **loss.params), loss_weights=weights)
+                  loss=losses.get(loss.name, **loss.params), loss_weights=weights, jit_compile=jit_compile)
     return model
 
 
@@ -185,7 +185,8 @@ def fresh_model(training: TrainingSection, model_section: ModelSection, loss: Lo
     optimizer's dynamic loss scale is state too; those models are rebuilt.
     """
     key = json.dumps([model_section.model_dump(mode="json"), loss.model_dump(mode="json"),
-                      training.precision, training.distribute, num_channels, num_classes, spatial_dims])
+                      training.precision, training.distribute, training.jit_compile, num_channels, num_classes,
+                      spatial_dims])
     model = _compiled.get(key)
     if model is None:
         _compiled.clear()
@@ -193,7 +194,7 @@ def fresh_model(training: TrainingSection, model_section: ModelSection, loss: Lo
         distribute.apply_precision_policy(training.precision)
         with distribute.strategy_for(training.distribute).scope():
             model = compile_model(model_section, loss, training.learning_rate, num_channels, num_classes,
-                                  spatial_dims)
+                                  spatial_dims, training.jit_compile)
         optimizer = model.optimizer
         getattr(optimizer, "inner_optimizer", optimizer).build(model.trainable_variables)
         if optimizer is getattr(optimizer, "inner_optimizer", optimizer):
