@@ -92,10 +92,11 @@ def test_brats20_reader_through_the_interface_path(tmp_path):
     assert np.array_equal(ours.label, theirs.label) and np.array_equal(ours.affine, theirs.affine)
 
 
-def test_a_users_interface_with_spacing_only(tmp_path):
+def test_a_users_interface_with_spacing_only(tmp_path, caplog):
     interface = {"class": f"{__name__}.MemoryInterface", "args": {}}
-    dataset = open_dataset("miscnn", tmp_path, interface=interface, exclude=["1"])
+    dataset = open_dataset("miscnn", tmp_path, interface=interface, exclude=["1", "case_00001"])
     assert dataset.case_ids() == ["0", "2"] and dataset.excluded == ["1"]     # ".hidden" is ignored
+    assert "data.exclude: case_00001 match no index of MemoryInterface (indices look like '0')" in caplog.text
     case = dataset.load("0")
     assert case.image.shape == (4, 6, 8, 2) and dataset.modalities == ("channel_0", "channel_1")
     assert case.spacing == (2.0, 1.0, 0.5)

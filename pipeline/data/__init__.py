@@ -1,7 +1,9 @@
 """Stage 1: the data sets as published, and phantom data sets in the same layouts.
 
     from pipeline.data import open_dataset
-    dataset = open_dataset("kits19", root)
+    dataset = open_dataset("kits19", root)              # also "brats20", "nnunet", "msd"
+    dataset = open_dataset("miscnn", root, interface={"class": "miscnn.data_loading.interfaces.NIFTI_interface",
+                                                      "args": {"classes": 3}})
     case = dataset.load(dataset.case_ids()[0])
 
 The readers build on MIScnn, whose import loads TensorFlow (seconds); names

@@ -94,6 +94,10 @@ class InterfaceDataset(LabelledCases):
         if unusable:
             raise DataError(self.root, f"index {unusable[0]!r} cannot name a file (the pipeline writes <index>.nii.gz)")
         excluded = {str(case) for case in exclude}
+        unmatched = sorted(excluded - set(self._indices))
+        if unmatched:
+            logger.warning("data.exclude: %s match no index of %s (indices look like %r)", ", ".join(unmatched),
+                           self.interface_class, next(iter(self._indices), None))
         self._case_ids = sorted(case_id for case_id in self._indices if case_id not in excluded)
         if not self._case_ids:
             raise DataError(self.root, f"{self.interface_class}.initialize found no case "
