@@ -71,20 +71,20 @@ def _configs(dataset: str, *names: str) -> tuple[str, ...]:
 
 
 MIXED_FOCAL_NOTES = (
-    "CHOSEN: epochs, iterations per epoch (250) and validation batches (50) for 'we train each model for [lost] "
-    "epochs with [lost] iterations per epoch' (configs/base/*.yaml).",
+    ("CHOSEN: epochs, iterations per epoch (250) and validation batches (50) for 'we train each model for [lost] "
+     "epochs with [lost] iterations per epoch' (configs/base/*.yaml)."),
     "Combo is the paper's L_CCE - DSC (Eq. 18) times the constant 1/3 (alpha = 2/3, beta = 0.5 in losses/combo.py).",
     "Focal Tversky: the exponent 0.75 = 1/(4/3) for 'gamma = 4/3 as in [40]' (Abraham & Khan's convention).",
 )
 UNIFIED_FOCAL_NOTES = (
-    "CHOSEN: the six comparison losses (cross entropy, focal, Dice, Tversky, focal Tversky, Combo) for 'we compare "
-    "our loss function performance against six Dice or cross entropy-based loss functions'; their parameters are "
-    "the Mixed Focal paper's.",
+    ("CHOSEN: the six comparison losses (cross entropy, focal, Dice, Tversky, focal Tversky, Combo) for 'we compare "
+     "our loss function performance against six Dice or cross entropy-based loss functions'; their parameters are "
+     "the Mixed Focal paper's."),
     "CHOSEN: epochs and iterations per epoch as in the Mixed Focal tables (lost in extraction).",
 )
 DEEP_SUPERVISION_NOTES = (
-    "CHOSEN: this table (both Unified Focal variants, without and with deep supervision) for 'we use the Unified "
-    "Focal loss together with deep supervision to achieve state-of-the-art results'.",
+    ("CHOSEN: this table (both Unified Focal variants, without and with deep supervision) for 'we use the Unified "
+     "Focal loss together with deep supervision to achieve state-of-the-art results'."),
     "CHOSEN: 2 deep-supervision heads (1/2 and 1/4 resolution); their number did not survive.",
     "CHOSEN: the published 'Unified Focal loss with deep supervision' numbers are set beside the asymmetric variant.",
 )
