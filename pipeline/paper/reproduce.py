@@ -26,6 +26,7 @@ Every config is validated (with the overrides) before anything runs.
 from __future__ import annotations
 
 import argparse
+import logging
 import shlex
 import subprocess
 import sys
@@ -33,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
+from pipeline import console
 from pipeline.errors import ConfigError, UnifocalError, exits_cleanly
 from pipeline.paper.registry import TABLES, PaperTable, tables_named
 
@@ -42,6 +44,8 @@ MODULES = {
     "submit-grid": "pipeline.batch.submit",
 }
 """The module behind each command of a plan (``python -m MODULE`` runs it)."""
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -96,7 +100,9 @@ def header_lines(table: PaperTable) -> list[str]:
 
 def _run(command: list[str]) -> None:
     """Run one command of the plan as ``python -m MODULE ARGS``; stop the plan if it fails."""
-    print(f"+ {shlex.join(command)}", file=sys.stderr, flush=True)
+    log.info("+ %s", shlex.join(command))
+    for handler in logging.getLogger().handlers:
+        handler.flush()
     completed = subprocess.run([sys.executable, "-m", MODULES[command[0]], *command[1:]], check=False)
     if completed.returncode != 0:
         raise UnifocalError(f"{command[0]} failed (exit status {completed.returncode}); the plan stops here")
@@ -159,6 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--slurm", action="store_true", help="submit each table with submit-grid instead")
     parser.add_argument("--slurm-option", action="append", default=[], metavar="OPTION",
                         help="passed to submit-grid, e.g. --slurm-option=--partition=gpu (repeatable)")
+    console.add_arguments(parser)
     return parser
 
 
@@ -171,6 +178,7 @@ def _list_tables() -> None:
 @exits_cleanly
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    console.configure(args)
     if args.list:
         _list_tables()
         return 0
