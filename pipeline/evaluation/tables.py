@@ -133,10 +133,12 @@ def performance_summary(runs: Sequence[Run], method: StatisticsMethod = PROJECT,
 
 
 def _interval_text(mean: float, half_width: float | None, decimals: int, plus_minus: str) -> str:
-    if half_width is None or math.isnan(half_width):
-        width = "n/a" if half_width is not None else ""
-        return format_number(mean, decimals) + (f"{plus_minus}{width}" if width else "")
-    return f"{format_number(mean, decimals)}{plus_minus}{format_number(half_width, decimals)}"
+    """``mean ± half-width``; ``n/a`` for an undefined width, the mean alone when no width was published."""
+    text = format_number(mean, decimals)
+    if half_width is None:
+        return text
+    width = "n/a" if math.isnan(half_width) else format_number(half_width, decimals)
+    return f"{text}{plus_minus}{width}"
 
 
 def _performance_rows(summary: pd.DataFrame, decimals: int, plus_minus: str, bold: str,
