@@ -1,6 +1,5 @@
 """data.dataset: miscnn — MIScnn's NIFTI_interface, the project's readers and a user's Abstract_IO as data sets."""
 
-import nibabel as nib
 import numpy as np
 import pytest
 
@@ -146,21 +145,3 @@ def test_config_requires_an_interface_exactly_for_miscnn(tmp_path):
     with pytest.raises(ConfigError, match=r"data\.interface\.class: expected an import path module\.Class"):
         config("data.dataset=miscnn", "data.interface={class: NIFTI_interface}")
     assert config("data.dataset=nnunet", "data.exclude=[kidney_001, 3]").data.exclude == ["kidney_001", 3]
-
-
-def test_nifti_interface_spacing_is_the_header_zooms(tmp_path):
-    """MIScnn read the spacing off the affine's (anti-)diagonal: wrong for oblique and permuted affines."""
-    angle = np.deg2rad(30)
-    rotation = np.array([[np.cos(angle), -np.sin(angle), 0], [np.sin(angle), np.cos(angle), 0], [0, 0, 1]])
-    permutation = np.array([[0, 1, 0], [1, 0, 0], [0, 0, 1]])
-    interface = miscnn.data_loading.interfaces.NIFTI_interface(channels=1, classes=2)
-    interface.initialize(str(tmp_path))
-    for name, axes in (("oblique", rotation), ("permuted", permutation)):
-        affine = np.eye(4)
-        affine[:3, :3] = axes @ np.diag([2.0, 1.0, 3.0])
-        (tmp_path / name).mkdir()
-        nib.save(nib.Nifti1Image(np.zeros((3, 4, 5), np.int16), affine), tmp_path / name / "imaging.nii.gz")
-        volume, extended = interface.load_image(name)
-        np.testing.assert_allclose(extended["spacing"], [2.0, 1.0, 3.0], rtol=1e-6)
-        np.testing.assert_allclose(extended["affine"], affine, atol=1e-6)
-        assert volume.shape == (3, 4, 5)

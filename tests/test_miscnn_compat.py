@@ -1,5 +1,6 @@
 """Each MIScnn fix in pipeline.miscnn_compat, tested where MIScnn would fail without it."""
 
+import nibabel as nib
 import numpy as np
 import pytest
 
@@ -66,3 +67,21 @@ def test_data_ios_do_not_share_their_batch_seed(tmp_path):
     tmp_path.joinpath("data").mkdir()
     seeds = {miscnn.Data_IO(interface, str(tmp_path / "data")).seed for _ in range(5)}
     assert len(seeds) == 5
+
+
+def test_nifti_interface_spacing_is_the_header_zooms(tmp_path):
+    """MIScnn read the spacing off the affine's (anti-)diagonal: wrong for oblique and permuted affines."""
+    angle = np.deg2rad(30)
+    rotation = np.array([[np.cos(angle), -np.sin(angle), 0], [np.sin(angle), np.cos(angle), 0], [0, 0, 1]])
+    permutation = np.array([[0, 1, 0], [1, 0, 0], [0, 0, 1]])
+    interface = miscnn.data_loading.interfaces.NIFTI_interface(channels=1, classes=2)
+    interface.initialize(str(tmp_path))
+    for name, axes in (("oblique", rotation), ("permuted", permutation)):
+        affine = np.eye(4)
+        affine[:3, :3] = axes @ np.diag([2.0, 1.0, 3.0])
+        (tmp_path / name).mkdir()
+        nib.save(nib.Nifti1Image(np.zeros((3, 4, 5), np.int16), affine), tmp_path / name / "imaging.nii.gz")
+        volume, extended = interface.load_image(name)
+        np.testing.assert_allclose(extended["spacing"], [2.0, 1.0, 3.0], rtol=1e-6)
+        np.testing.assert_allclose(extended["affine"], affine, atol=1e-6)
+        assert volume.shape == (3, 4, 5)
