@@ -109,8 +109,11 @@ def format_plan(plan: dict) -> str:
                                                f"{' ...' if len(data[key]) > 8 else ''})" if data[key] else "")
                 for key, label in (("excluded", "excluded"), ("skipped_without_mask", "without a mask"),
                                    ("excluded_without_label", "without a foreground voxel"))]
-    test = "" if data["test_cases"] is None else f"; {data['test_cases']} unlabelled test cases"
+    test = "" if data["test_cases"] is None else f"; {data['test_cases']} unlabelled test case(s)"
     patch_share = " x ".join(f"{share:.2f}" for share in pre["patch_fraction"])
+    padded = ("; larger than the median size along axis " + ", ".join(
+        str(axis) for axis, share in enumerate(pre["patch_fraction"]) if share > 1) + ": cases are padded"
+              if max(pre["patch_fraction"]) > 1 else "")
     lines = [
         f"data set     {data['dataset']} at {data['root']}",
         f"  cases      {data['cases']} used; {', '.join(left_out)}{test}",
@@ -126,7 +129,7 @@ def format_plan(plan: dict) -> str:
                           else f"resampled to {_shape(pre['target_spacing'])} mm"),
         f"  size       median {_shape(pre['median_shape'])} voxels "
         f"(range {_shape(pre['shape_range'][0])} to {_shape(pre['shape_range'][1])})",
-        f"  patch      {_shape(pre['patch_shape'])} = {patch_share} of the median size",
+        f"  patch      {_shape(pre['patch_shape'])} = {patch_share} of the median size{padded}",
         f"  cache      {pre['cache']} ({pre['cached_cases']} of {data['cases']} cases cached)",
         "model",
         f"  network    {model['architecture']} U-Net, " + ", ".join(

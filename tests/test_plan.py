@@ -48,6 +48,16 @@ def test_plan_reports_the_resolved_experiment_and_writes_nothing(tmp_path, nnune
     assert "classes    background, kidney, tumour (3)" in printed and "channels   CT (1)" in printed
     assert "2, validation cases per fold [2, 2]" in printed and "(to be written, seed 0)" in printed
     assert f"resampled to {' x '.join(map(str, TARGET))} mm" in printed
+    assert "1 unlabelled test case(s)" in printed and "cases are padded" not in printed
+
+
+def test_plan_says_when_the_patch_exceeds_the_median_size(tmp_path, nnunet_root, capsys):
+    arguments = ["configs/demo_dice.yaml", "--plan", "--set", "sampling.patch_shape=[32, 32, 32]"]
+    for override in overrides(tmp_path, nnunet_root):
+        if not override.startswith(("sampling.", "inference.", "model.")):
+            arguments += ["--set", override]
+    assert main(arguments + ["--set", "model.depth=2", "--set", "inference.overlap=[16, 16, 16]"]) == 0
+    assert "larger than the median size along axis 0: cases are padded" in capsys.readouterr().out
 
 
 def test_plan_figures_match_the_headers(tmp_path, nnunet_root, monkeypatch):
