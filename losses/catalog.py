@@ -44,9 +44,9 @@ class Parameter:
         interval = (f"{'(' if self.low_open else '['}{_number(self.low)}, "
                     f"{_number(self.high)}{')' if math.isinf(self.high) else ']'}")
         if self.kind == "class_indices":
-            return "null or a list of class indices"
+            return "[class, ...] or null"
         if self.kind == "class_weights":
-            return f"null or one weight per class in {interval}"
+            return f"[weight per class in {interval}, ...] or null"
         return interval
 
     def describe(self) -> str:
@@ -259,7 +259,7 @@ def entry(name: str) -> Loss:
 
 
 def check(name: str, params: dict[str, Any]) -> None:
-    """Raise ``ValueError`` (one line naming the loss and parameter) unless ``losses.get(name, **params)`` accepts them."""
+    """A ``ValueError`` (one line naming the loss and parameter) unless ``losses.get(name, **params)`` accepts them."""
     loss = entry(name)
     valid = loss.parameter_names()
     unknown = sorted(set(params) - set(valid))

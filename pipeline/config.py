@@ -293,7 +293,9 @@ class NoiseSettings(Section):
 
 
 class AugmentationSettings(Section):
-    """Patch augmentation (``pipeline.training.augmentation``): every transform's probability and range; the defaults are the papers' set (MIScnn's values).
+    """Patch augmentation (``pipeline.training.augmentation``): every transform's probability and range.
+
+    The defaults are the papers' set (MIScnn's values).
 
     Attributes:
         enabled: ``False`` switches augmentation off altogether (validation

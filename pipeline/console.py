@@ -4,6 +4,8 @@
     console.add_arguments(parser)              # -v/--verbose, -q/--quiet, --version
     arguments = parser.parse_args(argv)
     console.configure(arguments)               # before anything imports TensorFlow
+    logger.info("...")                         # logger = logging.getLogger(__name__)
+    for case in console.progress(cases, len(cases), "predict", unit="case"): ...
 
 Messages go through ``logging`` to stderr (``-q``: warnings and errors only;
 ``-v``: debug messages and TensorFlow's own log); stdout is kept for
@@ -18,14 +20,20 @@ while the ``tensorflow`` package is imported (replayed if the import fails).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.abc
 import importlib.util
 import logging
 import os
 import sys
 import tempfile
+from typing import Iterable, TypeVar
+
+T = TypeVar("T")
 
 QUIET, NORMAL, VERBOSE = -1, 0, 1
+
+_verbosity = NORMAL
 
 
 def version() -> str:
@@ -51,15 +59,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
 
 def configure(arguments_or_verbosity) -> int:
     """Set up logging for a command and, unless verbose, quiet TensorFlow; returns the verbosity."""
-    verbosity = getattr(arguments_or_verbosity, "verbosity", arguments_or_verbosity)
+    global _verbosity
+    verbosity = _verbosity = getattr(arguments_or_verbosity, "verbosity", arguments_or_verbosity)
     level = {QUIET: logging.WARNING, NORMAL: logging.INFO, VERBOSE: logging.DEBUG}[verbosity]
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _ProgressAwareHandler()
     handler.setFormatter(logging.Formatter("%(message)s" if verbosity < VERBOSE
                                            else "%(asctime)s %(name)s %(levelname)s: %(message)s"))
     root = logging.getLogger()
-    for old in [h for h in root.handlers if getattr(h, "_unifocal", False)]:
+    for old in [h for h in root.handlers if isinstance(h, _ProgressAwareHandler)]:
         root.removeHandler(old)
-    handler._unifocal = True
     root.addHandler(handler)
     root.setLevel(level)
     for noisy in ("absl", "tensorflow", "matplotlib", "h5py"):
@@ -67,6 +75,72 @@ def configure(arguments_or_verbosity) -> int:
     if verbosity < VERBOSE:
         quiet_tensorflow()
     return verbosity
+
+
+def progress(iterable: Iterable[T], total: int | None = None, description: str = "", unit: str = "it",
+             leave: bool = True) -> Iterable[T]:
+    """``iterable`` with a tqdm progress bar on stderr when it is a terminal and the command is not ``-q``.
+
+    In a log file (Slurm, CI) no bar is drawn: bars there are unreadable, and
+    the commands log a line per finished step instead.
+    """
+    if not progress_bars_enabled():
+        return iterable
+    from tqdm import tqdm
+
+    return tqdm(iterable, total=total, desc=description, unit=unit, leave=leave, file=sys.stderr,
+                dynamic_ncols=True)
+
+
+def verbosity() -> int:
+    """The command's verbosity: QUIET, NORMAL or VERBOSE (NORMAL until :func:`configure`)."""
+    return _verbosity
+
+
+def bar(total: int, description: str = "", unit: str = "it", leave: bool = False):
+    """A progress bar to ``update()`` by hand (a context manager); does nothing where :func:`progress` draws none."""
+    if not progress_bars_enabled():
+        return contextlib.nullcontext(_NoBar())
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=description, unit=unit, leave=leave, file=sys.stderr, dynamic_ncols=True)
+
+
+class _NoBar:
+    def update(self, n: int = 1) -> None:
+        pass
+
+
+def progress_bars_enabled() -> bool:
+    """Whether :func:`progress` draws bars: stderr is a terminal and the command is not ``-q``."""
+    return _verbosity > QUIET and sys.stderr.isatty()
+
+
+def duration(seconds: float) -> str:
+    """``42 s``, ``13 min``, ``2 h 05 min``: a rounded span for people."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    hours, minutes = divmod(round(seconds / 60), 60)
+    return f"{hours} h {minutes:02d} min"
+
+
+class _ProgressAwareHandler(logging.StreamHandler):
+    """Logs to stderr; while a progress bar is drawn, above it instead of through it."""
+
+    def __init__(self):
+        super().__init__(sys.stderr)
+
+    def emit(self, record):
+        self.stream = sys.stderr  # the current one (tests and tqdm replace it)
+        tqdm = sys.modules.get("tqdm")
+        if tqdm is None or not getattr(tqdm.tqdm, "_instances", None):
+            return super().emit(record)
+        try:
+            tqdm.tqdm.write(self.format(record), file=sys.stderr)
+        except Exception:  # noqa: BLE001  (logging must never raise)
+            self.handleError(record)
 
 
 def quiet_tensorflow() -> None:

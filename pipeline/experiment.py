@@ -15,7 +15,13 @@ Writes the run directory of docs/architecture.md under
   ``done.json``. A rerun skips folds with ``done.json``, resumes training
   from the last epoch checkpoint, and keeps predictions already written.
 * ``metrics.csv`` and ``summary.json`` (``pipeline.evaluation.metrics``),
-  once every fold is done; until then the missing folds are printed.
+  once every fold is done; until then the missing folds are logged.
+
+On the console (``pipeline.console``): a header per fold with its cases, a
+progress bar while the cache fills and while the validation cases are
+predicted (per case and per window batch) and scored, an estimate of the
+training time left after every epoch (``pipeline.training.progress``), and
+the summary table on stdout.
 
 Every file is written atomically.
 """
@@ -23,6 +29,7 @@ Every file is written atomically.
 from __future__ import annotations
 
 import json
+import logging
 import time
 from pathlib import Path
 from typing import Iterable
@@ -30,6 +37,7 @@ from typing import Iterable
 import yaml
 
 import losses
+from pipeline import console
 from pipeline.atomic_files import write_atomically
 from pipeline.config import ExperimentConfig
 from pipeline.data import open_dataset
@@ -37,12 +45,18 @@ from pipeline.data.nifti import write_nifti
 from pipeline.errors import ConfigError, DataError
 from pipeline.evaluation.evaluate import LabelMap, evaluate_cases, read_label_map, summary_lines
 from pipeline.evaluation.metrics import read_metrics_csv, write_metrics_csv, write_summary_json
-from pipeline.inference.predict import predict_probabilities
+from pipeline.inference.predict import network_calls, predict_probabilities
 from pipeline.inference.sliding_window import keras_predictor, resolve_batch_size
 from pipeline.preprocessing import PreprocessedCache, restore_to_original
 from pipeline.training.cross_validation import load_or_create_splits
+from pipeline.training.progress import EpochClock, EpochProgress
 from pipeline.training.sampling import PatchBatches
 from pipeline.training.train import train_fold
+
+logger = logging.getLogger(__name__)
+
+#: Validation case ids a fold header lists before "... (N more)".
+HEADER_CASES = 8
 
 
 def run_experiment(config: ExperimentConfig, folds: Iterable[int] | None = None) -> dict | None:
@@ -63,17 +77,27 @@ def run_experiment(config: ExperimentConfig, folds: Iterable[int] | None = None)
     _claim_run_dir(config.run_dir, config)
     cache = PreprocessedCache(config.preprocessing.cache_dir, dataset, config.preprocessing.settings())
     splits = _splits(config, dataset.case_ids())
+    pending = [fold for fold in folds if not (config.run_dir / f"fold_{fold}" / "done.json").exists()]
+    cache.prepare(sorted({case_id for fold in pending for part in ("train", "val") for case_id in splits[fold][part]}))
+    clock = EpochClock(config.training.epochs * len(pending))
     for fold in folds:
-        run_fold(config, fold, splits[fold], dataset, cache)
+        run_fold(config, fold, splits[fold], dataset, cache, clock)
     return collect_metrics(config)
 
 
-def run_fold(config: ExperimentConfig, fold: int, split: dict, dataset, cache: PreprocessedCache) -> None:
-    """Train fold ``fold`` on ``split["train"]``, predict and score ``split["val"]``; skip if done."""
+def run_fold(config: ExperimentConfig, fold: int, split: dict, dataset, cache: PreprocessedCache,
+             clock: EpochClock | None = None) -> None:
+    """Train fold ``fold`` on ``split["train"]``, predict and score ``split["val"]``; skip if done.
+
+    ``clock`` times the epochs across folds for the estimate of the time left.
+    """
     fold_dir = config.run_dir / f"fold_{fold}"
+    label = f"fold {fold + 1}/{config.cross_validation.folds}"
     if (fold_dir / "done.json").exists():
-        print(f"fold {fold}: done, skipped", flush=True)
+        logger.info("%s (%s): done, skipped", label, fold_dir)
         return
+    logger.info("%s (%s): training on %d cases, validating on %d: %s", label, fold_dir, len(split["train"]),
+                len(split["val"]), _some(split["val"]))
     started = time.perf_counter()
     train_cases = [cache.load(case_id) for case_id in split["train"]]
     val_cases = [cache.load(case_id) for case_id in split["val"]]
@@ -86,8 +110,9 @@ def run_fold(config: ExperimentConfig, fold: int, split: dict, dataset, cache: P
                                  augmentation=config.augmentation, **common)
     val_batches = PatchBatches(val_cases, batches_per_epoch=sampling.val_batches, fixed_patches=True, **common)
     try:
+        progress = EpochProgress(clock or EpochClock(config.training.epochs), label, config.training.epochs)
         training = train_fold(config.training, config.model, config.loss, config.experiment.seed, fold, fold_dir,
-                              train_batches, val_batches, num_channels, num_classes)
+                              train_batches, val_batches, num_channels, num_classes, callbacks=[progress])
     finally:
         train_batches.close()
         val_batches.close()
@@ -97,8 +122,10 @@ def run_fold(config: ExperimentConfig, fold: int, split: dict, dataset, cache: P
     config = config.model_copy(update={"inference": config.inference.model_copy(update={"batch_size": windows})})
     predict = keras_predictor(training.model, config.sampling.patch_shape, num_channels, windows)
     predictions = fold_dir / "predictions"
-    for pre in val_cases:
+    for pre in console.progress(val_cases, len(val_cases), f"{label} predict", unit="case"):
         predict_case(config, predict, pre, num_classes, predictions)
+        if not console.progress_bars_enabled():
+            logger.info("%s: predicted %s", label, pre.case_id)
     rows = evaluate_cases(split["val"], lambda case_id: read_label_map(predictions / f"{case_id}.nii.gz"),
                           lambda case_id: reference_label_map(dataset, case_id), dataset.class_names,
                           config.evaluation.regions, config.evaluation.nsd_tolerance_mm, fold)
@@ -106,7 +133,7 @@ def run_fold(config: ExperimentConfig, fold: int, split: dict, dataset, cache: P
     write_atomically(fold_dir / "done.json", json.dumps(
         {"fold": fold, "epochs": training.epochs, "best_val_loss": training.best_val_loss,
          "val_cases": len(val_cases), "seconds": round(time.perf_counter() - started, 1)}, indent=1) + "\n")
-    print(f"fold {fold}: done in {time.perf_counter() - started:.0f} s", flush=True)
+    logger.info("%s: done in %s", label, console.duration(time.perf_counter() - started))
 
 
 def predict_case(config: ExperimentConfig, predict, pre, num_classes: int, out_dir: Path) -> Path:
@@ -118,7 +145,8 @@ def predict_case(config: ExperimentConfig, predict, pre, num_classes: int, out_d
     if path.exists():
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
-    probabilities = predict_probabilities(predict, pre.image, config, num_classes)
+    with console.bar(network_calls(pre.image.shape[:-1], config), pre.case_id, unit="batch") as windows:
+        probabilities = predict_probabilities(predict, pre.image, config, num_classes, windows.update)
     write_nifti(path, restore_to_original(probabilities, pre), pre.affine)
     return path
 
@@ -136,7 +164,7 @@ def collect_metrics(config: ExperimentConfig) -> dict | None:
     missing = [fold for fold in range(config.cross_validation.folds)
                if not (run_dir / f"fold_{fold}" / "done.json").exists()]
     if missing:
-        print(f"{run_dir}: metrics not collected yet, folds {', '.join(map(str, missing))} not done", flush=True)
+        logger.info("%s: metrics not collected yet, folds %s not done", run_dir, ", ".join(map(str, missing)))
         return None
     rows = [row for fold in range(config.cross_validation.folds)
             for row in read_metrics_csv(run_dir / f"fold_{fold}" / "metrics.csv")]
@@ -145,6 +173,12 @@ def collect_metrics(config: ExperimentConfig) -> dict | None:
     print(f"{run_dir}: mean over {len({row['case'] for row in rows})} cases", flush=True)
     print("\n".join(summary_lines(summary)), flush=True)
     return summary
+
+
+def _some(case_ids: list[str]) -> str:
+    """The first few case ids, and how many more there are."""
+    shown = ", ".join(case_ids[:HEADER_CASES])
+    return shown if len(case_ids) <= HEADER_CASES else f"{shown}, ... ({len(case_ids) - HEADER_CASES} more)"
 
 
 def _claim_run_dir(run_dir: Path, config: ExperimentConfig) -> None:

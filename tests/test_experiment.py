@@ -1,6 +1,7 @@
 """run-experiment end to end on KiTS19 phantoms with a tiny model: outputs, geometry, resume, splits, CLI."""
 
 import json
+import logging
 
 import nibabel as nib
 import numpy as np
@@ -40,11 +41,13 @@ class Interrupt(Exception):
 
 
 @pytest.mark.slow
-def test_one_fold_then_the_other_then_metrics(tmp_path, phantoms, capsys):
+def test_one_fold_then_the_other_then_metrics(tmp_path, phantoms, caplog):
     config = tiny_config(tmp_path, phantoms)
-    assert experiment.run_experiment(config, folds=[0]) is None
+    with caplog.at_level(logging.INFO):
+        assert experiment.run_experiment(config, folds=[0]) is None
     run_dir = config.run_dir
-    assert "folds 1 not done" in capsys.readouterr().out
+    assert "folds 1 not done" in caplog.text
+    assert "fold 1/2 (" in caplog.text and "training left" in caplog.text  # fold header and ETA
     splits = json.loads((run_dir / "splits.json").read_text())
     fold_dir = run_dir / "fold_0"
     assert json.loads((fold_dir / "done.json").read_text())["epochs"] == 2
@@ -62,8 +65,10 @@ def test_one_fold_then_the_other_then_metrics(tmp_path, phantoms, capsys):
     assert {(row["case"], row["class"]) for row in rows} == {
         (case_id, name) for case_id in splits[0]["val"] for name in ("kidney", "tumour", "kidney_and_tumour")}
 
-    experiment.run_experiment(config, folds=[0])
-    assert "fold 0: done, skipped" in capsys.readouterr().out
+    caplog.clear()
+    with caplog.at_level(logging.INFO):
+        experiment.run_experiment(config, folds=[0])
+    assert "fold 1/2 (" in caplog.text and "done, skipped" in caplog.text
     summary = experiment.run_experiment(config, folds=[1])
     rows = read_metrics_csv(run_dir / "metrics.csv")
     assert sorted({row["case"] for row in rows}) == sorted(splits[0]["val"] + splits[1]["val"])
@@ -88,7 +93,8 @@ def test_interrupted_run_resumes_to_the_same_metrics(tmp_path, phantoms, monkeyp
 
     resumed = tiny_config(tmp_path, phantoms, "resumed")
     monkeypatch.setattr(experiment, "train_fold",
-                        lambda *args, **kwargs: train_fold(*args, callbacks=[InterruptSecondEpoch()], **kwargs))
+                        lambda *args, callbacks=(), **kwargs: train_fold(
+                            *args, callbacks=[*callbacks, InterruptSecondEpoch()], **kwargs))
     with pytest.raises(Interrupt):
         experiment.run_experiment(resumed, folds=[0])
     assert not (resumed.run_dir / "fold_0" / "done.json").exists()

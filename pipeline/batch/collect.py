@@ -15,6 +15,7 @@ import argparse
 from pathlib import Path
 from typing import Sequence
 
+from pipeline import console
 from pipeline.batch.grid import GridTask, read_grid
 from pipeline.errors import DataError, exits_cleanly
 
@@ -45,7 +46,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         description="Check that every (config, fold) of a grid is finished; print its run folders.",
     )
     parser.add_argument("grid_file", type=Path, metavar="GRID_FILE", help="grid.tsv written by submit-grid")
+    console.add_arguments(parser)
     args = parser.parse_args(argv)
+    console.configure(args)
     for run_dir in finished_run_dirs(args.grid_file):
         print(run_dir)
     return 0

@@ -45,7 +45,7 @@ class GridTask:
         return self.run_dir / f"fold_{self.fold}" / "done.json"
 
 
-def plan_grid(config_paths: Sequence[str | Path], working_dir: Path) -> list[GridTask]:
+def plan_grid(config_paths: Sequence[str | Path], working_dir: Path, overrides: Sequence[str] = ()) -> list[GridTask]:
     """Validate every config and list its folds as tasks, in the order given.
 
     Args:
@@ -53,19 +53,18 @@ def plan_grid(config_paths: Sequence[str | Path], working_dir: Path) -> list[Gri
             ``cross_validation.folds`` tasks.
         working_dir: the folder the jobs run in; relative paths in the configs
             (``experiment.output_root``) are relative to it.
+        overrides: ``--set`` values applied to every config (the tasks get them too).
 
     Raises:
         ConfigError: a config is invalid, or two configs would write to the
             same (or a nested) run folder; the message names both configs.
     """
-    # Imported here: the schema loads TensorFlow and batchgenerators (seconds),
-    # which the readers of a grid file (the comparison job) do not need.
     from pipeline.config import load_config
 
     owners: dict[Path, Path] = {}
     tasks: list[GridTask] = []
     for path in config_paths:
-        config = load_config(path)
+        config = load_config(path, overrides)
         config_file = Path(path).resolve()
         run_dir = (working_dir / config.run_dir).resolve()
         for other_dir, other_config in owners.items():

@@ -1,13 +1,14 @@
 """``submit-grid``: train every (config, fold) pair as one Slurm array job, then compare the losses.
 
-    submit-grid CONFIG [CONFIG ...] [--partition P] [--account A] [--gpus N] [--cpus N]
-                [--time T] [--mem M] [--out DIR] [--cluster-env FILE] [--compare-args=ARGS] [--dry-run]
+    submit-grid CONFIG [CONFIG ...] [--set KEY=VALUE ...] [--partition P] [--account A] [--gpus N]
+                [--cpus N] [--time T] [--mem M] [--out DIR] [--cluster-env FILE] [--compare-args=ARGS]
+                [--dry-run] [-v | -q] [--version]
 
 Validates every config, writes ``DIR/grid.tsv`` (one row per array task, see
 ``pipeline.batch.grid``) and submits two jobs with ``sbatch --parsable``:
 
 1. ``scripts/slurm/train_array.sbatch`` as an array of one task per row, each
-   running ``run-experiment CONFIG --fold K``. Tasks are requeueable and the
+   running ``run-experiment CONFIG --fold K [--set KEY=VALUE ...]``. Tasks are requeueable and the
    runner resumes from its last checkpoint, so a preempted task loses at most
    one epoch.
 2. ``scripts/slurm/compare.sbatch`` with ``--dependency=afterok:<array>``: it
@@ -41,8 +42,9 @@ from pathlib import Path
 from typing import Sequence
 
 import pipeline
+from pipeline import console
 from pipeline.batch.cluster_settings import ClusterSettings, read_cluster_settings
-from pipeline.batch.grid import plan_grid, write_grid
+from pipeline.batch.grid import GridTask, plan_grid, write_grid
 from pipeline.errors import ConfigError, UnifocalError, exits_cleanly
 
 PROJECT_ROOT = Path(pipeline.__file__).resolve().parent.parent
@@ -77,6 +79,12 @@ def compare_command(settings: ClusterSettings, out_dir: Path, working_dir: Path,
             str(SLURM_SCRIPTS / "compare.sbatch")]
 
 
+def task_command(task: GridTask, overrides: Sequence[str] = ()) -> list[str]:
+    """What array task ``task`` runs (``scripts/slurm/train_array.sbatch`` builds the same line)."""
+    return ["run-experiment", str(task.config), "--fold", str(task.fold),
+            *(argument for override in overrides for argument in ("--set", override))]
+
+
 def _submit(command: list[str], environment: dict[str, str]) -> str:
     """Run one ``sbatch --parsable`` command and return the job id it prints."""
     try:
@@ -96,6 +104,9 @@ def _parser() -> argparse.ArgumentParser:
         description="Submit every (config, fold) pair as a Slurm array job and a compare-losses job after it.",
     )
     parser.add_argument("configs", nargs="+", type=Path, metavar="CONFIG", help="experiment configs (YAML)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a value of every config, in every task, e.g. --set training.epochs=3 "
+                             "(repeatable)")
     parser.add_argument("--partition", help="Slurm partition (default: cluster.env's PARTITION)")
     parser.add_argument("--account", help="Slurm account (default: cluster.env's ACCOUNT)")
     parser.add_argument("--gpus", type=int, help="GPUs per training task, 0 for none (default: GPUS_PER_TASK)")
@@ -111,12 +122,13 @@ def _parser() -> argparse.ArgumentParser:
                         help="options added to the comparison job's compare-losses, e.g. "
                              "--compare-args='--paper --published mixed_focal_brats20'")
     parser.add_argument("--dry-run", action="store_true", help="print the grid and the sbatch commands only")
-    return parser
+    return console.add_arguments(parser)
 
 
 @exits_cleanly
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    console.configure(args)
     for flag, value in (("--gpus", args.gpus), ("--cpus", args.cpus)):
         if value is not None and value < 0:
             raise ConfigError(f"{flag}: expected a whole number, got {value}")
@@ -128,7 +140,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         cpus_per_task=args.cpus, time_limit=args.time, memory=args.mem,
     )
     working_dir = Path.cwd()
-    tasks = plan_grid(args.configs, working_dir)
+    if any("\n" in override for override in args.overrides):
+        raise ConfigError("--set: a value with a line break cannot be passed to the tasks")
+    tasks = plan_grid(args.configs, working_dir, args.overrides)
     default_out = tasks[0].run_dir.parent / time.strftime("grid-%Y%m%d-%H%M%S")
     out_dir = (working_dir / (args.out or default_out)).resolve()
     grid_file = out_dir / "grid.tsv"
@@ -141,7 +155,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(summary)
     if args.dry_run:
         for task in tasks:
-            print(f"  task {task.task}: run-experiment {task.config} --fold {task.fold}")
+            print(f"  task {task.task}: {shlex.join(task_command(task, args.overrides))}")
         print(f"train: {shlex.join(train)}")
         compare = compare_command(settings, out_dir, working_dir, "<train-job-id>")
         print(f"compare: {shlex.join(compare)}")
@@ -158,6 +172,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         UNIFOCAL_CLUSTER_ENV=str(args.cluster_env.resolve()),
         UNIFOCAL_COMPARISON=str(out_dir / "comparison"),
         UNIFOCAL_COMPARE_ARGS=" ".join(compare_args),
+        UNIFOCAL_OVERRIDES="\n".join(args.overrides),
     )
     train_job_id = _submit(train, environment)
     print(f"train: {train_job_id}", flush=True)

@@ -26,11 +26,13 @@ the first 20 cases of ``--cases 20``.
 from __future__ import annotations
 
 import argparse
+import logging
 import json
 from pathlib import Path
 
 import numpy as np
 
+from pipeline import console
 from pipeline.atomic_files import write_atomically
 from pipeline.data.nifti import write_nifti
 from pipeline.data.phantom_ct import kits19_affine, kits19_phantom
@@ -164,6 +166,8 @@ def write_msd(out_dir: Path, cases: int, seed: int = 0, size: str = "demo", kind
     return written
 
 
+logger = logging.getLogger(__name__)
+
 WRITERS = {"kits19": write_kits19, "brats20": write_brats20, "nnunet": write_nnunet, "msd": write_msd}
 GENERIC_KINDS = {"nnunet": "ct", "msd": "mri"}
 
@@ -178,7 +182,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size", choices=SIZES, default="demo", help="demo (CPU-sized, default) or full")
     parser.add_argument("--kind", choices=sorted(KIND_CHANNELS),
                         help="nnunet / msd only: CT kidney (nnunet's default) or four-channel MRI brain (msd's)")
+    console.add_arguments(parser)
     args = parser.parse_args(argv)
+    console.configure(args)
     if args.kind is not None and args.dataset not in GENERIC_KINDS:
         raise ConfigError(f"--kind: only for {' and '.join(GENERIC_KINDS)} (the {args.dataset} layout has one kind)")
     if args.cases < 1:
@@ -191,5 +197,5 @@ def main(argv: list[str] | None = None) -> int:
         raise DataError(args.out_dir, f"cannot create the folder ({error.strerror})") from None
     kind = {} if args.dataset not in GENERIC_KINDS else {"kind": args.kind or GENERIC_KINDS[args.dataset]}
     written = WRITERS[args.dataset](args.out_dir, args.cases, args.seed, args.size, **kind)
-    print(f"wrote {len(written)} {args.dataset} phantom cases ({args.size} size) to {args.out_dir}")
+    logger.info("wrote %d %s phantom cases (%s size) to %s", len(written), args.dataset, args.size, args.out_dir)
     return 0

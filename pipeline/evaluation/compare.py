@@ -41,13 +41,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import re
-import sys
 from pathlib import Path
 from typing import Sequence
 
 import pandas as pd
 
+from pipeline import console
 from pipeline.atomic_files import write_atomically
 from pipeline.errors import DataError, UnifocalError, exits_cleanly
 from pipeline.evaluation import figures, tables
@@ -58,8 +59,11 @@ from pipeline.evaluation.runs import Run, check_metric, load_runs, name_list
 from pipeline.evaluation.statistics import TESTS, pairwise_tests
 
 
+logger = logging.getLogger(__name__)
+
+
 def _notice(message: str) -> None:
-    print(f"notice: {message}", file=sys.stderr)
+    logger.warning("notice: %s", message)
 
 
 def file_stem(name: str) -> str:
@@ -209,12 +213,13 @@ def build_parser() -> argparse.ArgumentParser:
                              "(default dsc; hd95: lower is better)")
     parser.add_argument("--cases", nargs="+", metavar="ID",
                         help="cases to draw under every loss (default: lowest, median, highest DSC)")
-    return parser
+    return console.add_arguments(parser)
 
 
 @exits_cleanly
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    console.configure(args)
     out_dir = Path(args.out)
     if out_dir.exists() and not out_dir.is_dir():
         raise UnifocalError(f"{out_dir}: --out exists and is not a folder")
@@ -232,7 +237,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for name, content in outputs.items():
         write_atomically(out_dir / name, content)
     print("\n".join(content for name, content in outputs.items() if name.endswith(".md")))
-    print(f"wrote {len(outputs)} files to {out_dir}", file=sys.stderr)
+    logger.info("wrote %d files to %s", len(outputs), out_dir)
     return 0
 
 

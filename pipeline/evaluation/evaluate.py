@@ -39,6 +39,7 @@ from typing import Callable, Iterable, Mapping, Sequence
 import numpy as np
 from tqdm import tqdm
 
+from pipeline import console
 from pipeline.data.nifti import AFFINE_TOLERANCE_MM, read_mask
 from pipeline.errors import ConfigError, DataError, UnifocalError, exits_cleanly
 from pipeline.evaluation.metrics import (
@@ -304,12 +305,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--fold", type=int, default=0, metavar="K", help="value of the fold column (default 0)")
     parser.add_argument("--out", metavar="FILE", help="metrics CSV (default PRED_DIR/metrics.csv); "
                                                       "summary.json is written beside it")
-    return parser
+    return console.add_arguments(parser)
 
 
 @exits_cleanly
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    console.configure(args)
     regions = _regions(args.regions)
     tolerance = _tolerances(args.nsd_tolerance)
     class_names = None if args.classes is None else ["background", *args.classes]

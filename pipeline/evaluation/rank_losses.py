@@ -30,6 +30,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
+from pipeline import console
 from pipeline.atomic_files import write_atomically
 from pipeline.errors import DataError, UnifocalError, exits_cleanly
 from pipeline.evaluation.ranking import (
@@ -273,12 +274,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--bootstrap", type=int, default=1000, metavar="N",
                         help="bootstrap resamples of the cases (default: 1000)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the bootstrap (default: 0)")
-    return parser
+    return console.add_arguments(parser)
 
 
 @exits_cleanly
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    console.configure(args)
     if args.bootstrap < 1:
         raise UnifocalError(f"--bootstrap: expected a positive number of resamples, got {args.bootstrap}")
     if args.out.exists() and not args.out.is_dir():

@@ -30,6 +30,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
+from pipeline import console
 from pipeline.atomic_files import write_atomically
 from pipeline.errors import DataError, UnifocalError, exits_cleanly
 from pipeline.evaluation.compare import file_stem
@@ -263,12 +264,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("sweep_dir", type=Path, metavar="SWEEP_DIR", help="the sweep folder (holds sweep.json)")
     parser.add_argument("--out", required=True, type=Path, metavar="DIR", help="folder for the report files")
     parser.add_argument("--metric", default="dsc", help="per-case metric (default: dsc)")
-    return parser
+    return console.add_arguments(parser)
 
 
 @exits_cleanly
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    console.configure(args)
     if args.out.exists() and not args.out.is_dir():
         raise UnifocalError(f"{args.out}: --out exists and is not a folder")
     sweep = load_sweep(args.sweep_dir)

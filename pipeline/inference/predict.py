@@ -51,6 +51,7 @@ import numpy as np
 from tqdm import tqdm
 
 import pipeline  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
+from pipeline import console
 from pipeline.atomic_files import atomic_target, write_atomically
 from pipeline.data.nifti import NIFTI_SUFFIXES, check_same_grid, find_nifti, read_image, write_nifti_like
 from pipeline.errors import ConfigError, DataError, UnifocalError, exits_cleanly
@@ -389,12 +390,13 @@ def build_parser() -> argparse.ArgumentParser:
                         help="test-time augmentation: average over every flip of the spatial axes (8x the time in 3D)")
     parser.add_argument("--save-probabilities", action="store_true",
                         help="also write <case>.npz with the class probabilities (C, D, H, W) on the input's grid")
-    return parser
+    return console.add_arguments(parser)
 
 
 @exits_cleanly
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    console.configure(args)
     records = predict(args.run_dir, args.input, args.output, args.folds, args.mirror, args.save_probabilities)
     seconds = sum(record["seconds"] for record in records)
     print(f"wrote {len(records)} prediction(s) to {args.output} ({seconds:.1f} s, "

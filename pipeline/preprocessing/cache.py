@@ -31,6 +31,7 @@ from typing import Iterable
 
 import numpy as np
 
+from pipeline import console
 from pipeline.atomic_files import write_atomically
 from pipeline.data.dataset import NiftiDataset
 from pipeline.preprocessing.preprocess import Geometry, PreprocessedCase, preprocess_case
@@ -87,7 +88,8 @@ class PreprocessedCache:
         """
         case_ids = self.dataset.case_ids() if case_ids is None else list(case_ids)
         with ThreadPoolExecutor(max_workers=workers or min(4, os.cpu_count() or 1)) as pool:
-            list(pool.map(self.load, case_ids))
+            for _ in console.progress(pool.map(self.load, case_ids), len(case_ids), "preprocess", unit="case"):
+                pass
 
     def _sources(self, case_id: str) -> list[list]:
         """(name relative to the root, size, mtime_ns) of every file the case is read from."""

@@ -37,6 +37,7 @@ import csv
 import io
 import itertools
 import json
+import logging
 import math
 import shutil
 import sys
@@ -44,6 +45,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
+from pipeline import console
 from pipeline.atomic_files import atomic_target, write_atomically
 from pipeline.config import LossSection, ModelSection, TrainingSection
 from pipeline.errors import UnifocalError
@@ -55,6 +57,8 @@ import tensorflow as tf  # noqa: E402  (after pipeline: TF_USE_LEGACY_KERAS)
 import losses  # noqa: E402
 
 LOG_COLUMNS = ("epoch", "loss", "val_loss", "lr")
+
+logger = logging.getLogger(__name__)
 
 
 class TrainingDiverged(UnifocalError):
@@ -141,7 +145,7 @@ def train_fold(training: TrainingSection, model_section: ModelSection, loss: Los
                             rows=_read_log(fold_dir / "log.csv", start_epoch))
     if start_epoch < training.epochs:
         if start_epoch:
-            print(f"fold {fold}: resuming after epoch {start_epoch}", flush=True)
+            logger.info("%s: resuming after epoch %d", fold_dir, start_epoch)
         shapes = _BatchShapes(train_batches.batch_size, tuple(train_batches.patch_shape), num_channels, num_classes,
                               model_section.deep_supervision_heads if model_section.deep_supervision else 0)
         try:
@@ -149,7 +153,7 @@ def train_fold(training: TrainingSection, model_section: ModelSection, loss: Los
                 _dataset(train_batches, shapes, first_epoch=start_epoch),
                 validation_data=_dataset(val_batches, shapes),
                 epochs=training.epochs, initial_epoch=start_epoch,
-                verbose=1 if sys.stdout.isatty() else 2,
+                verbose=_keras_verbosity(),
                 callbacks=[tf.keras.callbacks.TerminateOnNaN(), plateau, saver,
                            tf.keras.callbacks.TensorBoard(str(fold_dir / "tensorboard"), write_graph=False,
                                                           profile_batch=0),
@@ -321,6 +325,13 @@ def _dataset(batches: tf.keras.utils.Sequence, shapes: _BatchShapes,
     if shapes.heads and not isinstance(signature[1], tuple):
         dataset = dataset.map(lambda x, y: (x, downsample_targets(y, shapes.heads)))
     return dataset
+
+
+def _keras_verbosity() -> int:
+    """Keras' progress bar on a terminal, one line per epoch in a log file, nothing with ``-q``."""
+    if console.verbosity() == console.QUIET:
+        return 0
+    return 1 if sys.stdout.isatty() else 2
 
 
 def _read_state(checkpoints: Path) -> dict | None:

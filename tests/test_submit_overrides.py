@@ -1,0 +1,58 @@
+"""submit-grid --set: validated with every config, passed to every array task."""
+
+from __future__ import annotations
+
+import os
+import stat
+import subprocess
+
+import pytest
+
+from pipeline.batch import submit
+from pipeline.batch.grid import plan_grid, write_grid
+
+from test_slurm import PROJECT_ROOT, write_cluster_env, write_config
+
+
+def test_overrides_are_validated_and_decide_the_run_folders(tmp_path, capsys):
+    config = write_config(tmp_path, "first", folds=2)
+    tasks = plan_grid([config], tmp_path, ["experiment.name=renamed", "cross_validation.folds=3"])
+    assert [task.fold for task in tasks] == [0, 1, 2] and tasks[0].run_dir == tmp_path / "runs" / "renamed"
+    with pytest.raises(SystemExit) as exited:
+        submit.main([str(config), "--set", "training.epochs=many", "--dry-run", "--out", str(tmp_path / "g")])
+    assert exited.value.code == 2 and "training.epochs" in capsys.readouterr().err
+
+
+def test_dry_run_shows_the_overrides_in_every_task(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    config = write_config(tmp_path, "first", folds=2)
+    submit.main([str(config), "--set", "training.epochs=3", "--set", "sampling.patch_shape=[16, 32, 32]",
+                 "--out", "grid", "--dry-run"])
+    tasks = [line for line in capsys.readouterr().out.splitlines() if line.startswith("  task ")]
+    assert len(tasks) == 2
+    for line in tasks:
+        assert line.endswith("--set training.epochs=3 --set 'sampling.patch_shape=[16, 32, 32]'")
+
+
+def test_array_task_passes_every_override_to_run_experiment(tmp_path):
+    """The sbatch script itself, with a stand-in run-experiment that prints its arguments one per line."""
+    config = write_config(tmp_path, "first", folds=2)
+    grid = tmp_path / "grid.tsv"
+    write_grid(grid, plan_grid([config], tmp_path))
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    stand_in = bin_dir / "run-experiment"
+    stand_in.write_text('#!/bin/bash\nprintf "%s\\n" "$@"\n')
+    stand_in.chmod(stand_in.stat().st_mode | stat.S_IEXEC)
+    environment = dict(
+        os.environ, PATH=f"{bin_dir}:{os.environ['PATH']}", SLURM_ARRAY_TASK_ID="1", UNIFOCAL_GRID=str(grid),
+        UNIFOCAL_CLUSTER_ENV=str(write_cluster_env(tmp_path / "cluster.env")),
+        UNIFOCAL_OVERRIDES="training.epochs=3\nsampling.patch_shape=[16, 32, 32]")
+    script = PROJECT_ROOT / "scripts" / "slurm" / "train_array.sbatch"
+    result = subprocess.run(["bash", str(script)], env=environment, capture_output=True, text=True, check=True)
+    assert result.stdout.splitlines()[-7:] == [str(config.resolve()), "--fold", "1", "--set", "training.epochs=3",
+                                               "--set", "sampling.patch_shape=[16, 32, 32]"]
+
+    environment.pop("UNIFOCAL_OVERRIDES")
+    result = subprocess.run(["bash", str(script)], env=environment, capture_output=True, text=True, check=True)
+    assert result.stdout.splitlines()[-3:] == [str(config.resolve()), "--fold", "1"]
