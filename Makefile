@@ -5,7 +5,7 @@ PYTHON ?= python3
 UV := $(shell command -v uv 2>/dev/null || echo .uv-bootstrap/bin/uv)
 VENV_STAMP := .venv/.synced
 
-.PHONY: test demo env bench clean
+.PHONY: test lint demo env bench clean
 
 .uv-bootstrap/bin/uv:
 	$(PYTHON) -m venv .uv-bootstrap
@@ -16,6 +16,9 @@ $(VENV_STAMP): pyproject.toml uv.lock | $(UV)
 	touch $(VENV_STAMP)
 
 env: $(VENV_STAMP)
+
+lint: $(VENV_STAMP)
+	$(UV) run --frozen --no-sync ruff check .
 
 test: $(VENV_STAMP)
 	$(UV) run --frozen --no-sync pytest -q

@@ -8,7 +8,6 @@ authors' code).
 
 from __future__ import annotations
 
-import numpy as np
 import tensorflow as tf
 
 from losses.base import SegmentationLoss, spatial_axes

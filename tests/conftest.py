@@ -1,12 +1,28 @@
-"""Test-wide settings: quiet, deterministic TensorFlow on the CPU; ``gpu`` tests skipped without a GPU."""
+"""Test-wide settings: quiet, deterministic TensorFlow on the CPU; ``gpu`` tests skipped without a GPU.
+
+Tests run in the repository root whatever folder pytest was started from, so
+that shipped files named relative to it (``configs/demo_dice.yaml``,
+``scripts/...``) are found, and no test silently finds nothing.
+"""
 
 import os
+from pathlib import Path
 
 import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")  # as pipeline/__init__.py: fast 3D convolutions on any x86 CPU
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _in_the_repository_root():
+    previous = os.getcwd()
+    os.chdir(ROOT)
+    yield
+    os.chdir(previous)
 
 
 def pytest_collection_modifyitems(config, items):

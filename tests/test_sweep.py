@@ -149,7 +149,7 @@ def test_report_of_two_keys_finds_the_best_and_tests_it_against_the_default(tmp_
     default_scores = [peaked({"loss.params.gamma": 0.5, "loss.params.delta": 0.6}, c) for c in range(12)]
     expected_p = stats.wilcoxon(best_scores, default_scores).pvalue
     report = (out / "sweep.md").read_text()
-    assert f"tumour: best gamma=0.3, delta=0.7; against the default (gamma=0.5, delta=0.6)" in report
+    assert "tumour: best gamma=0.3, delta=0.7; against the default (gamma=0.5, delta=0.6)" in report
     assert f"p = {expected_p:.3g}" in report
     assert "**0.820 ± " in report or "**0.8" in report
     assert (out / "sweep_tumour.png").read_bytes().startswith(PNG_SIGNATURE)

@@ -80,7 +80,8 @@ def build_tasks(comparisons: dict[str, pd.DataFrame], metric: str, classes: Sequ
             raise DataError(path, f"compares other losses ({detail}); every data set must compare the same losses")
         if metric not in frame.columns:
             raise DataError(path, f"no column {metric!r} (metrics here: "
-                                  f"{', '.join(c for c in frame.columns if c not in ('loss', 'case', 'fold', 'class'))})")
+                                  f"{', '.join(c for c in frame.columns if c not in ('loss', 'case', 'fold', 'class'))}"
+                                  ")")
         available = list(dict.fromkeys(frame["class"]))
         chosen = available if classes is None else [c for c in classes if c in available]
         if classes is not None and not chosen:
@@ -173,7 +174,8 @@ def _friedman_text(test, order: list[str], losses: Sequence[str]) -> str:
     if test is None:
         return ("Friedman test: not computed (it needs at least 3 losses and 2 tasks).")
     index = {loss: j for j, loss in enumerate(losses)}
-    differing = [f"{a} vs {b}" for k, a in enumerate(order) for b in order[k + 1:] if test.different(index[a], index[b])]
+    differing = [f"{a} vs {b}" for k, a in enumerate(order) for b in order[k + 1:]
+                 if test.different(index[a], index[b])]
     ranks = ", ".join(f"{loss} {test.mean_ranks[index[loss]]:.2f}" for loss in order)
     return (f"Friedman test over {test.tasks} tasks (scipy.stats.friedmanchisquare on the mean scores, tasks as "
             f"blocks): χ² = {test.statistic:.3f}, p = {test.p_value:.3g}. Mean Friedman ranks (ties averaged): "

@@ -145,7 +145,8 @@ def read_metrics(path: Path) -> pd.DataFrame:
     duplicated = scores.duplicated(["case", "class"])
     if duplicated.any():
         line = duplicated.idxmax()
-        raise DataError(path, f"line {line + 2}: case {scores['case'][line]} class {scores['class'][line]} scored twice")
+        raise DataError(path, f"line {line + 2}: case {scores['case'][line]} class {scores['class'][line]} "
+                              "scored twice")
     classes = list(dict.fromkeys(scores["class"]))
     counts = scores.groupby("case")["class"].nunique()
     incomplete = counts[counts < len(classes)]

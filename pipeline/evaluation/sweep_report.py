@@ -149,7 +149,8 @@ def _caption(sweep: SweepResults, metric: str, n_cases: int) -> str:
 def sweep_markdown(sweep: SweepResults, summary: pd.DataFrame, metric: str) -> str:
     classes, rows = _table_cells(sweep, summary, metric, "**{}**", " ± ")
     headers = [*sweep.keys, *(f"{metric.upper()} {name}" for name in classes)]
-    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers), *("| " + " | ".join(r) + " |" for r in rows)]
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers),
+             *("| " + " | ".join(r) + " |" for r in rows)]
     tests = "\n".join(f"- {line}" for line in _test_lines(sweep, summary, metric))
     return f"Table: {_caption(sweep, metric, int(summary['n'].max()))}\n\n" + "\n".join(lines) + f"\n\n{tests}\n"
 
