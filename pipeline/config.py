@@ -317,9 +317,16 @@ class AugmentationSettings(Section):
     interpolation_order: int = Field(3, ge=0, le=5)
 
 
-class ModelSection(Section):
-    """MIScnn's standard 3D U-Net (see ``pipeline.training.model``)."""
+UNET_ARCHITECTURES = ("standard", "plain", "residual", "multires", "dense", "compact", "attention",
+                      "attention_residual")
+MULTIRES_MIN_FILTERS = 4  # fewer leave a MultiRes block's first convolution without a filter
 
+
+class ModelSection(Section):
+    """One of MIScnn's U-Net variants, 2D or 3D as the patch (see ``pipeline.training.model``)."""
+
+    architecture: Literal[UNET_ARCHITECTURES] = Field(
+        "standard", description="MIScnn's U-Net variant: " + "|".join(UNET_ARCHITECTURES))
     n_filters: PositiveInt = Field(32, description="filters of the first level, doubled per level")
     depth: PositiveInt = Field(4, description="number of down-sampling steps")
     batch_normalization: bool = True
@@ -336,6 +343,13 @@ class ModelSection(Section):
         if info.data.get("deep_supervision") and depth is not None and heads >= depth:
             raise ValueError(f"{heads} heads need model.depth > {heads}, got depth={depth}")
         return heads
+
+    @field_validator("n_filters")
+    @classmethod
+    def _enough_filters_for_multires(cls, n_filters, info: ValidationInfo):
+        if info.data.get("architecture") == "multires" and n_filters < MULTIRES_MIN_FILTERS:
+            raise ValueError(f"the multires architecture needs n_filters >= {MULTIRES_MIN_FILTERS}, got {n_filters}")
+        return n_filters
 
 
 class LossSection(Section):

@@ -6,46 +6,51 @@ uses are fixed too. Each fix has a test in ``tests/test_miscnn_compat.py``
 that fails if the fix is removed.
 
 Import MIScnn as ``from pipeline.miscnn_compat import miscnn``.
+
+Only code the project runs is fixed: the U-Net variants
+(``pipeline.training.model``), ``Data_IO`` with the I/O interfaces
+(``pipeline.data.interface``), and ``Resampling``, which
+``scripts/bench_preprocessing.py`` runs to measure what replacing it saves.
+MIScnn's ``Preprocessor``, ``Neural_Network`` and cross-validation are not
+used (README, "What MIScnn does here"), so their bugs are left alone.
 """
 
 from __future__ import annotations
 
-import copy
 import functools
 import importlib
-import inspect
 import os
-import random
 import sys
-import threading
 import types
 
 import pipeline  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 
 
-def _stub_tensorflow_addons() -> None:
-    """MIScnn imports ``tensorflow_addons`` at module level for one optional layer.
+def _instance_normalization(epsilon: float = 1e-3, **kwargs):
+    """``tfa.layers.InstanceNormalization``: a ``GroupNormalization`` with one group per channel."""
+    import tensorflow as tf
+
+    return tf.keras.layers.GroupNormalization(groups=-1, epsilon=epsilon, **kwargs)
+
+
+def _instance_normalization_from_tf_keras() -> None:
+    """MIScnn imports ``tensorflow_addons`` at module level for the plain U-Net's
+    instance normalisation.
 
     tensorflow-addons is end-of-life and has no wheels for TF 2.21, so the
-    project drops it (uv override) and registers an empty module instead. Only
-    MIScnn's "plain" U-Net with instance normalisation would use it, and that
-    architecture raises a clear error if asked for.
+    project drops it (uv override) and registers a module in its place whose
+    ``layers.InstanceNormalization`` is tf-keras' ``GroupNormalization(groups=-1)``:
+    the same normalisation (per sample and channel over the spatial axes) and
+    the same per-channel scale and offset.
     """
     if "tensorflow_addons" in sys.modules:
         return
-    stub = types.ModuleType("tensorflow_addons")
-
-    def _missing(*_args, **_kwargs):
-        raise ImportError(
-            "tensorflow-addons is not installed (no release supports TF 2.21); "
-            "MIScnn's instance-normalisation U-Net is unavailable"
-        )
-
-    stub.layers = types.SimpleNamespace(InstanceNormalization=_missing)
-    sys.modules["tensorflow_addons"] = stub
+    replacement = types.ModuleType("tensorflow_addons")
+    replacement.layers = types.SimpleNamespace(InstanceNormalization=_instance_normalization)
+    sys.modules["tensorflow_addons"] = replacement
 
 
-_stub_tensorflow_addons()
+_instance_normalization_from_tf_keras()
 
 import miscnn  # noqa: E402
 # Submodules the project reaches as attributes (``miscnn.data_loading.sample.Sample``).
@@ -53,6 +58,23 @@ import miscnn.data_loading.interfaces  # noqa: E402
 import miscnn.data_loading.interfaces.abstract_io  # noqa: E402
 import miscnn.data_loading.sample  # noqa: E402
 import miscnn.processing.subfunctions.abstract_subfunction  # noqa: E402
+import tensorflow as tf  # noqa: E402  (MIScnn has loaded it)
+
+
+@tf.keras.utils.register_keras_serializable(package="miscnn_compat")
+class RepeatElements(tf.keras.layers.Layer):
+    """``keras.backend.repeat_elements`` as a layer that saves as configuration."""
+
+    def __init__(self, repeats: int, axis: int, **kwargs):
+        super().__init__(**kwargs)
+        self.repeats = repeats
+        self.axis = axis
+
+    def call(self, inputs):
+        return tf.keras.backend.repeat_elements(inputs, self.repeats, axis=self.axis)
+
+    def get_config(self):
+        return {**super().get_config(), "repeats": self.repeats, "axis": self.axis}
 
 
 def _without(function, *removed):
@@ -67,65 +89,53 @@ def _without(function, *removed):
     return wrapper
 
 
-def _fix_resize_keywords() -> None:
-    """MIScnn's Resampling, Resize and TransformHU pass ``cval_seg=0`` to
-    ``augment_resize`` and ``cval=0`` to ``resize_segmentation``; batchgenerators
-    0.23 removed both keywords (0 was their default), so every call raised
-    ``TypeError``. Dropping them keeps MIScnn's behaviour.
+def _fix_resampling_keywords() -> None:
+    """MIScnn's Resampling passes ``cval_seg=0`` to ``augment_resize`` and
+    ``cval=0`` to ``resize_segmentation``; batchgenerators 0.23 removed both
+    keywords (0 was their default), so every call raised ``TypeError``.
+    Dropping them keeps MIScnn's behaviour.
     """
-    for name in ("resampling", "resize", "transform_HU"):
-        module = importlib.import_module(f"miscnn.processing.subfunctions.{name}")
-        module.augment_resize = _without(module.augment_resize, "cval_seg")
-        module.resize_segmentation = _without(module.resize_segmentation, "cval")
+    module = importlib.import_module("miscnn.processing.subfunctions.resampling")
+    module.augment_resize = _without(module.augment_resize, "cval_seg")
+    module.resize_segmentation = _without(module.resize_segmentation, "cval")
 
 
-def _fix_adam_learning_rate() -> None:
-    """MIScnn compiles with ``Adam(lr=...)``. Keras >= 2.11 logs a warning and
-    ignores ``lr``, so every model trained at Adam's default 1e-3 whatever
-    ``learning_rate`` was given. Pass it on as ``learning_rate``.
+def _fix_attention_repeat() -> None:
+    """The attention U-Nets repeat the one-channel attention map over the
+    skip connection's channels in a ``Lambda`` around a Python ``lambda``.
+    Keras 3-style saving (``model.save("m.keras")``) refuses to load such a
+    layer unless told to run arbitrary code (``safe_mode=False``); HDF5 saving
+    stores its bytecode, which another Python version cannot read. The same
+    repeat as a registered layer saves as configuration.
     """
-    for name in ("miscnn.neural_network.model", "miscnn.evaluation.cross_validation"):
-        module = importlib.import_module(name)
-        adam = module.Adam
-
-        def adam_honouring_lr(*args, _adam=adam, lr=None, **kwargs):
-            if lr is not None:
-                kwargs.setdefault("learning_rate", lr)
-            return _adam(*args, **kwargs)
-
-        module.Adam = adam_honouring_lr
+    for name in ("attention", "attention_residual"):
+        module = importlib.import_module(f"miscnn.neural_network.architecture.unet.{name}")
+        module.repeat_elem = lambda tensor, rep, axs=3: RepeatElements(rep, axs)(tensor)
 
 
-def _fix_shared_class_state() -> None:
-    """``Preprocessor`` keeps its patch queue, prediction cache and lock, and
-    ``Data_IO`` its batch-file seed, in class attributes: every instance shares
-    them, so two preprocessors mix each other's patches and two ``Data_IO``
-    objects overwrite each other's batch files. ``Preprocessor``'s default
-    ``data_aug`` is also one object for all, which patch-wise cropping mutates
-    (``cropping = True``). Give each instance its own.
+def _fix_attention_residual_shortcut() -> None:
+    """MIScnn's 3D attention-residual encoder block takes its 1x1x1 shortcut
+    from the block's last convolution instead of the block's input, so the
+    "residual" adds a projection of that convolution to itself and no path
+    skips the block. The 2D block, and residual learning (He et al. 2016),
+    take the input; so does this one.
     """
-    preprocessor_init = miscnn.Preprocessor.__init__
-    shared_augmentation = inspect.signature(preprocessor_init).parameters["data_aug"].default
+    module = importlib.import_module("miscnn.neural_network.architecture.unet.attention_residual")
+    layers = tf.keras.layers
 
-    @functools.wraps(preprocessor_init)
-    def preprocessor_with_own_state(self, *args, **kwargs):
-        preprocessor_init(self, *args, **kwargs)
-        if self.data_augmentation is shared_augmentation:
-            self.data_augmentation = copy.copy(shared_augmentation)
-        self.img_queue = []
-        self.cache = {}
-        self.thread_lock = threading.Lock()
+    def contracting_layer_3D(input, neurons, ba_norm, ba_norm_momentum):  # noqa: A002 (MIScnn's signature)
+        conv = input
+        for _ in range(2):
+            conv = layers.Conv3D(filters=neurons, kernel_size=3, activation="relu", padding="same")(conv)
+            if ba_norm:
+                conv = layers.BatchNormalization(momentum=ba_norm_momentum)(conv)
+        shortcut = layers.Conv3D(filters=neurons, kernel_size=1, padding="same")(input)
+        if ba_norm:
+            shortcut = layers.BatchNormalization(momentum=ba_norm_momentum)(shortcut)
+        res_path = layers.Activation("relu")(layers.add([shortcut, conv]))
+        return layers.MaxPooling3D(pool_size=2)(res_path), res_path
 
-    miscnn.Preprocessor.__init__ = preprocessor_with_own_state
-
-    data_io_init = miscnn.Data_IO.__init__
-
-    @functools.wraps(data_io_init)
-    def data_io_with_own_seed(self, *args, **kwargs):
-        data_io_init(self, *args, **kwargs)
-        self.seed = random.randint(0, 99999999)
-
-    miscnn.Data_IO.__init__ = data_io_with_own_seed
+    module.contracting_layer_3D = contracting_layer_3D
 
 
 def _fix_nifti_interface_spacing() -> None:
@@ -154,9 +164,9 @@ def _fix_nifti_interface_spacing() -> None:
     interface.load_image = load_image_with_header_spacing
 
 
-_fix_resize_keywords()
-_fix_adam_learning_rate()
-_fix_shared_class_state()
+_fix_resampling_keywords()
+_fix_attention_repeat()
+_fix_attention_residual_shortcut()
 _fix_nifti_interface_spacing()
 
 __all__ = ["miscnn"]

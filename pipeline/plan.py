@@ -68,7 +68,7 @@ def experiment_plan(config: ExperimentConfig) -> dict:
             "cached_cases": sum((cache_folder / case_id / "meta.json").exists() for case_id in case_ids),
         },
         "model": {
-            "architecture": getattr(config.model, "architecture", "standard"),
+            "architecture": config.model.architecture,
             "settings": config.model.model_dump(mode="json"),
             "parameters": memory.parameters, "precision": config.training.precision,
             "batch_size": config.sampling.batch_size, "memory_gib": round(memory.estimate_bytes / GIB, 2),

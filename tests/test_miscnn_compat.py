@@ -28,45 +28,33 @@ def test_resampling_runs_on_current_batchgenerators():
     assert restored.shape == (6, 10, 10)
 
 
-def test_resize_runs_on_current_batchgenerators():
-    sample = _sample()
-    miscnn.processing.subfunctions.Resize((4, 4, 4)).preprocessing(sample, training=True)
-    assert sample.img_data.shape == (4, 4, 4, 1)
+def test_instance_normalization_is_per_sample_and_channel():
+    """tensorflow-addons has no TF 2.21 wheels; MIScnn's plain U-Net needs its InstanceNormalization."""
+    import tensorflow_addons as tfa
+
+    x = np.random.default_rng(0).normal(3.0, 2.0, size=(2, 4, 5, 6, 3)).astype(np.float32)
+    layer = tfa.layers.InstanceNormalization(epsilon=1e-5)
+    mean, var = x.mean(axis=(1, 2, 3), keepdims=True), x.var(axis=(1, 2, 3), keepdims=True)
+    np.testing.assert_allclose(layer(x).numpy(), (x - mean) / np.sqrt(var + 1e-5), atol=1e-4)
+    assert [w.shape for w in layer.weights] == [(3,), (3,)]  # per-channel scale and offset, as in tfa
 
 
-@pytest.mark.slow
-def test_neural_network_uses_the_learning_rate_it_is_given():
-    """MIScnn compiles Adam(lr=...), which Keras >= 2.11 ignores (leaving 1e-3)."""
-    from miscnn.neural_network.architecture.unet.standard import Architecture
+def _round_trip(model, tmp_path, x):
+    import tensorflow as tf
 
-    interface = miscnn.data_loading.interfaces.nifti_io.NIFTI_interface(channels=1, classes=2)
-    data_io = miscnn.Data_IO.__new__(miscnn.Data_IO)
-    data_io.interface = interface
-    preprocessor = miscnn.Preprocessor(data_io, batch_size=1, data_aug=None, analysis="patchwise-crop",
-                                       patch_shape=(8, 8, 8))
-    network = miscnn.Neural_Network(preprocessor, architecture=Architecture(n_filters=2, depth=2),
-                                    learning_rate=2.5e-4)
-    assert float(network.model.optimizer.learning_rate.numpy()) == pytest.approx(2.5e-4)
+    model.save(tmp_path / "model.keras")
+    loaded = tf.keras.models.load_model(tmp_path / "model.keras", compile=False)
+    np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-5)
 
 
-def test_preprocessors_do_not_share_state():
-    """Class-attribute queue/cache and a default Data_Augmentation object were shared by all instances."""
-    first = miscnn.Preprocessor(None, batch_size=1, analysis="fullimage")
-    second = miscnn.Preprocessor(None, batch_size=1, analysis="fullimage")
-    first.img_queue.append("patch of the first")
-    first.cache["case"] = "sample of the first"
-    first.data_augmentation.cropping = True          # what patch-wise cropping does to it
-    assert second.img_queue == [] and second.cache == {}
-    assert second.data_augmentation.cropping is False
-    assert first.thread_lock is not second.thread_lock
+def test_plain_unet_builds_and_saves(tmp_path):
+    from miscnn.neural_network.architecture.unet.plain import Architecture
 
-
-def test_data_ios_do_not_share_their_batch_seed(tmp_path):
-    """A class-level seed made two Data_IO objects write the same batch files."""
-    interface = miscnn.data_loading.interfaces.nifti_io.NIFTI_interface()
-    tmp_path.joinpath("data").mkdir()
-    seeds = {miscnn.Data_IO(interface, str(tmp_path / "data")).seed for _ in range(5)}
-    assert len(seeds) == 5
+    architecture = Architecture(pooling=(2, 2, 2))
+    architecture.feature_map = [2, 4]
+    model = architecture.create_model_3D((None, None, None, 1), n_labels=2)
+    assert "GroupNormalization" in {type(layer).__name__ for layer in model.layers}
+    _round_trip(model, tmp_path, np.random.default_rng(0).normal(size=(1, 8, 8, 8, 1)).astype(np.float32))
 
 
 def test_nifti_interface_spacing_is_the_header_zooms(tmp_path):
@@ -85,3 +73,26 @@ def test_nifti_interface_spacing_is_the_header_zooms(tmp_path):
         np.testing.assert_allclose(extended["spacing"], [2.0, 1.0, 3.0], rtol=1e-6)
         np.testing.assert_allclose(extended["affine"], affine, atol=1e-6)
         assert volume.shape == (3, 4, 5)
+
+
+@pytest.mark.parametrize("variant", ["attention", "attention_residual"])
+def test_attention_unets_load_without_running_arbitrary_code(tmp_path, variant):
+    """A Lambda around a Python lambda does not load in Keras' safe mode (the default)."""
+    import importlib
+
+    architecture = importlib.import_module(f"miscnn.neural_network.architecture.unet.{variant}").Architecture(
+        n_filters=2, depth=1)
+    model = architecture.create_model_2D((None, None, 1), n_labels=2)
+    assert "Lambda" not in {type(layer).__name__ for layer in model.layers}
+    _round_trip(model, tmp_path, np.random.default_rng(0).normal(size=(1, 8, 8, 1)).astype(np.float32))
+
+
+def test_attention_residual_shortcut_skips_the_3d_block():
+    """MIScnn's 3D block took the shortcut from its own last convolution (in: 4 channels, not the image's 1)."""
+    from miscnn.neural_network.architecture.unet.attention_residual import Architecture
+
+    model = Architecture(n_filters=4, depth=1).create_model_3D((None, None, None, 1), n_labels=2)
+    first_shortcut = next(layer for layer in model.layers
+                          if type(layer).__name__ == "Conv3D" and layer.kernel_size == (1, 1, 1))
+    assert first_shortcut.kernel.shape == (1, 1, 1, 1, 4)
+    assert first_shortcut.input is model.input

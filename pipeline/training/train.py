@@ -78,7 +78,8 @@ class FoldTraining:
 
 def build_model(section: ModelSection, num_channels: int, num_classes: int, spatial_dims: int = 3) -> tf.keras.Model:
     """The configured U-Net (uncompiled), under the current precision policy; 2D or 3D (``spatial_dims``)."""
-    return build_unet(num_channels, num_classes, n_filters=section.n_filters, depth=section.depth,
+    return build_unet(num_channels, num_classes, architecture=section.architecture,
+                      n_filters=section.n_filters, depth=section.depth,
                       batch_normalization=section.batch_normalization,
                       batch_norm_momentum=section.batch_norm_momentum,
                       deep_supervision=section.deep_supervision,
