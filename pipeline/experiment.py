@@ -43,7 +43,13 @@ from pipeline.config import ExperimentConfig
 from pipeline.data import open_dataset
 from pipeline.data.nifti import write_nifti
 from pipeline.errors import ConfigError, DataError
-from pipeline.evaluation.evaluate import LabelMap, evaluate_cases, read_label_map, summary_lines
+from pipeline.evaluation.evaluate import (
+    LabelMap,
+    check_evaluation,
+    evaluate_cases,
+    read_label_map,
+    summary_lines,
+)
 from pipeline.evaluation.metrics import read_metrics_csv, write_metrics_csv, write_summary_json
 from pipeline.inference.predict import network_calls, predict_probabilities
 from pipeline.inference.sliding_window import keras_predictor, resolve_batch_size
@@ -74,6 +80,7 @@ def run_experiment(config: ExperimentConfig, folds: Iterable[int] | None = None)
         raise ConfigError(f"--fold {bad[0]}: out of range; cross_validation.folds={len(all_folds)} "
                           f"gives folds 0..{len(all_folds) - 1}")
     dataset = open_dataset(config.data.dataset, config.data.root, **config.data.dataset_options())
+    check_evaluation(dataset.class_names, config.evaluation.regions, config.evaluation.nsd_tolerance_mm)
     _claim_run_dir(config.run_dir, config)
     cache = PreprocessedCache(config.preprocessing.cache_dir, dataset, config.preprocessing.settings())
     splits = _splits(config, dataset.case_ids())

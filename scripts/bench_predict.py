@@ -68,7 +68,7 @@ def main() -> None:
             seconds = []
             for _ in range(args.repeats):
                 started = time.perf_counter()
-                predict_case(case, config, predict_batch, 3, folder / "out")
+                predict_case(case, config, predict_batch, 1, 3, folder / "out")
                 seconds.append(time.perf_counter() - started)
             timings[name] = min(seconds)
             passes = len(chosen) * len(flips(3, mirror))

@@ -173,3 +173,17 @@ def test_evaluate_cases_takes_any_reader():
     rows = evaluate_cases(["a"], read_prediction=lambda case: read["b"], read_reference=lambda case: read[case],
                           class_names=("background", "polyp"), nsd_tolerance=1.0, fold=2)
     assert rows[0]["case"] == "a" and rows[0]["fold"] == 2 and rows[0]["fn"] == 4 and rows[0]["nsd"] == 0.0
+
+
+def test_float_label_maps_are_read_if_integral(tmp_path, capsys):
+    truth = np.zeros((4, 5, 6), np.float32)
+    truth[1:3, 1:3, 1:3] = 1
+    write(tmp_path / "ref" / "a.nii.gz", truth)
+    write(tmp_path / "pred" / "a.nii.gz", truth.astype(np.uint8))
+    main([str(tmp_path / "pred"), str(tmp_path / "ref")])
+    assert read_metrics_csv(tmp_path / "pred" / "metrics.csv")[0]["dsc"] == 1.0
+    capsys.readouterr()
+    write(tmp_path / "ref" / "a.nii.gz", truth * 0.5)
+    _fails_cleanly(capsys, [str(tmp_path / "pred"), str(tmp_path / "ref"), "--out", str(tmp_path / "x.csv")],
+                   "ref/a.nii.gz", "non-integer")
+    assert not (tmp_path / "x.csv").exists()

@@ -88,3 +88,14 @@ def test_metrics_csv_round_trip_and_summary(tmp_path):
     assert summary["kidney"] == {"dsc": 0.75, "precision": 0.5, "recall": 0.5, "cases": 2}
     assert summary["tumour"]["dsc"] == 0.5
     assert not list(tmp_path.glob(".*tmp*"))
+
+
+def test_confusion_matrix_counts_in_chunks(monkeypatch):
+    import pipeline.evaluation.metrics as metrics
+
+    rng = np.random.default_rng(0)
+    truth, prediction = rng.integers(0, 3, (10, 10, 10)), rng.integers(0, 3, (10, 10, 10))
+    expected = np.zeros((3, 3), int)
+    np.add.at(expected, (truth.ravel(), prediction.ravel()), 1)
+    monkeypatch.setattr(metrics, "CHUNK_VOXELS", 7)  # 143 passes, the last one partial
+    np.testing.assert_array_equal(confusion_matrix(truth, prediction, 3), expected)

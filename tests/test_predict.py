@@ -189,3 +189,45 @@ def test_predict_and_evaluate_reproduce_the_runner(tmp_path, phantoms):
     for path in (fold_dir / "predictions").glob("*.nii.gz"):
         np.testing.assert_array_equal(np.asarray(nib.load(tmp_path / "predicted" / path.name).dataobj),
                                       np.asarray(nib.load(path).dataobj))
+
+
+@pytest.mark.slow
+def test_a_four_dimensional_image_equals_one_file_per_channel(tmp_path, phantoms):
+    """Decathlon images hold every channel in one 4-D file, in imagesTs/ of the data set root."""
+    import tensorflow as tf
+
+    from pipeline.atomic_files import write_atomically
+    from pipeline.training.train import build_model
+
+    config = tiny_config(tmp_path, phantoms, "two_channels")
+    write_atomically(config.run_dir / "config.yaml", config.to_yaml())
+    tf.keras.utils.set_random_seed(0)
+    (config.run_dir / "fold_0" / "checkpoints").mkdir(parents=True)
+    build_model(config, 2, 3).save_weights(config.run_dir / "fold_0" / "checkpoints" / "best_model.h5")
+    separate = flat_inputs(phantoms, tmp_path / "separate", ("{case}_0000.nii.gz", "{case}_0001.nii.gz"))
+    (tmp_path / "msd" / "imagesTs").mkdir(parents=True)
+    for case_folder in sorted(phantoms.iterdir()):
+        image = nib.load(case_folder / "imaging.nii.gz")
+        data = np.asarray(image.dataobj)
+        nib.save(nib.Nifti1Image(np.stack([data, data[::-1]], axis=-1), image.affine),
+                 tmp_path / "msd" / "imagesTs" / f"{case_folder.name}.nii.gz")
+        nib.save(nib.Nifti1Image(data[::-1], image.affine), separate / f"{case_folder.name}_0001.nii.gz")
+    (tmp_path / "msd" / "imagesTs" / "._case_00000.nii.gz").write_bytes(b"macOS resource fork")
+    main([str(config.run_dir), "-i", str(tmp_path / "msd"), "-o", str(tmp_path / "from_4d"), "--folds", "0"])
+    main([str(config.run_dir), "-i", str(separate), "-o", str(tmp_path / "from_files"), "--folds", "0"])
+    for case_folder in sorted(phantoms.iterdir()):
+        from_4d = nib.load(tmp_path / "from_4d" / f"{case_folder.name}.nii.gz")
+        from_files = nib.load(tmp_path / "from_files" / f"{case_folder.name}.nii.gz")
+        assert from_4d.shape == nib.load(case_folder / "imaging.nii.gz").shape
+        np.testing.assert_array_equal(from_4d.affine, from_files.affine)
+        np.testing.assert_array_equal(np.asarray(from_4d.dataobj), np.asarray(from_files.dataobj))
+
+
+def test_tolerances_must_name_every_class_before_training(tmp_path, phantoms):
+    import pipeline.experiment as experiment
+    from pipeline.errors import ConfigError
+
+    config = tiny_config(tmp_path, phantoms, "tolerance", "evaluation.nsd_tolerance_mm={kidney: 1.0}")
+    with pytest.raises(ConfigError, match="no tolerance for tumour, kidney_and_tumour"):
+        experiment.run_experiment(config, folds=[0])
+    assert not config.run_dir.exists()

@@ -141,17 +141,19 @@ def write_nifti(path: Path, data: np.ndarray, affine: np.ndarray) -> None:
         nib.save(image, temporary)
 
 
-def write_nifti_like(path: Path, data: np.ndarray, reference: Path) -> None:
+def write_nifti_like(path: Path, data: np.ndarray, reference: Path, channels: int = 1) -> None:
     """Write ``data`` atomically with the header of the NIfTI file ``reference``: its affine, qform and
     sform (with their codes), units and description, as a viewer expects of a label map of that scan.
 
-    ``data`` must have the reference's shape; its dtype becomes the file's. The
-    reference's intensity scaling and display window (``scl_slope``, ``cal_min``, ...) are cleared.
+    ``data`` must have the reference's (spatial) shape; its dtype becomes the file's. A reference of
+    ``channels`` > 1 is a 4-D file whose last axis is dropped. The reference's intensity scaling and
+    display window (``scl_slope``, ``cal_min``, ...) are cleared.
     """
-    source = _open(Path(reference))
-    if tuple(data.shape) != tuple(source.shape):
+    source = _open(Path(reference), channels)
+    if tuple(data.shape) != tuple(source.shape[:3]):
         raise ValueError(f"data of shape {data.shape} does not fit {reference} of shape {source.shape}")
     header = source.header.copy()
+    header.set_data_shape(data.shape)
     header.set_data_dtype(data.dtype)
     header.set_slope_inter(None, None)
     header["cal_min"] = header["cal_max"] = 0

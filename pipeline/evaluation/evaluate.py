@@ -90,9 +90,10 @@ def integer_labels(array: np.ndarray, path) -> np.ndarray:
     if not np.issubdtype(array.dtype, np.integer):
         if not np.all(np.isfinite(array)) or not np.array_equal(array, np.round(array)):
             raise DataError(path, "label map holds non-integer values")
-        array = array.astype(np.int64)
     if array.size and array.min() < 0:
-        raise DataError(path, f"label map holds a negative label ({array.min()})")
+        raise DataError(path, f"label map holds a negative label ({array.min():g})")
+    if not np.issubdtype(array.dtype, np.integer):
+        array = array.astype(np.uint8 if array.size == 0 or array.max() < 256 else np.int32)
     return array
 
 
@@ -160,6 +161,16 @@ def check_tolerances(nsd_tolerance: Tolerance, names: Iterable[str]) -> None:
         raise ConfigError(f"evaluation.nsd_tolerance_mm: tolerances must be positive, got {nsd_tolerance}")
 
 
+def check_evaluation(class_names: Sequence[str], regions: Mapping[str, Sequence[int]] | None,
+                     nsd_tolerance: Tolerance) -> None:
+    """Raise ``ConfigError`` for regions or NSD tolerances that do not fit the classes (before any work)."""
+    try:
+        names = list(structures(class_names, regions))
+    except ValueError as error:
+        raise ConfigError(f"evaluation.regions: {error}") from None
+    check_tolerances(nsd_tolerance, names)
+
+
 def _tolerance(nsd_tolerance: Tolerance, name: str) -> float:
     return float(nsd_tolerance[name] if isinstance(nsd_tolerance, Mapping) else nsd_tolerance)
 
@@ -219,11 +230,7 @@ def evaluate_cases(case_ids: Sequence[str], read_prediction: Callable[[str], Lab
         nsd_tolerance: mm, one for all or one per structure name.
         fold: the fold column.
     """
-    try:
-        names = list(structures(class_names, regions))
-    except ValueError as error:
-        raise ConfigError(f"evaluation.regions: {error}") from None
-    check_tolerances(nsd_tolerance, names)
+    check_evaluation(class_names, regions, nsd_tolerance)
     rows = []
     for case_id in tqdm(case_ids, desc="evaluate", unit="case", disable=None, leave=False):
         scored = score_label_maps(read_prediction(case_id), read_reference(case_id), class_names, regions,

@@ -42,6 +42,8 @@ COUNTS = ("tp", "fp", "fn", "reference_voxels", "prediction_voxels")
 """Voxel counts: any other overlap metric can be computed from them without predicting again."""
 COLUMNS = ("case", "fold", "class", *METRICS)
 """The columns every ``metrics.csv`` has (runs scored before counts and surface metrics were kept have only these)."""
+CHUNK_VOXELS = 1 << 24
+"""Voxels counted per pass of :func:`confusion_matrix` (its temporary array: 128 MiB)."""
 CSV_COLUMNS = ("case", "fold", "class", *COUNTS, *METRICS, *SURFACE_METRICS, "nsd_tolerance_mm")
 """The columns :func:`write_metrics_csv` writes."""
 LOWER_IS_BETTER = ("hd95",)
@@ -91,8 +93,12 @@ def confusion_matrix(truth: np.ndarray, prediction: np.ndarray, num_classes: int
     for name, labels in (("truth", truth), ("prediction", prediction)):
         if labels.size and (labels.min() < 0 or labels.max() >= num_classes):
             raise ValueError(f"{name} has labels outside [0, {num_classes - 1}]")
-    pairs = truth.astype(np.int64) * num_classes + prediction
-    return np.bincount(pairs, minlength=num_classes * num_classes).reshape(num_classes, num_classes)
+    counts = np.zeros(num_classes * num_classes, np.int64)
+    for start in range(0, truth.size, CHUNK_VOXELS):  # bounded memory for 512 x 512 x 1000 volumes
+        pairs = truth[start:start + CHUNK_VOXELS].astype(np.intp) * num_classes
+        pairs += prediction[start:start + CHUNK_VOXELS]
+        counts += np.bincount(pairs, minlength=num_classes * num_classes)
+    return counts.reshape(num_classes, num_classes)
 
 
 def region_counts(confusion: np.ndarray, labels: Iterable[int]) -> Counts:

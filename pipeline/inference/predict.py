@@ -5,9 +5,11 @@
 * Inputs (``INPUT_DIR``): a plain folder of NIfTI images, one file per case
   (``<case_id>.nii.gz``), or several channels per case with nnU-Net's naming
   (``<case_id>_0000.nii.gz``, ``<case_id>_0001.nii.gz``, ... in channel order;
-  used when every file in the folder ends in ``_XXXX``); or case folders in
-  the run's data layout (KiTS19 ``case_XXXXX/imaging.nii.gz``, BraTS20
-  ``<case>/<case>_<modality>.nii.gz`` for the run's ``data.modalities``).
+  used when every file in the folder ends in ``_XXXX``), or one 4-D file per
+  case with the channels on its last axis (the Decathlon's); or case folders
+  in the run's data layout (KiTS19 ``case_XXXXX/imaging.nii.gz``, BraTS20
+  ``<case>/<case>_<modality>.nii.gz`` for the run's ``data.modalities``); or
+  a data set root whose ``imagesTs/`` holds them (nnU-Net, Decathlon).
 * Preprocessing is the run's (``config.yaml``: clipping, resampling to the
   target spacing, normalisation), through the same code as training
   (``pipeline.preprocessing.preprocess_image``).
@@ -148,9 +150,12 @@ def find_inputs(input_dir, config) -> list[InputCase]:
     input_dir = Path(input_dir)
     if not input_dir.is_dir():
         raise DataError(input_dir, "input folder not found")
-    files = sorted(path for path in input_dir.iterdir() if path.is_file() and path.name.endswith(NIFTI_SUFFIXES))
+    files = sorted(path for path in input_dir.iterdir() if path.is_file() and path.name.endswith(NIFTI_SUFFIXES)
+                   and not path.name.startswith("._"))  # macOS resource forks in the Decathlon's archives
     if files:
         return _cases_of_files(files)
+    if (input_dir / "imagesTs").is_dir():  # a data set root in the nnU-Net or Decathlon layout
+        return find_inputs(input_dir / "imagesTs", config)
     folders = sorted(path for path in input_dir.iterdir() if path.is_dir())
     layout = CASE_FOLDER_IMAGES.get(config.data.dataset)
     if not folders or layout is None:
@@ -194,13 +199,22 @@ def _stem(path: Path) -> str:
 def check_inputs(cases: Sequence[InputCase], num_channels: int) -> None:
     """Read every input in full: readable, finite, the model's channel count, channels on one grid."""
     for case in tqdm(cases, desc="check inputs", unit="case", disable=None, leave=False):
-        if len(case.images) != num_channels:
+        if len(case.images) not in (1, num_channels):
             raise DataError(case.images[0], f"case {case.case_id} has {len(case.images)} channel(s), but the "
                                             f"run's model takes {num_channels} (name the channels "
                                             f"{case.case_id}_0000.nii.gz ... _{num_channels - 1:04d}.nii.gz)")
-        first = read_image(case.images[0])
-        for path in case.images[1:]:
-            check_same_grid(read_image(path), first)
+        read_channels(case, num_channels)
+
+
+def read_channels(case: InputCase, num_channels: int) -> list:
+    """The case's images as ``NiftiVolume``s on one grid: one file per channel, or one 4-D file of all
+    channels (the Decathlon's), whose ``data`` is then ``(D, H, W, num_channels)``."""
+    if len(case.images) == 1:
+        return [read_image(case.images[0], channels=num_channels)]
+    volumes = [read_image(path) for path in case.images]
+    for volume in volumes[1:]:
+        check_same_grid(volume, volumes[0])
+    return volumes
 
 
 # --- prediction ---------------------------------------------------------------------------------
@@ -316,15 +330,16 @@ def probability_writer(path: Path, num_classes: int,
         yield add
 
 
-def predict_case(case: InputCase, config, predict_batch: PredictBatch, num_classes: int, out_dir: Path,
-                 save_probabilities: bool = False) -> dict:
+def predict_case(case: InputCase, config, predict_batch: PredictBatch, num_channels: int, num_classes: int,
+                 out_dir: Path, save_probabilities: bool = False) -> dict:
     """Read, preprocess, predict and write one case; return its record for ``predict.json``."""
     from pipeline.preprocessing import preprocess_image
     from pipeline.preprocessing.resampling import probabilities_to_labels
 
     started = time.perf_counter()
-    volumes = [read_image(path) for path in case.images]
-    image = np.stack([volume.data for volume in volumes], axis=-1)
+    volumes = read_channels(case, num_channels)
+    image = (volumes[0].data.reshape(*volumes[0].shape, num_channels) if len(volumes) == 1
+             else np.stack([volume.data for volume in volumes], axis=-1))
     preprocessed, geometry = preprocess_image(image, volumes[0].spacing, volumes[0].affine,
                                               config.preprocessing.settings())
     del image, volumes
@@ -337,7 +352,8 @@ def predict_case(case: InputCase, config, predict_batch: PredictBatch, num_class
                                                              geometry.original_shape))
                       if save_probabilities else None)
         labels = probabilities_to_labels(probabilities, geometry.original_shape, each_class=each_class)
-    write_nifti_like(out_dir / f"{case.case_id}.nii.gz", labels, case.images[0])
+    write_nifti_like(out_dir / f"{case.case_id}.nii.gz", labels, case.images[0],
+                     channels=num_channels if len(case.images) == 1 else 1)
     return {"case": case.case_id, "inputs": [str(path) for path in case.images],
             "preprocessed_shape": list(geometry.shape), "seconds": round(time.perf_counter() - started, 2)}
 
@@ -365,7 +381,8 @@ def predict(run_dir, input_dir, output_dir, folds: Sequence[int] | None = None, 
     print(f"predicting {len(cases)} case(s) with fold(s) {', '.join(str(model.fold) for model in models)}"
           f"{' and mirroring' if mirror else ''} into {output_dir}", file=sys.stderr, flush=True)
     output_dir.mkdir(parents=True, exist_ok=True)
-    records = [predict_case(case, config, predict_batch, models[0].num_classes, output_dir, save_probabilities)
+    records = [predict_case(case, config, predict_batch, models[0].num_channels, models[0].num_classes, output_dir,
+                            save_probabilities)
                for case in tqdm(cases, desc="predict", unit="case", disable=None)]
     write_atomically(output_dir / "predict.json", json.dumps({
         "run_dir": str(run_dir.resolve()), "folds": [model.fold for model in models], "mirror": mirror,
