@@ -152,8 +152,11 @@ def predict_case(config: ExperimentConfig, predict, pre, num_classes: int, out_d
     if path.exists():
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
-    with console.bar(network_calls(pre.image.shape[:-1], config), pre.case_id, unit="batch") as windows:
-        probabilities = predict_probabilities(predict, pre.image, config, num_classes, windows.update)
+    with console.bar(network_calls(pre.image.shape[:-1], config.sampling.patch_shape, config.inference_overlap,
+                                   config.inference.batch_size), pre.case_id, unit="batch") as windows:
+        probabilities = predict_probabilities(predict, pre.image, num_classes, config.sampling.patch_shape,
+                                              config.inference_overlap, config.inference,
+                                              config.preprocessing.normalization, windows.update)
     write_nifti(path, restore_to_original(probabilities, pre), pre.affine)
     return path
 

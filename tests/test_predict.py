@@ -12,12 +12,12 @@ import shutil
 import nibabel as nib
 import numpy as np
 import pytest
+from test_experiment import tiny_config
 
 from pipeline.config import load_config
 from pipeline.data.phantoms import write_kits19
 from pipeline.inference import predict as predict_module
 from pipeline.inference.predict import ensemble_predictor, flips, main
-from test_experiment import tiny_config
 
 CASES = 2
 

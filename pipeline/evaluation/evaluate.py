@@ -31,13 +31,12 @@ A NIfTI file with one voxel along an axis is scored as a 2-D image.
 from __future__ import annotations
 
 import argparse
-import sys
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Mapping, Sequence
 
 import numpy as np
-from tqdm import tqdm
 
 from pipeline import console
 from pipeline.data.nifti import AFFINE_TOLERANCE_MM, read_mask
@@ -51,6 +50,8 @@ from pipeline.evaluation.metrics import (
     write_summary_json,
 )
 from pipeline.evaluation.surface import surface_scores
+
+logger = logging.getLogger(__name__)
 
 DEFAULT_NSD_TOLERANCE_MM = 2.0
 """NSD tolerance when none is configured (CHOSEN: about two in-plane CT voxels)."""
@@ -232,7 +233,7 @@ def evaluate_cases(case_ids: Sequence[str], read_prediction: Callable[[str], Lab
     """
     check_evaluation(class_names, regions, nsd_tolerance)
     rows = []
-    for case_id in tqdm(case_ids, desc="evaluate", unit="case", disable=None, leave=False):
+    for case_id in console.progress(case_ids, description="evaluate", unit="case", leave=False):
         scored = score_label_maps(read_prediction(case_id), read_reference(case_id), class_names, regions,
                                   nsd_tolerance)
         rows += [{"case": case_id, "fold": fold, **row} for row in scored]
@@ -330,7 +331,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     summary = write_summary_json(out.with_name("summary.json"), rows)
     print(f"{args.prediction_dir}: mean over {len({row['case'] for row in rows})} cases")
     print("\n".join(summary_lines(summary)))
-    print(f"wrote {out} and {out.with_name('summary.json')}", file=sys.stderr)
+    logger.info("wrote %s and %s", out, out.with_name("summary.json"))
     return 0
 
 

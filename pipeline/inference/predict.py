@@ -40,23 +40,27 @@ import argparse
 import contextlib
 import itertools
 import json
+import logging
 import math
 import re
-import sys
 import time
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Callable, Iterator, Sequence
 
 import numpy as np
-from tqdm import tqdm
 
 import pipeline  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 from pipeline import console
 from pipeline.atomic_files import atomic_target, write_atomically
 from pipeline.data.nifti import NIFTI_SUFFIXES, check_same_grid, find_nifti, read_image, write_nifti_like
 from pipeline.errors import ConfigError, DataError, UnifocalError, exits_cleanly
+
+if TYPE_CHECKING:
+    from pipeline.config import InferenceSection
+
+logger = logging.getLogger(__name__)
 
 PredictBatch = Callable[[np.ndarray], np.ndarray]
 CHANNEL_NAME = re.compile(r"^(?P<case>.+)_(?P<channel>\d{4})\.nii(\.gz)?$")
@@ -198,7 +202,7 @@ def _stem(path: Path) -> str:
 
 def check_inputs(cases: Sequence[InputCase], num_channels: int) -> None:
     """Read every input in full: readable, finite, the model's channel count, channels on one grid."""
-    for case in tqdm(cases, desc="check inputs", unit="case", disable=None, leave=False):
+    for case in console.progress(cases, description="check inputs", unit="case", leave=False):
         if len(case.images) not in (1, num_channels):
             raise DataError(case.images[0], f"case {case.case_id} has {len(case.images)} channel(s), but the "
                                             f"run's model takes {num_channels} (name the channels "
@@ -277,11 +281,16 @@ def window_fill(normalization: str, image: np.ndarray):
     return 0.0 if normalization == "zscore_nonzero" else np.min(image, axis=tuple(range(image.ndim - 1)))
 
 
-def predict_probabilities(predict_batch: PredictBatch, image: np.ndarray, config, num_classes: int,
-                          progress: Callable[[], None] | None = None) -> np.ndarray:
-    """Sliding-window class probabilities (D', H', W', C) of a preprocessed image, with the run's window settings.
+def predict_probabilities(predict_batch: PredictBatch, image: np.ndarray, num_classes: int,
+                          patch_shape: Sequence[int], overlap: Sequence[int], inference: InferenceSection,
+                          normalization: str, progress: Callable[[], None] | None = None) -> np.ndarray:
+    """Sliding-window class probabilities (D', H', W', C) of a preprocessed image.
 
-    ``progress`` is called after every network call.
+    Args:
+        patch_shape, overlap: the window (``sampling.patch_shape``) and the voxels neighbours share.
+        inference: ``gaussian_sigma_scale`` and ``batch_size``.
+        normalization: ``preprocessing.normalization``, which decides the padding (:func:`window_fill`).
+        progress: called after every network call.
     """
     from pipeline.inference.sliding_window import sliding_window_predict
 
@@ -292,19 +301,16 @@ def predict_probabilities(predict_batch: PredictBatch, image: np.ndarray, config
         return result
 
     return sliding_window_predict(
-        counted, np.asarray(image), config.sampling.patch_shape, config.inference_overlap, num_classes,
-        sigma_scale=config.inference.gaussian_sigma_scale, batch_size=config.inference.batch_size,
-        pad_value=window_fill(config.preprocessing.normalization, image))
+        counted, np.asarray(image), patch_shape, overlap, num_classes, sigma_scale=inference.gaussian_sigma_scale,
+        batch_size=inference.batch_size, pad_value=window_fill(normalization, image))
 
 
-def network_calls(shape: Sequence[int], config) -> int:
+def network_calls(shape: Sequence[int], patch_shape: Sequence[int], overlap: Sequence[int], batch_size: int) -> int:
     """How many batches :func:`predict_probabilities` sends through the network for an image of ``shape``."""
     from pipeline.inference.sliding_window import window_starts
 
-    patch = config.sampling.patch_shape
-    windows = math.prod(len(window_starts(max(size, p), p, o))
-                        for size, p, o in zip(shape, patch, config.inference_overlap))
-    return math.ceil(windows / config.inference.batch_size)
+    windows = math.prod(len(window_starts(max(size, p), p, o)) for size, p, o in zip(shape, patch_shape, overlap))
+    return math.ceil(windows / batch_size)
 
 
 @contextlib.contextmanager
@@ -343,9 +349,11 @@ def predict_case(case: InputCase, config, predict_batch: PredictBatch, num_chann
     preprocessed, geometry = preprocess_image(image, volumes[0].spacing, volumes[0].affine,
                                               config.preprocessing.settings())
     del image, volumes
-    with tqdm(total=network_calls(geometry.shape, config), desc=case.case_id, unit="batch", disable=None,
-              leave=False) as bar:
-        probabilities = predict_probabilities(predict_batch, preprocessed, config, num_classes, bar.update)
+    patch_shape, overlap = config.sampling.patch_shape, config.inference_overlap
+    with console.bar(network_calls(geometry.shape, patch_shape, overlap, config.inference.batch_size),
+                     case.case_id, unit="batch") as bar:
+        probabilities = predict_probabilities(predict_batch, preprocessed, num_classes, patch_shape, overlap,
+                                              config.inference, config.preprocessing.normalization, bar.update)
     del preprocessed
     with contextlib.ExitStack() as stack:
         each_class = (stack.enter_context(probability_writer(out_dir / f"{case.case_id}.npz", num_classes,
@@ -378,12 +386,12 @@ def predict(run_dir, input_dir, output_dir, folds: Sequence[int] | None = None, 
     config = config.model_copy(update={"inference": config.inference.model_copy(update={"batch_size": windows})})
     predict_batch = ensemble_predictor(networks, config.sampling.patch_shape, models[0].num_channels,
                                        config.inference.batch_size, mirror)
-    print(f"predicting {len(cases)} case(s) with fold(s) {', '.join(str(model.fold) for model in models)}"
-          f"{' and mirroring' if mirror else ''} into {output_dir}", file=sys.stderr, flush=True)
+    logger.info("predicting %d case(s) with fold(s) %s%s into %s", len(cases),
+                ", ".join(str(model.fold) for model in models), " and mirroring" if mirror else "", output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     records = [predict_case(case, config, predict_batch, models[0].num_channels, models[0].num_classes, output_dir,
                             save_probabilities)
-               for case in tqdm(cases, desc="predict", unit="case", disable=None)]
+               for case in console.progress(cases, description="predict", unit="case")]
     write_atomically(output_dir / "predict.json", json.dumps({
         "run_dir": str(run_dir.resolve()), "folds": [model.fold for model in models], "mirror": mirror,
         "flips": len(flips(len(config.sampling.patch_shape), mirror)), "classes": models[0].num_classes,
@@ -416,8 +424,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     console.configure(args)
     records = predict(args.run_dir, args.input, args.output, args.folds, args.mirror, args.save_probabilities)
     seconds = sum(record["seconds"] for record in records)
-    print(f"wrote {len(records)} prediction(s) to {args.output} ({seconds:.1f} s, "
-          f"{seconds / max(len(records), 1):.1f} s per case)", file=sys.stderr)
+    logger.info("wrote %d prediction(s) to %s (%.1f s, %.1f s per case)", len(records), args.output, seconds,
+                seconds / max(len(records), 1))
     return 0
 
 
