@@ -203,7 +203,7 @@ def test_a_four_dimensional_image_equals_one_file_per_channel(tmp_path, phantoms
     write_atomically(config.run_dir / "config.yaml", config.to_yaml())
     tf.keras.utils.set_random_seed(0)
     (config.run_dir / "fold_0" / "checkpoints").mkdir(parents=True)
-    build_model(config, 2, 3).save_weights(config.run_dir / "fold_0" / "checkpoints" / "best_model.h5")
+    build_model(config.model, 2, 3).save_weights(config.run_dir / "fold_0" / "checkpoints" / "best_model.h5")
     separate = flat_inputs(phantoms, tmp_path / "separate", ("{case}_0000.nii.gz", "{case}_0001.nii.gz"))
     (tmp_path / "msd" / "imagesTs").mkdir(parents=True)
     for case_folder in sorted(phantoms.iterdir()):
