@@ -13,12 +13,12 @@ from pipeline.training.train import TrainingDiverged, build_model, compile_model
 PATCH = (8, 16, 16)
 
 
-def make_config(tmp_path, **training):
+def make_config(tmp_path, model=None, **training):
     return ExperimentConfig.model_validate({
         "experiment": {"name": "unit", "seed": 3, "output_root": str(tmp_path)},
         "data": {"dataset": "kits19", "root": str(tmp_path)},
         "sampling": {"patch_shape": list(PATCH), "batch_size": 2},
-        "model": {"n_filters": 2, "depth": 2},
+        "model": {"n_filters": 2, "depth": 2, **(model or {})},
         "loss": {"name": "dice"},
         "training": {"epochs": 3, "learning_rate": 1e-3, **training},
     })
@@ -149,6 +149,21 @@ def test_fold_training_logs_checkpoints_and_keeps_the_best_model(tmp_path):
     assert state["epoch"] == 3 and state["checkpoint"] == "epoch_0003"
     assert sorted(p.name for p in (tmp_path / "fold_0" / "checkpoints").iterdir()) == \
         ["best_model.h5", "epoch_0003", "state.json"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("architecture", ["plain", "attention_residual"])
+def test_other_architectures_train_a_fold_with_deep_supervision(tmp_path, architecture):
+    """Instance normalisation and the attention gates' repeat layer go through fit, checkpoints and the h5 best."""
+    config = make_config(tmp_path, epochs=1,
+                         model={"architecture": architecture, "deep_supervision": True, "deep_supervision_heads": 1})
+    result = train(config, tmp_path / "fold_0")
+    assert result.epochs == 1 and np.isfinite(result.best_val_loss)
+    assert result.model.name == f"unet3d_{architecture}"
+    rebuilt = build_model(config.model, 1, 2)
+    rebuilt.load_weights(result.best_weights)
+    x = Blobs(1, 0)[0][0]
+    np.testing.assert_allclose(rebuilt(x)[0].numpy(), result.model(x)[0].numpy(), atol=1e-6)
 
 
 class Interrupt(Exception):
