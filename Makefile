@@ -5,7 +5,7 @@ PYTHON ?= python3
 UV := $(shell command -v uv 2>/dev/null || echo .uv-bootstrap/bin/uv)
 VENV_STAMP := .venv/.synced
 
-.PHONY: test lint demo env bench clean
+.PHONY: test lint demo demo2d env bench clean
 
 .uv-bootstrap/bin/uv:
 	$(PYTHON) -m venv .uv-bootstrap
@@ -25,6 +25,9 @@ test: $(VENV_STAMP)
 
 demo: $(VENV_STAMP)
 	$(UV) run --frozen --no-sync scripts/demo.sh
+
+demo2d: $(VENV_STAMP)
+	$(UV) run --frozen --no-sync scripts/demo.sh 2d
 
 clean:
 	rm -rf .venv .uv-bootstrap

@@ -43,7 +43,18 @@ from pydantic import (
 from losses import catalog as loss_catalog
 from pipeline.errors import ConfigError
 
-Shape3 = tuple[PositiveInt, PositiveInt, PositiveInt]
+
+
+def _two_or_three_axes(sizes: tuple) -> tuple:
+    if len(sizes) not in (2, 3):
+        raise ValueError(f"expected 2 sizes (H, W) for 2D data or 3 (D, H, W) for volumes, got {list(sizes)}")
+    return sizes
+
+
+#: A 2D (H, W) or 3D (D, H, W) size: the data's number of spatial dimensions decides which.
+SpatialShape = Annotated[tuple[PositiveInt, ...], AfterValidator(_two_or_three_axes)]
+SpatialSpacing = Annotated[tuple[PositiveFloat, ...], AfterValidator(_two_or_three_axes)]
+SpatialOverlap = Annotated[tuple[NonNegativeInt, ...], AfterValidator(_two_or_three_axes)]
 
 
 class Section(BaseModel):
@@ -82,7 +93,7 @@ class InterfaceSpec(Section):
 class DataSection(Section):
     """The data set as published; ``None`` means the data set's own default."""
 
-    dataset: Literal["kits19", "brats20", "nnunet", "msd", "miscnn"]
+    dataset: Literal["kits19", "brats20", "nnunet", "msd", "miscnn", "cvc", "drive", "bus2017"]
     root: Path = Field(description="folder of the data set in the publisher's layout")
     interface: Optional[InterfaceSpec] = Field(
         None, validate_default=True,
@@ -95,6 +106,10 @@ class DataSection(Section):
         None, description="label renumbering, e.g. BraTS20 {4: 1}; labels not listed become 0")
     exclude_without_label: Optional[bool] = Field(
         None, description="leave out cases with no voxel of a mapped foreground label (BraTS20 default: true)")
+    color: Optional[Literal["rgb", "grey"]] = Field(
+        None, description="2D data sets: keep 3 RGB channels or convert to 1 grey (default: as published)")
+    restrict_to_fov: Optional[bool] = Field(
+        None, description="DRIVE: score only inside the field-of-view mask (default true)")
 
     @field_validator("interface")
     @classmethod
@@ -114,6 +129,8 @@ class DataSection(Section):
             "modalities": self.modalities,
             "label_map": self.label_map,
             "exclude_without_label": self.exclude_without_label,
+            "color": self.color,
+            "restrict_to_fov": self.restrict_to_fov,
         }
         return {key: value for key, value in options.items() if value is not None}
 
@@ -128,8 +145,11 @@ class PreprocessingSettings(Section):
     clip: Optional[tuple[float, float]] = Field(None, description="intensity window [low, high], e.g. HU for CT")
     normalization: Literal["zscore", "zscore_nonzero", "none"] = Field(
         "zscore", description="zscore: per channel; zscore_nonzero: over non-zero voxels, zeros kept (MRI)")
-    target_spacing: Optional[tuple[PositiveFloat, PositiveFloat, PositiveFloat]] = Field(
+    target_spacing: Optional[SpatialSpacing] = Field(
         None, description="mm per voxel in array axis order; None keeps each case's spacing")
+    target_shape: Optional[SpatialShape] = Field(
+        None, description="resize every case to this grid instead (2D images of varying size: [H, W]); "
+                          "predictions go back to each case's own size")
 
     @field_validator("clip")
     @classmethod
@@ -138,9 +158,15 @@ class PreprocessingSettings(Section):
             raise ValueError(f"low must be below high, got {list(clip)}")
         return clip
 
+    @model_validator(mode="after")
+    def _one_target_grid(self):
+        if self.target_shape is not None and self.target_spacing is not None:
+            raise ValueError("target_shape: set either target_shape or target_spacing, not both")
+        return self
+
     def as_dict(self) -> dict:
-        """JSON-ready, for cache keys and run records."""
-        return self.model_dump(mode="json")
+        """JSON-ready, for cache keys and run records (``target_shape`` only when set: older keys stay valid)."""
+        return self.model_dump(mode="json", exclude=set() if self.target_shape is not None else {"target_shape"})
 
 
 class PreprocessingSection(PreprocessingSettings):
@@ -156,7 +182,8 @@ class PreprocessingSection(PreprocessingSettings):
 class SamplingSection(Section):
     """Random training patches (see ``pipeline.training.sampling``)."""
 
-    patch_shape: Shape3 = Field(description="voxels (D, H, W); divisible by 2**model.depth")
+    patch_shape: SpatialShape = Field(
+        description="voxels (D, H, W), or pixels (H, W) for 2D data; divisible by 2**model.depth")
     batch_size: PositiveInt = 2
     batches_per_epoch: PositiveInt = 250
     val_batches: PositiveInt = Field(50, description="validation batches per epoch")
@@ -185,7 +212,9 @@ class RotationSettings(Section):
     Attributes:
         probability: share of patches rotated (MIScnn: 0.15).
         degrees: one ``[low, high]`` angle range per axis, in degrees; each
-            angle is drawn uniformly (MIScnn: ±15° about every axis).
+            angle is drawn uniformly (MIScnn: ±15° about every axis). 2D
+            patches turn in their plane by an angle from the first range
+            (batchgenerators' ``angle_x`` in 2D).
     """
 
     probability: Probability = 0.15
@@ -232,7 +261,8 @@ class MirroringSettings(Section):
         probability: share of patches considered for mirroring; each listed
             axis of such a patch is then flipped with probability 1/2
             (MIScnn: every patch, as its MirrorTransform has no probability).
-        axes: spatial axes (0, 1, 2 = D, H, W) that may be flipped.
+        axes: spatial axes (0, 1, 2 = D, H, W; 2D: 0, 1 = H, W) that may be
+            flipped; axes a 2D patch lacks are ignored.
     """
 
     probability: Probability = 1.0
@@ -410,12 +440,13 @@ class CrossValidationSection(Section):
 class InferenceSection(Section):
     """Sliding-window prediction (see ``pipeline.inference.sliding_window``)."""
 
-    overlap: Optional[tuple[NonNegativeInt, NonNegativeInt, NonNegativeInt]] = Field(
+    overlap: Optional[SpatialOverlap] = Field(
         None, description="voxels shared by neighbouring windows; None: half the patch")
     gaussian_sigma_scale: PositiveFloat = Field(
         0.125, description="sigma of the window weighting as a fraction of the patch (nnU-Net: 1/8)")
     batch_size: Union[int, Literal["auto"]] = Field(
         2, description="windows per network call; auto: as many as the GPU holds (2 on a CPU)")
+    write_nifti: bool = Field(False, description="2D runs: also write each PNG prediction as a NIfTI file")
 
     @field_validator("batch_size", mode="before")
     @classmethod
@@ -465,6 +496,12 @@ class ExperimentConfig(Section):
                 f"sampling.patch_shape: {patch} must be divisible by 2**model.depth = {divisor} "
                 f"in every axis (model.depth={self.model.depth})")
         overlap = self.inference.overlap
+        grids = {"inference.overlap": overlap, "preprocessing.target_spacing": self.preprocessing.target_spacing,
+                 "preprocessing.target_shape": self.preprocessing.target_shape}
+        for key, grid in grids.items():
+            if grid is not None and len(grid) != len(patch):
+                raise ValueError(f"{key}: {list(grid)} has {len(grid)} axes, sampling.patch_shape {patch} "
+                                 f"has {len(patch)}")
         if overlap is not None and any(o >= p for o, p in zip(overlap, patch)):
             raise ValueError(f"inference.overlap: {list(overlap)} must be smaller than "
                              f"sampling.patch_shape {patch} in every axis")
@@ -476,7 +513,7 @@ class ExperimentConfig(Section):
         return self.experiment.output_root / self.experiment.name
 
     @property
-    def inference_overlap(self) -> tuple[int, int, int]:
+    def inference_overlap(self) -> tuple[int, ...]:
         """The configured overlap, or half the patch."""
         if self.inference.overlap is not None:
             return tuple(self.inference.overlap)

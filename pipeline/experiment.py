@@ -11,7 +11,8 @@ Writes the run directory of docs/architecture.md under
   it does not exist yet, so every loss of an experiment group pairs by case).
 * ``fold_K/`` (K from 0): training files (``pipeline.training.train``), then
   ``predictions/<case_id>.nii.gz`` (uint8 label map on the published image's
-  grid, with its affine), ``metrics.csv`` (this fold's rows) and last
+  grid, with its affine; 2D images: ``<case_id>.png`` at the image's size,
+  0/255), ``metrics.csv`` (this fold's rows) and last
   ``done.json``. A rerun skips folds with ``done.json``, resumes training
   from the last epoch checkpoint, and keeps predictions already written.
 * ``metrics.csv`` and ``summary.json`` (``pipeline.evaluation.metrics``),
@@ -34,6 +35,7 @@ import time
 from pathlib import Path
 from typing import Iterable
 
+import numpy as np
 import yaml
 
 import losses
@@ -41,7 +43,6 @@ from pipeline import console
 from pipeline.atomic_files import write_atomically
 from pipeline.config import ExperimentConfig
 from pipeline.data import open_dataset
-from pipeline.data.nifti import write_nifti
 from pipeline.errors import ConfigError, DataError
 from pipeline.evaluation.evaluate import (
     LabelMap,
@@ -52,6 +53,7 @@ from pipeline.evaluation.evaluate import (
 )
 from pipeline.evaluation.metrics import read_metrics_csv, write_metrics_csv, write_summary_json
 from pipeline.inference.predict import network_calls, predict_probabilities
+from pipeline.inference.prediction_files import prediction_path, write_prediction
 from pipeline.inference.sliding_window import keras_predictor, resolve_batch_size
 from pipeline.preprocessing import PreprocessedCache, restore_to_original
 from pipeline.training.cross_validation import load_or_create_splits
@@ -81,6 +83,7 @@ def run_experiment(config: ExperimentConfig, folds: Iterable[int] | None = None)
                           f"gives folds 0..{len(all_folds) - 1}")
     dataset = open_dataset(config.data.dataset, config.data.root, **config.data.dataset_options())
     check_evaluation(dataset.class_names, config.evaluation.regions, config.evaluation.nsd_tolerance_mm)
+    _check_dimensions(config, dataset)
     _claim_run_dir(config.run_dir, config)
     cache = PreprocessedCache(config.preprocessing.cache_dir, dataset, config.preprocessing.settings())
     splits = _splits(config, dataset.case_ids())
@@ -130,10 +133,12 @@ def run_fold(config: ExperimentConfig, fold: int, split: dict, dataset, cache: P
     predict = keras_predictor(training.model, config.sampling.patch_shape, num_channels, windows)
     predictions = fold_dir / "predictions"
     for pre in console.progress(val_cases, len(val_cases), f"{label} predict", unit="case"):
-        predict_case(config, predict, pre, num_classes, predictions)
+        predict_case(config, predict, pre, num_classes, predictions, scoring_region(dataset, pre.case_id))
         if not console.progress_bars_enabled():
             logger.info("%s: predicted %s", label, pre.case_id)
-    rows = evaluate_cases(split["val"], lambda case_id: read_label_map(predictions / f"{case_id}.nii.gz"),
+    spatial_dims = len(val_cases[0].geometry.shape)
+    rows = evaluate_cases(split["val"],
+                          lambda case_id: read_label_map(prediction_path(predictions, case_id, spatial_dims)),
                           lambda case_id: reference_label_map(dataset, case_id), dataset.class_names,
                           config.evaluation.regions, config.evaluation.nsd_tolerance_mm, fold)
     write_metrics_csv(fold_dir / "metrics.csv", rows)
@@ -143,12 +148,22 @@ def run_fold(config: ExperimentConfig, fold: int, split: dict, dataset, cache: P
     logger.info("%s: done in %s", label, console.duration(time.perf_counter() - started))
 
 
-def predict_case(config: ExperimentConfig, predict, pre, num_classes: int, out_dir: Path) -> Path:
-    """Write the case's label map on its published grid to ``out_dir/<case_id>.nii.gz``; return the path.
+def scoring_region(dataset, case_id: str) -> np.ndarray | None:
+    """The pixels a case is scored on (DRIVE's field of view), or ``None`` for all of them."""
+    scoring_mask = getattr(dataset, "scoring_mask", None)
+    return None if scoring_mask is None else scoring_mask(case_id)
 
-    A prediction already written (by an interrupted run) is kept.
+
+def predict_case(config: ExperimentConfig, predict, pre, num_classes: int, out_dir: Path,
+                 region: np.ndarray | None = None) -> Path:
+    """Write the case's label map on its published grid to ``out_dir/<case_id>.nii.gz`` (2D: ``.png``); return
+    the path.
+
+    ``region``: if given, the prediction is cleared (background) outside it
+    (DRIVE's field of view). A prediction already written (by an interrupted
+    run) is kept.
     """
-    path = Path(out_dir) / f"{pre.case_id}.nii.gz"
+    path = prediction_path(out_dir, pre.case_id, len(pre.geometry.shape))
     if path.exists():
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -157,15 +172,25 @@ def predict_case(config: ExperimentConfig, predict, pre, num_classes: int, out_d
         probabilities = predict_probabilities(predict, pre.image, num_classes, config.sampling.patch_shape,
                                               config.inference_overlap, config.inference,
                                               config.preprocessing.normalization, windows.update)
-    write_nifti(path, restore_to_original(probabilities, pre), pre.affine)
+    labels = restore_to_original(probabilities, pre)
+    if region is not None:
+        labels[~region] = 0
+    copy = Path(out_dir).parent / "predictions_nifti" / f"{pre.case_id}.nii.gz"
+    write_prediction(path, labels, pre.affine, num_classes, copy if config.inference.write_nifti else None)
     return path
 
 
 def reference_label_map(dataset, case_id: str) -> LabelMap:
-    """The case's ground truth (after the data set's label map) with the spacing and affine of its image."""
+    """The case's ground truth (after the data set's label map) with the spacing and affine of its image.
+
+    Outside the scoring region (DRIVE's field of view) it is background, as the prediction there.
+    """
     geometry = dataset.geometry(case_id)
-    return LabelMap(path=geometry.path, labels=dataset.load_segmentation(case_id), spacing=geometry.spacing,
-                    affine=geometry.affine)
+    labels = dataset.load_segmentation(case_id)
+    region = scoring_region(dataset, case_id)
+    if region is not None:
+        labels = np.where(region, labels, 0).astype(labels.dtype)
+    return LabelMap(path=geometry.path, labels=labels, spacing=geometry.spacing, affine=geometry.affine)
 
 
 def collect_metrics(config: ExperimentConfig) -> dict | None:
@@ -189,6 +214,15 @@ def _some(case_ids: list[str]) -> str:
     """The first few case ids, and how many more there are."""
     shown = ", ".join(case_ids[:HEADER_CASES])
     return shown if len(case_ids) <= HEADER_CASES else f"{shown}, ... ({len(case_ids) - HEADER_CASES} more)"
+
+
+def _check_dimensions(config: ExperimentConfig, dataset) -> None:
+    """The patch (and so the U-Net, augmentation and sliding window) has the data's spatial dimensions."""
+    dims = 3 if getattr(dataset, "three_dim", True) else 2
+    patch = list(config.sampling.patch_shape)
+    if len(patch) != dims:
+        raise ConfigError(f"sampling.patch_shape: {patch} has {len(patch)} axes, but {config.data.dataset} "
+                          f"images are {dims}-D: give {'(D, H, W)' if dims == 3 else '(H, W)'}")
 
 
 def _claim_run_dir(run_dir: Path, config: ExperimentConfig) -> None:

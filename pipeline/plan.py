@@ -37,6 +37,8 @@ def experiment_plan(config: ExperimentConfig) -> dict:
     target = settings.target_spacing
     resampled = shapes if target is None else np.array(
         [resampled_shape(shape, spacing, target) for shape, spacing in zip(shapes, spacings)])
+    if settings.target_shape is not None:  # a fixed grid (2D images of varying size)
+        resampled = np.array([settings.target_shape] * len(shapes))
     median_shape = np.median(resampled, axis=0)
     patch = np.array(config.sampling.patch_shape)
     num_channels, num_classes = len(dataset.modalities), dataset.num_classes
@@ -61,6 +63,7 @@ def experiment_plan(config: ExperimentConfig) -> dict:
         "preprocessing": {
             "clip": None if settings.clip is None else list(settings.clip), "normalization": settings.normalization,
             "target_spacing": None if target is None else list(target),
+            "target_shape": None if settings.target_shape is None else list(settings.target_shape),
             "median_shape": _numbers(median_shape),
             "shape_range": [_numbers(resampled.min(axis=0)), _numbers(resampled.max(axis=0))],
             "patch_shape": patch.tolist(), "patch_fraction": _numbers(patch / median_shape, 2),
@@ -125,7 +128,8 @@ def format_plan(plan: dict) -> str:
         f"(range {_shape(data['shape_range'][0])} to {_shape(data['shape_range'][1])})",
         "preprocessing",
         f"  intensity  clip {pre['clip'] or 'none'}, normalization {pre['normalization']}",
-        "  spacing    " + ("each case's own" if pre["target_spacing"] is None
+        "  spacing    " + (f"resized to {_shape(pre['target_shape'])}" if pre["target_shape"] is not None
+                          else "each case's own" if pre["target_spacing"] is None
                           else f"resampled to {_shape(pre['target_spacing'])} mm"),
         f"  size       median {_shape(pre['median_shape'])} voxels "
         f"(range {_shape(pre['shape_range'][0])} to {_shape(pre['shape_range'][1])})",

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The CPU demo (`make demo`): KiTS19 phantoms -> three losses x five folds -> loss comparison.
+# `scripts/demo.sh 2d` (`make demo2d`) does the same in 2D on BUS2017 phantoms
+# (configs/demo2d_<loss>.yaml, runs/demo2d/, results/demo2d/).
 #
-#   scripts/demo.sh
+#   scripts/demo.sh [2d]
 #
 # 1. Writes 20 KiTS19 phantom cases to data/phantoms/kits19 if that folder is missing
 #    (make-phantoms; DEMO_CASES=N for another number; delete the folder to regenerate).
@@ -13,20 +15,25 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-data=data/phantoms/kits19
+case "${1:-3d}" in
+  3d) demo=demo dataset=kits19 ;;
+  2d) demo=demo2d dataset=bus2017 ;;
+  *) echo "usage: $0 [2d]" >&2; exit 2 ;;
+esac
+data=data/phantoms/$dataset
 losses=(dice focal asymmetric_unified_focal)
 started=$SECONDS
 
 if [[ ! -d $data ]]; then
-  make-phantoms kits19 "$data" --size demo --cases "${DEMO_CASES:-20}"
+  make-phantoms "$dataset" "$data" --size demo --cases "${DEMO_CASES:-20}"
 fi
 
 run_dirs=()
 for loss in "${losses[@]}"; do
-  echo "== run-experiment configs/demo_$loss.yaml" >&2
-  run-experiment "configs/demo_$loss.yaml"
-  run_dirs+=("runs/demo/demo_$loss")    # experiment.output_root / experiment.name of the demo configs
+  echo "== run-experiment configs/${demo}_$loss.yaml" >&2
+  run-experiment "configs/${demo}_$loss.yaml"
+  run_dirs+=("runs/$demo/${demo}_$loss")    # experiment.output_root / experiment.name of the demo configs
 done
 
-compare-losses "${run_dirs[@]}" --out results/demo
+compare-losses "${run_dirs[@]}" --out "results/$demo"
 echo "demo finished in $((SECONDS - started)) s" >&2

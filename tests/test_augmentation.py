@@ -8,6 +8,7 @@ import pytest
 from batchgenerators.augmentations.utils import (
     create_zero_centered_coordinate_mesh,
     elastic_deform_coordinates,
+    rotate_coords_2d,
     rotate_coords_3d,
     scale_coords,
 )
@@ -248,3 +249,35 @@ def test_results_do_not_depend_on_threads_and_global_random_state_is_restored(vo
     assert random.getstate() == python_state
     after = np.random.get_state()
     assert np.array_equal(after[1], numpy_state[1]) and after[2:] == numpy_state[2:]
+
+
+def test_2d_transformed_grid_matches_batchgenerators_2d_rotation_and_scaling():
+    angle, scale, centre = 0.3, 0.9, np.array([7.5, 9.0])
+    expected = scale_coords(rotate_coords_2d(create_zero_centered_coordinate_mesh((16, 20)), angle), scale)
+    expected += centre.reshape(2, 1, 1)
+    grid = transformed_grid((16, 20), rotation_and_scaling((angle,), scale), centre)
+    np.testing.assert_allclose(grid, expected, atol=1e-4)
+
+
+def test_2d_patches_every_transform_labels_aligned_mirroring_in_plane(volume):
+    """2D images (H, W, M): each transform applies; spatial ones keep labels integer and aligned."""
+    image, label = volume[0][5], volume[1][5]  # one slice: (32, 32, 2) and (32, 32)
+    twin = (label.astype(np.float32) * 10.0)[..., None]
+    spatial = only("rotation", "scaling", "elastic", "mirroring", interpolation_order=0)
+    for seed in range(4):
+        patch, patch_label = PatchAugmenter(spatial, spatial_dims=2).extract(
+            twin, label, (4, 4), (16, 24), 0.0, np.random.default_rng(seed))
+        assert patch.shape == (16, 24, 1) and patch_label.shape == (16, 24)
+        assert set(np.unique(patch_label)) <= {0, 2} and np.array_equal(patch[..., 0], patch_label * 10.0)
+    plain = PatchAugmenter(only(), spatial_dims=2).extract(image, label, (4, 4), (16, 24), 0.0,
+                                                           np.random.default_rng(0))[0]
+    for name in TRANSFORMS:  # mirroring flips no axis of a patch with probability 1/4: any of 4 seeds
+        changed = [not np.array_equal(plain, PatchAugmenter(only(name), spatial_dims=2).extract(
+            image, label, (4, 4), (16, 24), 0.0, np.random.default_rng(seed))[0]) for seed in range(4)]
+        assert any(changed) if name == "mirroring" else all(changed), name
+    flipped, flipped_label = PatchAugmenter(only("mirroring", mirroring={"axes": (1, 2)}), spatial_dims=2).extract(
+        image, label, (4, 4), (16, 24), 0.0, np.random.default_rng(3))
+    crop = (slice(4, 20), slice(4, 28))
+    candidates = [image[crop], image[crop][:, ::-1]]  # axis 2 does not exist in 2D: at most W is flipped
+    assert any(np.array_equal(flipped, candidate) for candidate in candidates)
+

@@ -52,7 +52,8 @@ def test_unknown_key_is_named_with_its_path(config_file):
 
 def test_wrong_type_is_named_with_its_path(config_file):
     assert "training.epochs:" in error_of(config_file, ["training.epochs=many"])
-    assert "sampling.patch_shape:" in error_of(config_file, ["sampling.patch_shape=[16, 32]"])
+    assert "sampling.patch_shape:" in error_of(config_file, ["sampling.patch_shape=[16, 32, 32, 32]"])
+    assert "2 sizes (H, W) for 2D data or 3" in error_of(config_file, ["sampling.patch_shape=[16]"])
     assert "model.deep_supervision:" in error_of(config_file, ["model.deep_supervision=[1]"])
 
 

@@ -53,7 +53,7 @@ def test_the_old_combo_parameters_were_not_equal_weights():
     assert 3 * value != pytest.approx(paper_combo(y_true, y_pred).mean(), rel=1e-3)
 
 
-@pytest.mark.parametrize("dataset", ["kits19", "brats20"])
+@pytest.mark.parametrize("dataset", ["kits19", "brats20", "bus2017"])
 def test_unified_configs_are_the_headline_experiment(dataset):
     config = load_config(ROOT / f"configs/{dataset}_unified.yaml")
     assert config.loss.name == "asymmetric_unified_focal"

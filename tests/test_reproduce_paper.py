@@ -27,7 +27,9 @@ def printed_plan(capsys, *argv) -> list[str]:
 
 def test_every_table_lists_existing_configs_of_its_data_set(at_root):
     assert list(TABLES) == ["mixed_focal_kits19", "mixed_focal_brats20", "unified_focal_kits19",
-                            "unified_focal_kits19_ds", "unified_focal_brats20", "unified_focal_brats20_ds"]
+                            "unified_focal_kits19_ds", "unified_focal_brats20", "unified_focal_brats20_ds",
+                            "unified_focal_cvc", "unified_focal_drive", "unified_focal_bus2017",
+                            "unified_focal_bus2017_ds"]
     assert len(TABLES["mixed_focal_kits19"].configs) == 7 and len(TABLES["mixed_focal_brats20"].configs) == 3
     for table in TABLES.values():
         for config in table.configs:
@@ -35,8 +37,9 @@ def test_every_table_lists_existing_configs_of_its_data_set(at_root):
     assert set(PUBLISHED) <= set(TABLES)
     assert [table.id for table in tables_named(["brats20"])] == [
         "mixed_focal_brats20", "unified_focal_brats20", "unified_focal_brats20_ds"]
-    with pytest.raises(KeyError, match="bus2017"):
-        tables_named(["bus2017"])
+    assert [table.id for table in tables_named(["bus2017"])] == ["unified_focal_bus2017", "unified_focal_bus2017_ds"]
+    with pytest.raises(KeyError, match="isic2018"):
+        tables_named(["isic2018"])
 
 
 @pytest.mark.parametrize("table_id", list(TABLES))
@@ -91,7 +94,7 @@ def test_plan_runs_in_order_and_stops_at_a_failure(at_root, monkeypatch, tmp_pat
 
 def test_unknown_table_and_missing_config_fail_in_one_line(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
-    for argv, message in ((["bus2017", "--print"], "unknown table or data set: bus2017"),
+    for argv, message in ((["isic2018", "--print"], "unknown table or data set: isic2018"),
                           (["mixed_focal_brats20", "--print"], "configs/brats20_focal_tversky.yaml")):
         with pytest.raises(SystemExit) as exit_info:
             reproduce.main(argv)

@@ -206,14 +206,14 @@ def test_mismatched_image_and_label_name_the_case():
     ("pad_value", "median", "pad_value: expected 'minimum' or a number"),
     ("seed", -1, "seed: must be >= 0"),
     ("workers", 0, "workers: must be >= 1"),
-    ("augmentation", AugmentationSettings(), "augmentation: the spatial transforms need 3-D patches"),
+    ("augmentation", AugmentationSettings(), "augmentation: the spatial transforms need 2-D or 3-D patches"),
 ])
 def test_impossible_settings_raise_config_errors(option, value, message):
     settings = dict(patch_shape=PATCH, batch_size=1, num_classes=3, batches_per_epoch=1)
     settings[option] = value
     case = make_case()
-    if option == "augmentation":  # 2-D patches of 2-D images
-        case.image, case.label, settings["patch_shape"] = case.image[0], case.label[0], PATCH[1:]
+    if option == "augmentation":  # 1-D patches of 1-D "images"
+        case.image, case.label, settings["patch_shape"] = case.image[0, 0], case.label[0, 0], PATCH[2:]
     with pytest.raises(ConfigError, match=message):
         PatchBatches([case], **settings)
 

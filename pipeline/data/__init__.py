@@ -24,6 +24,10 @@ _HOMES = {
     "NnUNetDataset": "pipeline.data.nnunet",
     "DecathlonDataset": "pipeline.data.decathlon",
     "InterfaceDataset": "pipeline.data.interface",
+    "ImageDataset": "pipeline.data.image_dataset",
+    "CVCClinicDB": "pipeline.data.cvc_clinicdb",
+    "DRIVE": "pipeline.data.drive",
+    "BUS2017": "pipeline.data.bus2017",
 }
 
 __all__ = sorted(_HOMES)

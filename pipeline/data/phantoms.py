@@ -1,4 +1,5 @@
-"""``make-phantoms``: phantom data sets in the publishers' layouts (KiTS19, BraTS20, nnU-Net v2, Decathlon).
+"""``make-phantoms``: phantom data sets in the publishers' layouts (KiTS19, BraTS20, nnU-Net v2, Decathlon;
+2D: CVC-ClinicDB, DRIVE, BUS2017).
 
 No real data can be shipped, so the demo and the tests run on phantoms that
 the readers cannot tell from the real thing: same folders, file names,
@@ -18,6 +19,9 @@ Sizes:
           BraTS20: 96 x 96 x 62 at 2.5 mm (BraTS' field of view). For a CPU.
     full  KiTS19: 512 x 512 in-plane at 0.6-1.0 mm, slices 1.5-5 mm over
           250-350 mm; BraTS20: 240 x 240 x 155 at 1 mm. For benchmarks.
+    2D    demo: a quarter of the published size in each axis; full: the
+          published size. CVC-ClinicDB 384 x 288 (W x H), DRIVE 565 x 584,
+          BUS2017 about 760 x 570, varying from image to image as in the data.
 
 Each case is a pure function of (seed, case number): ``--cases 30`` repeats
 the first 20 cases of ``--cases 20``.
@@ -31,10 +35,13 @@ import json
 from pathlib import Path
 
 import numpy as np
+from scipy import ndimage
 
 from pipeline import console
 from pipeline.atomic_files import write_atomically
+from pipeline.data.image_files import write_label_png, write_rgb
 from pipeline.data.nifti import write_nifti
+from pipeline.data.phantom_2d import colonoscopy_phantom, fundus_phantom, ultrasound_phantom
 from pipeline.data.phantom_ct import kits19_affine, kits19_phantom
 from pipeline.data.phantom_mri import MODALITIES, brats20_affine, brats20_phantom
 from pipeline.errors import ConfigError, DataError, exits_cleanly
@@ -170,6 +177,64 @@ logger = logging.getLogger(__name__)
 
 WRITERS = {"kits19": write_kits19, "brats20": write_brats20, "nnunet": write_nnunet, "msd": write_msd}
 GENERIC_KINDS = {"nnunet": "ct", "msd": "mri"}
+def _scaled(shape: tuple[int, int], size: str) -> tuple[int, int]:
+    return shape if size == "full" else (shape[0] // 4, shape[1] // 4)
+
+
+def write_cvc(out_dir: Path, cases: int, seed: int = 0, size: str = "demo") -> list[Path]:
+    """Write ``Original/1.tif ...`` (RGB) and ``Ground Truth/1.tif ...`` (0/255), CVC-ClinicDB's layout."""
+    frames = []
+    for number in range(1, cases + 1):
+        image, mask = colonoscopy_phantom(np.random.default_rng([seed, number]), _scaled((288, 384), size))
+        write_rgb(out_dir / "Original" / f"{number}.tif", image)
+        write_rgb(out_dir / "Ground Truth" / f"{number}.tif", mask)
+        frames.append(out_dir / "Original" / f"{number}.tif")
+    return frames
+
+
+def write_drive(out_dir: Path, cases: int, seed: int = 0, size: str = "demo") -> list[Path]:
+    """Write DRIVE's ``training/`` (images 21, 22, ...) and ``test/`` (01, 02, ...) folders, half each.
+
+    Images are RGB TIFF; vessel masks (``1st_manual``, and ``2nd_manual`` for
+    the test set, a second "observer" one pixel thinner or thicker) and
+    field-of-view masks (``mask``) are 0/255 GIF, as published.
+    """
+    if cases > 40:
+        raise ConfigError(f"--cases: DRIVE has 40 images (20 training, 20 test), got {cases}")
+    training = -(-cases // 2)
+    images = []
+    for index in range(cases):
+        subset, number = ("training", 21 + index) if index < training else ("test", 1 + index - training)
+        rng = np.random.default_rng([seed, number])
+        image, vessels, fov = fundus_phantom(rng, _scaled((584, 565), size))
+        folder = out_dir / subset
+        stem = f"{number:02d}_{subset}"
+        write_rgb(folder / "images" / f"{stem}.tif", image)
+        write_rgb(folder / "1st_manual" / f"{number:02d}_manual1.gif", vessels)
+        write_rgb(folder / "mask" / f"{stem}_mask.gif", fov)
+        if subset == "test":
+            change = ndimage.binary_dilation if rng.random() < 0.5 else ndimage.binary_erosion
+            second = change(vessels > 0) & (fov > 0)
+            write_rgb(folder / "2nd_manual" / f"{number:02d}_manual2.gif", second.astype(np.uint8) * 255)
+        images.append(folder / "images" / f"{stem}.tif")
+    return images
+
+
+def write_bus2017(out_dir: Path, cases: int, seed: int = 0, size: str = "demo") -> list[Path]:
+    """Write ``original/000001.png ...`` (grey) and ``GT/000001.png ...`` (0/255), BUS2017 dataset B's layout."""
+    images = []
+    for number in range(1, cases + 1):
+        rng = np.random.default_rng([seed, number])
+        shape = tuple(int(round(n * rng.uniform(0.85, 1.15))) for n in _scaled((570, 760), size))
+        image, mask = ultrasound_phantom(rng, shape)
+        write_rgb(out_dir / "original" / f"{number:06d}.png", image)
+        write_label_png(out_dir / "GT" / f"{number:06d}.png", mask > 0)
+        images.append(out_dir / "original" / f"{number:06d}.png")
+    return images
+
+
+WRITERS = {"kits19": write_kits19, "brats20": write_brats20, "cvc": write_cvc, "drive": write_drive,
+           "bus2017": write_bus2017}
 
 
 @exits_cleanly

@@ -15,7 +15,7 @@ surface metrics (HD95, NSD in mm from the image spacing;
 ``evaluate`` does the same for any two folders:
 
 * ``PRED_DIR``: ``<case_id><suffix>`` for every suffix with a reader
-  (:data:`READERS`: ``.nii.gz``, ``.nii``); other files are ignored.
+  (:data:`READERS`: ``.nii.gz``, ``.nii``, ``.png`` for 2D images); other files are ignored.
 * ``REF_DIR``: ``<case_id><suffix>`` (the nnU-Net ``labelsTr`` layout), or a
   case folder ``<case_id>/`` holding one label file with "seg" in its name
   (KiTS19 ``segmentation.nii.gz``, BraTS ``<case>_seg.nii.gz``). Reference
@@ -39,6 +39,7 @@ from typing import Callable, Iterable, Mapping, Sequence
 import numpy as np
 
 from pipeline import console
+from pipeline.data.image_files import PIXEL_SPACING, read_label_png
 from pipeline.data.nifti import AFFINE_TOLERANCE_MM, read_mask
 from pipeline.errors import ConfigError, DataError, UnifocalError, exits_cleanly
 from pipeline.evaluation.metrics import (
@@ -82,7 +83,12 @@ def read_nifti_labels(path: Path) -> LabelMap:
                     affine=volume.affine)
 
 
-READERS: dict[str, Reader] = {".nii.gz": read_nifti_labels, ".nii": read_nifti_labels}
+def read_png_labels(path: Path) -> LabelMap:
+    """A 2D label map written as PNG (0/255 binary read as 0/1); one unit per pixel, no affine."""
+    return LabelMap(path=Path(path), labels=read_label_png(path), spacing=PIXEL_SPACING)
+
+
+READERS: dict[str, Reader] = {".nii.gz": read_nifti_labels, ".nii": read_nifti_labels, ".png": read_png_labels}
 """Label-map readers by file suffix; another format registers itself here (e.g. ``READERS[".png"] = ...``)."""
 
 

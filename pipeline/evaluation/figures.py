@@ -10,7 +10,9 @@
   magenta and false negatives in green over the image, as the Unified Focal
   repository shows them, the ground truth as a yellow contour. Slices are drawn
   in the radiological convention for any affine: patient's right on the
-  image's left, anterior up (``radiological_axial_slices``).
+  image's left, anterior up (``radiological_axial_slices``). A 2D image is
+  shown whole, over the original photograph in colour (as the repository's 2D
+  comparison figure).
 
 Figures are built on ``matplotlib.figure.Figure`` directly, so no pyplot
 state or interactive backend is involved.
@@ -31,6 +33,7 @@ from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator
 
 from pipeline.errors import ConfigError, DataError
+from pipeline.evaluation.evaluate import read_label_map
 from pipeline.evaluation.runs import Run
 
 FALSE_POSITIVE_RGBA = (1.0, 0.0, 1.0, 0.75)   # magenta
@@ -221,21 +224,25 @@ def case_slices_png(runs: Sequence[Run], case_id: str, dataset) -> bytes:
     loss, in the radiological convention. Raises ``DataError`` naming a missing
     or mismatched prediction.
     """
-    from pipeline.data.nifti import read_mask
-
     case = dataset.load(case_id)
+    planar = case.label.ndim == 2  # a 2D image: one "slice", as stored, the photograph in colour
+
+    def slices(array: np.ndarray) -> np.ndarray:
+        return array[None] if planar else radiological_axial_slices(array, case.affine)
+
     predictions = {}
     for run in runs:
         path = run.prediction_path(case_id)
         if not path.is_file():
             raise DataError(path, "prediction missing")
-        prediction = read_mask(path).data
+        prediction = read_label_map(path).labels
         if prediction.shape != case.label.shape:
             raise DataError(path, f"shape {prediction.shape} differs from the ground truth's {case.label.shape}")
-        predictions[run.label] = radiological_axial_slices(prediction, case.affine)
-    image = radiological_axial_slices(case.image[..., 0], case.affine)
-    label = radiological_axial_slices(case.label, case.affine)
-    aspect = radiological_pixel_aspect(case.affine)
+        predictions[run.label] = slices(prediction)
+    image = slices(case.image[..., 0])
+    colour = np.clip(case.image / 255.0, 0, 1) if planar and case.image.shape[-1] == 3 else None
+    label = slices(case.label)
+    aspect = 1.0 if planar else radiological_pixel_aspect(case.affine)
     low, high = np.percentile(image, [1, 99])
     labels_of = class_labels(runs[0], list(dataset.class_names))
 
@@ -256,7 +263,10 @@ def case_slices_png(runs: Sequence[Run], case_id: str, dataset) -> bytes:
             ]))
         for column, (title, layers) in enumerate(panels):
             axes = figure.add_subplot(len(labels_of), columns, row * columns + column + 1)
-            axes.imshow(image[index], cmap="gray", vmin=low, vmax=high, interpolation="nearest", aspect=aspect)
+            if colour is not None:
+                axes.imshow(colour, interpolation="nearest")
+            else:
+                axes.imshow(image[index], cmap="gray", vmin=low, vmax=high, interpolation="nearest", aspect=aspect)
             if layers:
                 axes.imshow(_overlay(true_mask.shape, layers), interpolation="nearest", aspect=aspect)
             if column > 0 and true_mask.any() and not true_mask.all():
@@ -265,7 +275,9 @@ def case_slices_png(runs: Sequence[Run], case_id: str, dataset) -> bytes:
             axes.set_xticks([])
             axes.set_yticks([])
             axes.set_title(title, fontsize="small")
-            if column == 0:
+            if column == 0 and planar:
+                axes.set_ylabel(class_name, fontsize="small")
+            elif column == 0:
                 axes.set_ylabel(f"{class_name}\nslice {index + 1}/{len(label)} ({reason})", fontsize="small")
                 axes.text(0.02, 0.5, "R", color="w", transform=axes.transAxes, va="center", fontsize="small")
                 axes.text(0.98, 0.5, "L", color="w", transform=axes.transAxes, va="center", ha="right",
@@ -278,6 +290,7 @@ def case_slices_png(runs: Sequence[Run], case_id: str, dataset) -> bytes:
                  Patch(color=FALSE_NEGATIVE_RGBA, label="false negative")],
         loc="outside lower center", ncols=3, fontsize="small",
     )
-    figure.suptitle(f"{case_id}: axial slices, radiological view (patient's right on the left, anterior up; "
+    figure.suptitle(f"{case_id}: the image as stored" if planar else
+                    f"{case_id}: axial slices, radiological view (patient's right on the left, anterior up; "
                     "slices counted inferior to superior)", fontsize="medium")
     return _png(figure)

@@ -19,7 +19,7 @@ Sources:
   "the Unified Focal loss" is read as its asymmetric variant, the one the
   paper recommends.
 
-To add a table (e.g. the 2D data sets of issue 13): add its id to
+To add a table: add its id to
 ``PERFORMANCE`` and/or ``P_VALUES`` with a ``source`` string.
 """
 
@@ -111,6 +111,11 @@ PUBLISHED: dict[str, PublishedTable] = {
         performance={RowKey("asymmetric_unified_focal", True): {
             ("enhancing_tumour", "dsc"): PublishedValue(0.800, 0.030),
         }},
+        p_values={},
+    ),
+    "unified_focal_bus2017_ds": PublishedTable(
+        source="Yeung et al. 2022 (Unified Focal), abstract: Unified Focal loss with deep supervision",
+        performance={RowKey("asymmetric_unified_focal", True): {("lesion", "dsc"): PublishedValue(0.948, 0.009)}},
         p_values={},
     ),
 }

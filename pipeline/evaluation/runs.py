@@ -21,6 +21,7 @@ import yaml
 
 from pipeline.errors import ConfigError, DataError, UnifocalError
 from pipeline.evaluation.metrics import COLUMNS as METRICS_COLUMNS, METRICS
+from pipeline.inference.prediction_files import find_prediction
 
 LOG_COLUMNS = ("epoch", "loss", "val_loss")
 NAMES_SHOWN = 10
@@ -74,7 +75,7 @@ class Run:
     def prediction_path(self, case_id: str) -> Path:
         """Where ``run-experiment`` wrote the case's label map (its validation fold)."""
         fold = int(self.scores.loc[self.scores["case"] == case_id, "fold"].iloc[0])
-        return self.path / f"fold_{fold}" / "predictions" / f"{case_id}.nii.gz"
+        return find_prediction(self.path / f"fold_{fold}" / "predictions", case_id)
 
 
 def display_name(loss_name: str) -> str:

@@ -67,7 +67,11 @@ def window_starts(size: int, patch: int, overlap: int) -> list[int]:
 def sliding_window_predict(predict_batch: PredictBatch, image: np.ndarray, patch_shape: Sequence[int],
                            overlap: Sequence[int], num_classes: int, sigma_scale: float = 0.125,
                            batch_size: int = 2, pad_value: float | np.ndarray = 0.0) -> np.ndarray:
-    """Class probabilities ``(D, H, W, C)`` float32 for a whole ``(D, H, W, M)`` image.
+    """Class probabilities ``(*spatial, C)`` float32 for a whole ``(*spatial, M)`` image, 2D or 3D.
+
+    The number of spatial axes is ``len(patch_shape)``: an (H, W, M) photograph
+    with a (h, w) window, or a (D, H, W, M) volume with a (d, h, w) one. An
+    image no larger than the window is predicted whole, in one call.
 
     Args:
         predict_batch: the network, e.g. :func:`keras_predictor` of a model.
@@ -82,16 +86,19 @@ def sliding_window_predict(predict_batch: PredictBatch, image: np.ndarray, patch
             number or one per channel (use what training padded with).
     """
     patch_shape = tuple(int(p) for p in patch_shape)
-    padding = [(max(p - s, 0) // 2, max(p - s, 0) - max(p - s, 0) // 2)
-               for s, p in zip(image.shape[:3], patch_shape)]
-    crop = tuple(slice(before, before + size) for (before, _), size in zip(padding, image.shape[:3]))
+    spatial = image.shape[:-1]
+    if len(spatial) != len(patch_shape):
+        raise ValueError(f"image of shape {image.shape} does not fit a {len(patch_shape)}-D window {patch_shape} "
+                         "(expected (*spatial, channels))")
+    padding = [(max(p - s, 0) // 2, max(p - s, 0) - max(p - s, 0) // 2) for s, p in zip(spatial, patch_shape)]
+    crop = tuple(slice(before, before + size) for (before, _), size in zip(padding, spatial))
     if any(sum(pad) for pad in padding):
-        padded_image = np.empty([s + sum(pad) for s, pad in zip(image.shape[:3], padding)] + [image.shape[3]],
+        padded_image = np.empty([s + sum(pad) for s, pad in zip(spatial, padding)] + [image.shape[-1]],
                                 np.float32)
         padded_image[...] = pad_value
         padded_image[crop] = image
         image = padded_image
-    padded = image.shape[:3]
+    padded = image.shape[:-1]
     weights = gaussian_importance_map(patch_shape, float(sigma_scale))
     summed = np.zeros((*padded, num_classes), np.float32)
     weight_sum = np.zeros(padded, np.float32)

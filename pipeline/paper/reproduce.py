@@ -5,7 +5,7 @@
     reproduce-paper --list
 
 TABLE is a table id (``reproduce-paper --list``), a data set (every table of
-``kits19`` or ``brats20``) or ``all``. For each table, the plan is: one
+``kits19``, ``brats20``, ``cvc``, ``drive``, ``bus2017``) or ``all``. For each table, the plan is: one
 ``run-experiment CONFIG`` per run of the table (a run shared by two tables is
 trained once), then ``compare-losses RUN_DIR ... --out DIR/<table> --paper``
 with the table's runs only, so that the Holm family is the table's pairs, and
@@ -155,7 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "(rank-sum test, Holm over the table, interval over fold means).",
     )
     parser.add_argument("tables", nargs="*", metavar="TABLE",
-                        help="table ids (see --list), a data set (kits19, brats20) or all")
+                        help="table ids (see --list), a data set (kits19, brats20, cvc, drive, bus2017) or all")
     parser.add_argument("--list", action="store_true", help="list the tables and exit")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config value of every run, e.g. --set training.epochs=3 (repeatable)")

@@ -5,7 +5,8 @@ objects also plug into ``miscnn.Preprocessor``:
 
 1. clip intensities (MIScnn's ``Clipping``), on the original grid as in the
    papers, so that bright bone cannot bleed into soft tissue when resampled;
-2. resample (``LinearResampling``: linear image, label-safe labels);
+2. resample to a spacing (``LinearResampling``) or resize to a fixed grid
+   (``LinearResize``, 2D images of varying size): linear image, label-safe labels;
 3. z-score (``ZScoreNormalization``). MIScnn's KiTS19 example normalises
    before resampling; linear interpolation commutes with the affine z-score
    map, so only the voxels the statistics are taken over differ, and the
@@ -21,7 +22,7 @@ import numpy as np
 from pipeline.data.case import Case
 from pipeline.miscnn_compat import miscnn
 from pipeline.preprocessing.normalization import ZScoreNormalization
-from pipeline.preprocessing.resampling import LinearResampling, probabilities_to_labels, resample_labels
+from pipeline.preprocessing.resampling import LinearResampling, LinearResize, probabilities_to_labels, resample_labels
 from pipeline.config import PreprocessingSettings
 
 
@@ -30,7 +31,7 @@ class Geometry:
     """What maps a preprocessed array back onto the case's original voxel grid.
 
     Attributes:
-        original_shape: (D, H, W) of the published image.
+        original_shape: (D, H, W) of the published image; (H, W) for a 2D image.
         original_spacing: its voxel size (mm), array-axis order.
         affine: its 4x4 NIfTI affine (predictions are written with it).
         shape: (D', H', W') after preprocessing.
@@ -97,6 +98,8 @@ def subfunctions(settings: PreprocessingSettings) -> list:
         steps.append(miscnn.processing.subfunctions.Clipping(min=settings.clip[0], max=settings.clip[1]))
     if settings.target_spacing is not None:
         steps.append(LinearResampling(settings.target_spacing))
+    if settings.target_shape is not None:
+        steps.append(LinearResize(settings.target_shape))
     if settings.normalization != "none":
         steps.append(ZScoreNormalization(nonzero_only=settings.normalization == "zscore_nonzero"))
     return steps
@@ -119,7 +122,7 @@ def preprocess_image(image: np.ndarray, spacing, affine: np.ndarray,
     """A new scan without a label, preprocessed exactly as :func:`preprocess_case` does training cases.
 
     Args:
-        image: float32 (D, H, W, M) on the published grid.
+        image: float32 (D, H, W, M) (2D: (H, W, M)) on the published grid.
         spacing: its voxel size (mm), array-axis order.
         affine: its NIfTI affine.
 
@@ -140,8 +143,8 @@ def _run_subfunctions(case_id: str, image: np.ndarray, label: np.ndarray | None,
     for step in subfunctions(settings):
         step.preprocessing(sample, training=label is not None)
     sample.img_data = np.ascontiguousarray(sample.img_data, dtype=np.float32)
-    geometry = Geometry(original_shape=tuple(image.shape[:3]), original_spacing=tuple(spacing),
-                        affine=np.asarray(affine, dtype=np.float64), shape=tuple(sample.img_data.shape[:3]),
+    geometry = Geometry(original_shape=tuple(image.shape[:-1]), original_spacing=tuple(spacing),
+                        affine=np.asarray(affine, dtype=np.float64), shape=tuple(sample.img_data.shape[:-1]),
                         spacing=tuple(float(size) for size in extended["spacing"]))
     return sample, geometry
 
@@ -150,20 +153,21 @@ def restore_to_original(prediction: np.ndarray, pre: PreprocessedCase | Geometry
     """Map a prediction on the preprocessed grid to a uint8 label map on the original grid.
 
     Args:
-        prediction: class probabilities (D', H', W', C), e.g. the softmax
+        prediction: class probabilities (D', H', W', C) (2D: (H', W', C)), e.g. the softmax
             output (preferred: each class is interpolated linearly, then
             arg-maxed, which keeps thin structures), or a label map (D', H', W')
             (each class's indicator interpolated, then arg-maxed).
         pre: the ``PreprocessedCase`` (or its ``Geometry``) the prediction was made on.
 
     Returns:
-        uint8 (D, H, W) on the grid of the published image; write it with ``pre.affine``.
+        uint8 (D, H, W) (2D: (H, W)) on the grid of the published image; write it with ``pre.affine``.
     """
     geometry = pre.geometry if isinstance(pre, PreprocessedCase) else pre
-    if tuple(prediction.shape[:3]) != tuple(geometry.shape) or prediction.ndim not in (3, 4):
+    dims = len(geometry.shape)
+    if tuple(prediction.shape[:dims]) != tuple(geometry.shape) or prediction.ndim not in (dims, dims + 1):
         raise ValueError(f"prediction of shape {prediction.shape} does not lie on the preprocessed grid "
                          f"{geometry.shape} (+ classes)")
-    if prediction.ndim == 4:
+    if prediction.ndim == dims + 1:
         if geometry.shape == geometry.original_shape:
             return np.argmax(prediction, axis=-1).astype(np.uint8)
         return probabilities_to_labels(prediction, geometry.original_shape)

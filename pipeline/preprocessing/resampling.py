@@ -1,6 +1,6 @@
 """Resampling volumes to a voxel spacing: separable linear interpolation, label-safe.
 
-Trilinear interpolation is separable, so it is computed as three 1-D passes
+Linear interpolation is separable, so it is computed as one 1-D pass per axis
 (``np.take`` of the two neighbours and a weighted sum), the most shrinking
 axis first so later passes touch fewer voxels. That is the same result as
 ``scipy.ndimage.zoom(order=1, grid_mode=True, mode="nearest")`` at ~1/3 of
@@ -27,7 +27,7 @@ from pipeline.miscnn_compat import miscnn
 Abstract_Subfunction = miscnn.processing.subfunctions.abstract_subfunction.Abstract_Subfunction
 
 
-def resampled_shape(shape, spacing, target_spacing) -> tuple[int, int, int]:
+def resampled_shape(shape, spacing, target_spacing) -> tuple[int, ...]:
     """``round(shape * spacing / target_spacing)`` per axis, at least 1."""
     return tuple(max(1, int(round(n * s / t))) for n, s, t in zip(shape, spacing, target_spacing))
 
@@ -53,11 +53,12 @@ def _interpolate_along(array: np.ndarray, axis: int, positions: np.ndarray) -> n
 
 
 def _shrinking_first(shape, new_shape) -> list[int]:
-    return sorted(range(3), key=lambda axis: new_shape[axis] / shape[axis])
+    return sorted(range(len(new_shape)), key=lambda axis: new_shape[axis] / shape[axis])
 
 
 def resample_linear(array: np.ndarray, new_shape) -> np.ndarray:
-    """Trilinear resampling of the first three axes to ``new_shape`` (trailing axes, e.g. channels, kept).
+    """Linear resampling of the first ``len(new_shape)`` axes (2 or 3) to ``new_shape``; trailing axes
+    (channels) are kept.
 
     Returns float32; an axis already of the right size is not touched.
     """
@@ -77,7 +78,7 @@ def _resample_indicator(indicator: np.ndarray, new_shape):
     """
     output_region, input_region, local_positions = [], [], []
     for axis, (length, size) in enumerate(zip(indicator.shape, new_shape)):
-        present = np.flatnonzero(indicator.any(axis=tuple(other for other in range(3) if other != axis)))
+        present = np.flatnonzero(indicator.any(axis=tuple(other for other in range(indicator.ndim) if other != axis)))
         if present.size == 0:
             return None
         positions = _sample_positions(length, size)
@@ -98,7 +99,7 @@ def _resample_indicator(indicator: np.ndarray, new_shape):
 
 
 def resample_labels(labels: np.ndarray, new_shape, num_classes: int | None = None) -> np.ndarray:
-    """Resample a label map (D, H, W) label-safely: per-class linear interpolation, then arg-max.
+    """Resample a label map ((D,) H, W) label-safely: per-class linear interpolation, then arg-max.
 
     Only foreground classes present are interpolated, each within its own
     box; background scores ``1 - sum(foreground)`` (the indicators sum to 1).
@@ -123,7 +124,7 @@ def resample_labels(labels: np.ndarray, new_shape, num_classes: int | None = Non
 
 
 def probabilities_to_labels(probabilities: np.ndarray, new_shape, each_class=None) -> np.ndarray:
-    """Resample class probabilities (D, H, W, C) linearly, one class at a time, and arg-max (uint8).
+    """Resample class probabilities ((D,) H, W, C) linearly, one class at a time, and arg-max (uint8).
 
     ``each_class(label, resampled)``, if given, receives every class's resampled
     probabilities in turn (e.g. to stream them to a file without holding all classes).
@@ -154,9 +155,9 @@ class LinearResampling(Abstract_Subfunction):
         self.new_spacing = tuple(float(size) for size in new_spacing)
 
     def preprocessing(self, sample, training=True):
-        shape = sample.img_data.shape[:3]
+        shape = sample.img_data.shape[:-1]
         spacing = tuple(float(size) for size in sample.extended["spacing"])
-        new_shape = resampled_shape(shape, spacing, self.new_spacing)
+        new_shape = self.new_shape(shape, spacing)
         sample.extended["original_shape"] = shape
         sample.extended["original_spacing"] = spacing
         sample.extended["spacing"] = tuple(n * s / m for n, s, m in zip(shape, spacing, new_shape))
@@ -170,3 +171,26 @@ class LinearResampling(Abstract_Subfunction):
         if activation_output:
             return resample_linear(prediction, original_shape)
         return resample_labels(np.asarray(prediction), original_shape, sample.classes)
+
+    def new_shape(self, shape, spacing) -> tuple[int, ...]:
+        return resampled_shape(shape, spacing, self.new_spacing)
+
+
+class LinearResize(LinearResampling):
+    """MIScnn subfunction: resize a sample to a fixed grid ``new_shape`` (2D (H, W) or 3D), as ``LinearResampling``.
+
+    For data without a meaningful spacing (photographs, ultrasound frames of
+    varying size) a fixed grid plays the role of the target spacing; the
+    spacing recorded afterwards is ``shape * spacing / new_shape``, and
+    ``postprocessing`` (or ``restore_to_original``) maps predictions back to
+    each case's own size.
+    """
+
+    def __init__(self, new_shape):
+        self.fixed_shape = tuple(int(size) for size in new_shape)
+
+    def new_shape(self, shape, spacing) -> tuple[int, ...]:
+        if len(shape) != len(self.fixed_shape):
+            raise ValueError(f"cannot resize a {len(shape)}-D image to the {len(self.fixed_shape)}-D grid "
+                             f"{list(self.fixed_shape)}")
+        return self.fixed_shape

@@ -45,6 +45,7 @@ from typing import Optional, Sequence, Union
 
 import numpy as np
 from batchgenerators.augmentations.utils import (
+    create_matrix_rotation_2d,
     create_matrix_rotation_x_3d,
     create_matrix_rotation_y_3d,
     create_matrix_rotation_z_3d,
@@ -155,26 +156,31 @@ def transformed_grid(patch_shape: Sequence[int], linear_map: np.ndarray, centre:
 
     Equal to ``create_zero_centered_coordinate_mesh`` followed by the matrix
     product, without materialising the mesh: each coordinate is a sum of
-    three broadcast 1-D ramps.
+    one broadcast 1-D ramp per axis (2 or 3).
 
     Returns:
-        float32 (3, *patch_shape): volume coordinates of every patch voxel.
+        float32 (d, *patch_shape), d = len(patch_shape): volume coordinates of every patch voxel.
     """
+    dims = len(patch_shape)
     ramps = [np.arange(size, dtype=np.float32) - (size - 1) / 2.0 for size in patch_shape]
-    grid = np.empty((len(patch_shape), *patch_shape), dtype=np.float32)
-    for row in range(len(patch_shape)):
-        grid[row] = ((linear_map[row, 0] * ramps[0] + centre[row])[:, None, None]
-                     + (linear_map[row, 1] * ramps[1])[None, :, None]
-                     + (linear_map[row, 2] * ramps[2])[None, None, :])
+    grid = np.empty((dims, *patch_shape), dtype=np.float32)
+    for row in range(dims):
+        grid[row] = centre[row]
+        for column, ramp in enumerate(ramps):
+            broadcast = [-1 if axis == column else 1 for axis in range(dims)]
+            grid[row] += (linear_map[row, column] * ramp).reshape(broadcast)
     return grid
 
 
 def rotation_and_scaling(angles: Sequence[float], scale: float) -> np.ndarray:
-    """The 3x3 matrix batchgenerators applies to grid coordinates: ``scale * R.T``, ``R = Rx Ry Rz``.
+    """The matrix batchgenerators applies to grid coordinates: ``scale * R.T``, ``R = Rx Ry Rz`` (3x3).
 
     Matches ``rotate_coords_3d`` followed by ``scale_coords``
-    (``batchgenerators.augmentations.utils``); angles in radians.
+    (``batchgenerators.augmentations.utils``); angles in radians. With one
+    angle, the 2x2 matrix of ``rotate_coords_2d``.
     """
+    if len(angles) == 1:
+        return scale * create_matrix_rotation_2d(angles[0]).T
     matrix = create_matrix_rotation_x_3d(angles[0], np.identity(3))
     matrix = create_matrix_rotation_y_3d(angles[1], matrix)
     matrix = create_matrix_rotation_z_3d(angles[2], matrix)
@@ -188,7 +194,7 @@ def resample(image: np.ndarray, label: np.ndarray, grid: np.ndarray, fill: Union
     Args:
         image: (D, H, W, M) volume (a read-only memmap is fine).
         label: (D, H, W) integer label map.
-        grid: float32 (3, d, h, w) voxel coordinates into the volume; may
+        grid: float32 (3, d, h, w) (2D: (2, h, w)) voxel coordinates into the volume; may
             reach outside it. Modified in place (shifted into the region read).
         fill: image value outside the volume, scalar or one per channel;
             the label is 0 there.
@@ -216,12 +222,12 @@ def resample(image: np.ndarray, label: np.ndarray, grid: np.ndarray, fill: Union
     return patch, patch_label
 
 
-def _batchgenerators_transforms(settings: AugmentationSettings) -> Optional[Compose]:
+def _batchgenerators_transforms(settings: AugmentationSettings, spatial_dims: int = 3) -> Optional[Compose]:
     """Mirroring and intensity transforms with MIScnn's options, those with a probability > 0."""
     transforms = []
-    if settings.mirroring.probability > 0 and settings.mirroring.axes:
-        transforms.append(MirrorTransform(axes=settings.mirroring.axes,
-                                          p_per_sample=settings.mirroring.probability))
+    mirror_axes = tuple(axis for axis in settings.mirroring.axes if axis < spatial_dims)
+    if settings.mirroring.probability > 0 and mirror_axes:
+        transforms.append(MirrorTransform(axes=mirror_axes, p_per_sample=settings.mirroring.probability))
     if settings.contrast.probability > 0:
         transforms.append(ContrastAugmentationTransform(
             settings.contrast.range, preserve_range=True, per_channel=True,
@@ -244,11 +250,15 @@ class PatchAugmenter:
 
     Args:
         settings: probabilities and ranges of the transforms.
+        spatial_dims: 3 for volumes (D, H, W, M), 2 for images (H, W, M).
     """
 
-    def __init__(self, settings: AugmentationSettings):
+    def __init__(self, settings: AugmentationSettings, spatial_dims: int = 3):
+        if spatial_dims not in (2, 3):
+            raise ValueError(f"spatial_dims must be 2 or 3, got {spatial_dims}")
         self.settings = settings
-        self._transforms = _batchgenerators_transforms(settings)
+        self.spatial_dims = spatial_dims
+        self._transforms = _batchgenerators_transforms(settings, spatial_dims)
 
     def extract(self, image: np.ndarray, label: np.ndarray, start: Sequence[int],
                 patch_shape: Sequence[int], fill: Union[float, np.ndarray],
@@ -299,10 +309,11 @@ class PatchAugmenter:
         if deform:
             alpha = rng.uniform(*settings.elastic.alpha)
             sigma = rng.uniform(*settings.elastic.sigma)
-        angles, scale = (0.0, 0.0, 0.0), 1.0
+        ranges = settings.rotation.degrees[: 1 if len(patch_shape) == 2 else 3]
+        angles, scale = (0.0,) * len(ranges), 1.0
         rotate = rng.random() < settings.rotation.probability
         if rotate:
-            angles = tuple(rng.uniform(*np.radians(bounds)) for bounds in settings.rotation.degrees)
+            angles = tuple(rng.uniform(*np.radians(bounds)) for bounds in ranges)
         rescale = rng.random() < settings.scaling.probability
         if rescale:
             low, high = settings.scaling.range

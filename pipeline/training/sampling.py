@@ -89,8 +89,10 @@ class PatchBatches(tf.keras.utils.Sequence):
     Args:
         cases: objects with ``.image`` float32 (D, H, W, M) and ``.label``
             integer (D, H, W), such as ``PreprocessedCase`` (read-only
-            memmaps are fine); ``.case_id``, if present, names a case in errors.
-        patch_shape: voxels per patch, (d, h, w).
+            memmaps are fine), or 2D images (H, W, M) and labels (H, W);
+            ``.case_id``, if present, names a case in errors.
+        patch_shape: voxels per patch, (d, h, w), or pixels (h, w) for 2D
+            cases. A patch as large as the images gives whole-image training.
         batch_size: patches per batch, B.
         num_classes: C, the one-hot depth; every label value must be below it.
         batches_per_epoch: ``len(self)``.
@@ -142,7 +144,7 @@ class PatchBatches(tf.keras.utils.Sequence):
         self.target_heads = int(target_heads)
         workers = int(workers or available_cpus())
         self.prefetch = max(2, -(-workers // self.batch_size)) if prefetch is None else int(prefetch)
-        self._augmenter = PatchAugmenter(augmentation) if enabled else None
+        self._augmenter = PatchAugmenter(augmentation, len(self.patch_shape)) if enabled else None
         self._num_channels = self._check_cases()
         self._fills: list[Optional[np.ndarray]] = [None] * len(self.cases)
         self._epoch = 0
@@ -328,8 +330,8 @@ class PatchBatches(tf.keras.utils.Sequence):
             "batches_per_epoch": int(batches_per_epoch) < 1 and f"must be >= 1, got {batches_per_epoch}",
             "foreground_fraction": not 0.0 <= float(foreground_fraction) <= 1.0
             and f"must lie in [0, 1], got {foreground_fraction}",
-            "augmentation": augmented and len(patch_shape) != 3
-            and f"the spatial transforms need 3-D patches, got patch_shape {list(patch_shape)}",
+            "augmentation": augmented and len(patch_shape) not in (2, 3)
+            and f"the spatial transforms need 2-D or 3-D patches, got patch_shape {list(patch_shape)}",
             "seed": int(seed) < 0 and f"must be >= 0, got {seed}",
             "pad_value": isinstance(pad_value, str) and pad_value != "minimum"
             and f"expected 'minimum' or a number, got {pad_value!r}",
