@@ -5,13 +5,16 @@ then moved into place with ``os.replace``, which is atomic on POSIX file
 systems. A crash leaves at most a stray ``.<name>.<host>.<pid>.<token>.tmp``
 file, never a truncated result under the real name. The host name and a random
 token keep two Slurm tasks on different nodes (which may share a PID) from
-writing the same temporary file on a shared file system.
+writing the same temporary file on a shared file system. ``remove_stale_temporaries``
+clears what killed writers left behind.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import re
+import shutil
 import socket
 import uuid
 from pathlib import Path
@@ -45,3 +48,44 @@ def write_atomically(path, content: str | bytes) -> None:
             temporary.write_text(content, encoding="utf-8")
         else:
             temporary.write_bytes(content)
+
+
+#: Temporary files of this module (``.<name>.<host>.<pid>.<token>.tmp[suffix]``) and staging folders (``.<name>.tmp``).
+_TEMPORARY = re.compile(r"\..+\.tmp(\.\w+)*")
+
+
+def remove_stale_temporaries(folder, exclusive: bool = False) -> int:
+    """Delete temporary files and staging folders under ``folder`` that no live writer owns; return how many.
+
+    Args:
+        folder: searched recursively.
+        exclusive: the caller is the only writer there (e.g. the one process
+            of a fold): every temporary is stale. Otherwise only those of
+            processes of this host that no longer run are removed (another
+            node's writer cannot be checked).
+    """
+    removed = 0
+    owned_here = re.compile(rf"\..+\.{re.escape(socket.gethostname())}\.(\d+)\.[0-9a-f]{{8}}\.tmp(\.\w+)*")
+    for path in sorted(Path(folder).rglob(".*.tmp*"), reverse=True):
+        if not _TEMPORARY.fullmatch(path.name):
+            continue
+        if not exclusive:
+            mine = owned_here.fullmatch(path.name)
+            if mine is None or _running(int(mine[1])):
+                continue
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+        removed += 1
+    return removed
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -36,14 +36,12 @@ from pathlib import Path
 from typing import Iterable
 
 import numpy as np
-import yaml
-
 import losses
 from pipeline import console
-from pipeline.atomic_files import write_atomically
+from pipeline.atomic_files import remove_stale_temporaries, write_atomically
 from pipeline.config import ExperimentConfig
 from pipeline.data import open_dataset
-from pipeline.errors import ConfigError, DataError
+from pipeline.errors import ConfigError
 from pipeline.evaluation.evaluate import (
     LabelMap,
     check_evaluation,
@@ -55,8 +53,9 @@ from pipeline.evaluation.metrics import read_metrics_csv, write_metrics_csv, wri
 from pipeline.inference.predict import network_calls, predict_probabilities
 from pipeline.inference.prediction_files import prediction_path, write_prediction
 from pipeline.inference.sliding_window import keras_predictor, resolve_batch_size
+from pipeline.preflight import check_experiment, check_run_dir, existing_splits
 from pipeline.preprocessing import PreprocessedCache, restore_to_original
-from pipeline.training.cross_validation import load_or_create_splits
+from pipeline.training.cross_validation import make_splits
 from pipeline.training.progress import EpochClock, EpochProgress
 from pipeline.training.sampling import PatchBatches
 from pipeline.training.train import train_fold
@@ -84,9 +83,10 @@ def run_experiment(config: ExperimentConfig, folds: Iterable[int] | None = None)
     dataset = open_dataset(config.data.dataset, config.data.root, **config.data.dataset_options())
     check_evaluation(dataset.class_names, config.evaluation.regions, config.evaluation.nsd_tolerance_mm)
     _check_dimensions(config, dataset)
+    existing = check_experiment(config, dataset)  # bad input stops here, before the first write
     _claim_run_dir(config.run_dir, config)
     cache = PreprocessedCache(config.preprocessing.cache_dir, dataset, config.preprocessing.settings())
-    splits = _splits(config, dataset.case_ids())
+    splits = _splits(config, dataset.case_ids(), existing)
     pending = [fold for fold in folds if not (config.run_dir / f"fold_{fold}" / "done.json").exists()]
     cache.prepare(sorted({case_id for fold in pending for part in ("train", "val") for case_id in splits[fold][part]}))
     clock = EpochClock(config.training.epochs * len(pending))
@@ -106,6 +106,7 @@ def run_fold(config: ExperimentConfig, fold: int, split: dict, dataset, cache: P
     if (fold_dir / "done.json").exists():
         logger.info("%s (%s): done, skipped", label, fold_dir)
         return
+    remove_stale_temporaries(fold_dir, exclusive=True)  # left by a killed attempt: one process per fold
     logger.info("%s (%s): training on %d cases, validating on %d: %s", label, fold_dir, len(split["train"]),
                 len(split["val"]), _some(split["val"]))
     started = time.perf_counter()
@@ -227,41 +228,19 @@ def _check_dimensions(config: ExperimentConfig, dataset) -> None:
 
 def _claim_run_dir(run_dir: Path, config: ExperimentConfig) -> None:
     """Write ``config.yaml``, or check that the run folder was made with this same config."""
-    path = run_dir / "config.yaml"
-    resolved = config.to_yaml()
-    if path.exists():
-        previous = yaml.safe_load(path.read_text())
-        current = yaml.safe_load(resolved)
-        if previous != current:
-            keys = _differing_keys(previous, current)
-            raise ConfigError(
-                f"{path}: this run folder was made with another config (differs at "
-                f"{', '.join(keys[:5])}{' ...' if len(keys) > 5 else ''}); choose another "
-                "experiment.name or delete the folder")
-        return
-    write_atomically(path, resolved)
+    check_run_dir(config)
+    if not (run_dir / "config.yaml").exists():
+        write_atomically(run_dir / "config.yaml", config.to_yaml())
 
 
-def _differing_keys(previous, current, prefix: str = "") -> list[str]:
-    if isinstance(previous, dict) and isinstance(current, dict):
-        return [key for name in sorted(set(previous) | set(current), key=str)
-                for key in _differing_keys(previous.get(name), current.get(name), f"{prefix}{name}.")]
-    return [] if previous == current else [prefix.rstrip(".")]
-
-
-def _splits(config: ExperimentConfig, case_ids: list[str]) -> list[dict]:
-    """The run's ``splits.json``: from the shared splits file if configured, else its own."""
-    folds, seed = config.cross_validation.folds, config.experiment.seed
-    shared = config.cross_validation.splits_file
-    splits = load_or_create_splits(shared if shared is not None else config.run_dir / "splits.json",
-                                   case_ids, folds, seed)
-    if shared is not None:
-        own = config.run_dir / "splits.json"
-        if not own.exists():
-            write_atomically(own, json.dumps(splits, indent=1) + "\n")
-        elif json.loads(own.read_text()) != splits:
-            raise DataError(own, f"differs from the shared splits file {shared}, which changed after "
-                                 "this run started; restore it or start a new run")
+def _splits(config: ExperimentConfig, case_ids: list[str], existing: list[dict] | None = None) -> list[dict]:
+    """The run's ``splits.json`` (and the shared splits file if configured): ``existing`` or new ones."""
+    splits = existing if existing is not None else existing_splits(config, case_ids)
+    if splits is None:
+        splits = make_splits(case_ids, config.cross_validation.folds, config.experiment.seed)
+    for path in (config.cross_validation.splits_file, config.run_dir / "splits.json"):
+        if path is not None and not path.exists():
+            write_atomically(path, json.dumps(splits, indent=1) + "\n")
     return splits
 
 

@@ -4,7 +4,9 @@
 Trains, cross-validates and scores one experiment config (see
 ``pipeline.experiment``), or with ``--sweep`` one run per combination of the
 swept values (see ``pipeline.sweep``). Running the same command again skips
-finished folds and resumes an unfinished one from its last epoch.
+finished folds and resumes an unfinished one from its last epoch. SIGTERM or
+SIGUSR1 (a cluster's preemption or time-limit warning) stops it with exit
+status 75 (``pipeline.training.preemption``): rerun it to resume.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import argparse
 import pipeline  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 from pipeline import console
 from pipeline.errors import exits_cleanly
+from pipeline.training.preemption import requeues_when_preempted
 
 
 def parse_arguments(argv=None) -> argparse.Namespace:
@@ -38,6 +41,7 @@ def parse_arguments(argv=None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+@requeues_when_preempted
 @exits_cleanly
 def main(argv=None) -> int:
     arguments = parse_arguments(argv)

@@ -8,19 +8,20 @@ started as root (see scripts/install_slurm.sh).
 from __future__ import annotations
 
 import csv
+import json
 import stat
+import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import yaml
+from slurm_cluster import LocalSlurmCluster, unavailable_reason, wait_until
 
 from pipeline.batch import collect, submit
 from pipeline.batch.cluster_settings import ClusterSettings, read_cluster_settings
 from pipeline.batch.grid import GridTask, plan_grid, read_grid, write_grid
 from pipeline.errors import ConfigError, DataError
-
-from slurm_cluster import LocalSlurmCluster, unavailable_reason, wait_until
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -39,6 +40,18 @@ def write_config(folder: Path, name: str, folds: int = 2, output_root: str = "ru
     path = folder / f"{name}.yaml"
     path.write_text(yaml.safe_dump(config))
     return path
+
+
+def write_data(folder: Path, cases: int = 2) -> Path:
+    """Tiny KiTS19 phantoms where write_config's ``data.root`` points (relative to ``folder``)."""
+    from pipeline.data.phantoms import write_kits19
+
+    write_kits19(folder / "data" / "kits19", cases=cases, seed=0, size="demo")
+    return folder / "data" / "kits19"
+
+
+def listing(folder: Path) -> list[str]:
+    return sorted(str(path.relative_to(folder)) for path in folder.rglob("*")) if folder.exists() else []
 
 
 def write_cluster_env(path: Path, setup: str = "true", **variables: str) -> Path:
@@ -118,8 +131,9 @@ def test_bad_cluster_env_is_one_config_error_naming_the_file(tmp_path, content, 
         read_cluster_settings(tmp_path / "missing.env")
 
 
-def test_dry_run_prints_array_size_and_passed_through_options_and_writes_nothing(tmp_path, monkeypatch, capsys):
+def test_dry_run_writes_the_plan_and_prints_the_sbatch_commands(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
+    write_data(tmp_path, cases=3)
     configs = [write_config(tmp_path, "first", folds=3), write_config(tmp_path, "second", folds=2)]
     env_file = write_cluster_env(tmp_path / "cluster.env", PARTITION="cpu", ACCOUNT="proj1",
                                  GPUS_PER_TASK="1", MEMORY="64G", TIME_LIMIT="24:00:00")
@@ -128,28 +142,47 @@ def test_dry_run_prints_array_size_and_passed_through_options_and_writes_nothing
                  "--time", "2-00:00:00", "--mem", "32G", "--out", "grid", "--dry-run"])
 
     printed = capsys.readouterr().out
-    train = next(line for line in printed.splitlines() if line.startswith("train: "))
-    compare = next(line for line in printed.splitlines() if line.startswith("compare: "))
+    train = next(line for line in printed.splitlines() if line.startswith("train=$(sbatch "))
+    compare = next(line for line in printed.splitlines() if "compare.sbatch" in line)
+    status = next(line for line in printed.splitlines() if "status.sbatch" in line)
     for option in ("--array=0-4", "--partition=gpu", "--account=proj1", "--gres=gpu:2",
-                   "--time=2-00:00:00", "--mem=32G", "train_array.sbatch"):
+                   "--time=2-00:00:00", "--mem=32G", str(tmp_path / "grid" / "train_array.sbatch")):
         assert option in train
-    for option in ("--dependency=afterok:<train-job-id>", "--partition=gpu", "--mem=32G", "compare.sbatch"):
+    for option in ("--dependency=afterok:$train", "--partition=gpu", "--mem=32G"):
         assert option in compare
-    assert "gres" not in compare
+    assert "--dependency=afterany:$train" in status and "UNIFOCAL_TRAIN_JOB=$train" in status
+    assert "gres" not in compare and "gres" not in status
     assert f"task 4: run-experiment {configs[1].resolve()} --fold 1" in printed
-    assert sorted(path.name for path in tmp_path.iterdir()) == ["cluster.env", "first.yaml", "second.yaml"]
+    assert listing(tmp_path / "grid") == ["compare.sbatch", "grid.tsv", "logs", "status.sbatch", "train_array.sbatch"]
+    assert not (tmp_path / "runs").exists()  # the plan only: no run folder, no job ids
+    script = (tmp_path / "grid" / "train_array.sbatch").read_text()
+    assert f"export UNIFOCAL_GRID={tmp_path / 'grid' / 'grid.tsv'}" in script
+    assert script.index("#SBATCH --signal") < script.index("export UNIFOCAL_ROOT") < script.index("set -eo")
+    assert read_grid(tmp_path / "grid" / "grid.tsv")[4].config == configs[1].resolve()
 
 
-def test_submit_grid_refuses_an_existing_grid_with_one_line(tmp_path, monkeypatch, capsys):
+def test_submit_grid_refuses_a_submitted_grid_with_one_line(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     config = write_config(tmp_path, "first")
     (tmp_path / "grid").mkdir()
-    (tmp_path / "grid" / "grid.tsv").write_text("earlier grid")
+    (tmp_path / "grid" / "jobs.json").write_text('{"train": "1"}')
     with pytest.raises(SystemExit) as exited:
         submit.main([str(config), "--out", "grid", "--dry-run"])
     assert exited.value.code == 2
     error = capsys.readouterr().err
     assert error.count("\n") == 1 and "already submitted" in error
+
+
+def test_submit_grid_checks_the_data_before_anything_is_written(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data" / "kits19").mkdir(parents=True)  # an empty data root: every task would fail
+    config = write_config(tmp_path, "first")
+    with pytest.raises(SystemExit) as exited:
+        submit.main([str(config), "--out", "grid", "--dry-run"])
+    assert exited.value.code == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "data/kits19: no case folders" in error
+    assert listing(tmp_path) == ["data", "data/kits19", "first.yaml"]
 
 
 def test_collect_names_every_unfinished_config_and_fold(tmp_path, capsys):
@@ -261,19 +294,21 @@ def _install_stand_ins(folder: Path, python: str) -> None:
         (folder / name).chmod(stat.S_IRWXU)
 
 
-def _stand_in_cluster_env(tmp_path: Path) -> Path:
+def _stand_in_cluster_env(tmp_path: Path, **variables: str) -> Path:
     """Cluster settings whose jobs use the project's environment with the stand-ins first on PATH."""
-    _install_stand_ins(tmp_path / "bin", sys.executable)
+    if not (tmp_path / "bin").exists():
+        _install_stand_ins(tmp_path / "bin", sys.executable)
     setup = f'source "{PROJECT_ROOT / ".venv/bin/activate"}"; export PATH="{tmp_path / "bin"}:$PATH"'
     return write_cluster_env(tmp_path / "cluster.env", setup=setup,
-                             CPUS_PER_TASK="1", GPUS_PER_TASK="1", MEMORY="64G")
+                             **{"CPUS_PER_TASK": "1", "GPUS_PER_TASK": "1", "MEMORY": "64G", **variables})
 
 
 def _submit_grid(arguments: list[str], capsys) -> dict[str, str]:
     """Run submit-grid in this process; return its printed job ids by job kind."""
     submit.main(arguments)
     printed = capsys.readouterr().out
-    return dict(line.split(": ", 1) for line in printed.splitlines() if line.startswith(("train: ", "compare: ")))
+    return dict(line.split(": ", 1) for line in printed.splitlines()
+                if line.startswith(("train: ", "compare: ", "status: ")))
 
 
 @needs_slurm
@@ -284,6 +319,8 @@ def test_submit_grid_trains_every_fold_survives_a_requeue_then_compares(slurm_cl
     env_file = _stand_in_cluster_env(tmp_path)
     configs = [write_config(tmp_path, "dice"), write_config(tmp_path, "focal")]
     monkeypatch.setenv("HOLD_FOLD", "focal/1")
+
+    write_data(tmp_path)
 
     jobs = _submit_grid([*map(str, configs), "--cluster-env", str(env_file), "--gpus", "0", "--mem", "100M",
                          "--time", "10", "--out", "grid"], capsys)
@@ -363,16 +400,25 @@ def test_comparison_job_refuses_a_grid_with_an_unfinished_fold(slurm_cluster, tm
     env_file = _stand_in_cluster_env(tmp_path)
     configs = [write_config(tmp_path, "dice"), write_config(tmp_path, "focal")]
     monkeypatch.setenv("UNFINISHED_FOLD", "dice/1")
+    write_data(tmp_path)
 
     jobs = _submit_grid([*map(str, configs), "--cluster-env", str(env_file), "--gpus", "0", "--mem", "100M",
                          "--time", "10", "--out", "grid"], capsys)
-    records = slurm_cluster.wait_for([jobs["train"], jobs["compare"]], timeout=240)
+    records = slurm_cluster.wait_for([jobs["train"], jobs["compare"], jobs["status"]], timeout=240)
 
     assert {records[f"{jobs['train']}_{task}"]["JobState"] for task in range(4)} == {"COMPLETED"}
     assert records[jobs["compare"]]["JobState"] == "FAILED"
     log = (tmp_path / "grid" / "logs" / f"compare_{jobs['compare']}.log").read_text()
     assert f"incomplete grid, 1 of 4 folds unfinished: {configs[0].resolve()} fold 1" in log
     assert not (tmp_path / "grid" / "comparison").exists()
+    # The status job (afterany) names the failed pair; --status prints the table.
+    status_log = (tmp_path / "grid" / "logs" / f"status_{jobs['status']}.log").read_text()
+    assert f"failed: 1 of 4 tasks: {configs[0].resolve()} fold 1 (COMPLETED)" in status_log
+    rows = [line.split("\t") for line in (tmp_path / "grid" / "status.tsv").read_text().splitlines()[1:]]
+    assert [(row[0], row[2]) for row in rows] == [("0", "DONE"), ("1", "COMPLETED"), ("2", "DONE"), ("3", "DONE")]
+    submit.main(["--status", "grid"])
+    captured = capsys.readouterr()
+    assert captured.out.startswith("task\tfold\tstate\tconfig\n") and "scontrol" in captured.err
 
 
 @needs_slurm
@@ -385,6 +431,7 @@ def test_compare_args_reach_the_comparison_job(slurm_cluster, tmp_path, monkeypa
     recorder.write_text('#!/bin/bash\nprintf \'%s\\n\' "$@" > "$COMPARE_ARGS_FILE"\n')
     monkeypatch.setenv("COMPARE_ARGS_FILE", str(tmp_path / "compare_args.txt"))
     configs = [write_config(tmp_path, "dice"), write_config(tmp_path, "focal")]
+    write_data(tmp_path)
     jobs = _submit_grid([*map(str, configs), "--cluster-env", str(env_file), "--gpus", "0", "--mem", "100M",
                          "--time", "10", "--out", "grid", "--compare-args=--paper --published mixed_focal_brats20"],
                         capsys)
@@ -393,3 +440,64 @@ def test_compare_args_reach_the_comparison_job(slurm_cluster, tmp_path, monkeypa
     assert (tmp_path / "compare_args.txt").read_text().split() == [
         str(tmp_path / "runs" / "dice"), str(tmp_path / "runs" / "focal"), "--out",
         str(tmp_path / "grid" / "comparison"), "--paper", "--published", "mixed_focal_brats20"]
+
+
+@needs_slurm
+@pytest.mark.slurm
+@pytest.mark.parametrize("refused", ["train", "compare"])
+def test_a_refused_submission_leaves_nothing_queued_and_nothing_in_out(slurm_cluster, tmp_path, monkeypatch,
+                                                                       capsys, refused):
+    """A GPU request on the GPU-less test partition, or a bad comparison time limit after the array was
+    accepted: nothing stays queued, --out is as it was, and the fixed command succeeds into the same --out."""
+    monkeypatch.chdir(tmp_path)
+    env_file = _stand_in_cluster_env(tmp_path, COMPARE_TIME_LIMIT="not-a-time" if refused == "compare" else "")
+    configs = [write_config(tmp_path, "dice")]
+    write_data(tmp_path)
+    (tmp_path / "grid").mkdir()
+    (tmp_path / "grid" / "notes.txt").write_text("kept")
+    before = listing(tmp_path / "grid")
+    arguments = [*map(str, configs), "--cluster-env", str(env_file), "--mem", "100M", "--time", "10", "--out", "grid"]
+
+    with pytest.raises(SystemExit) as exited:
+        submit.main([*arguments, "--gpus", "1" if refused == "train" else "0"])
+
+    assert exited.value.code == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "sbatch refused the job" in error
+    assert slurm_cluster.run("squeue", "--noheader").stdout.strip() == ""
+    assert listing(tmp_path / "grid") == before
+    _stand_in_cluster_env(tmp_path)  # fixed settings
+    jobs = _submit_grid([*arguments, "--gpus", "0"], capsys)
+    records = slurm_cluster.wait_for(list(jobs.values()), timeout=240)
+    assert records[jobs["compare"]]["JobState"] == "COMPLETED"
+    assert (tmp_path / "grid" / "notes.txt").read_text() == "kept"
+    assert json.loads((tmp_path / "grid" / "jobs.json").read_text())["train"] == jobs["train"]
+
+
+@needs_slurm
+@pytest.mark.slurm
+def test_the_dry_run_plan_runs_by_hand(slurm_cluster, tmp_path, monkeypatch, capsys):
+    """The commands --dry-run prints, pasted into a shell, run the grid and its comparison."""
+    monkeypatch.chdir(tmp_path)
+    env_file = _stand_in_cluster_env(tmp_path)
+    configs = [write_config(tmp_path, "dice"), write_config(tmp_path, "focal")]
+    write_data(tmp_path)
+    submit.main([*map(str, configs), "--cluster-env", str(env_file), "--gpus", "0", "--mem", "100M",
+                 "--time", "10", "--out", "grid", "--dry-run"])
+    printed = capsys.readouterr().out.splitlines()
+    commands = printed[printed.index(next(line for line in printed if line.startswith("plan written"))) + 1:]
+    assert len(commands) == 3
+
+    script = "\n".join([commands[0], "echo $train", *commands[1:]])
+    shell = subprocess.run(["bash", "-c", script], capture_output=True, text=True, check=False,
+                           env=slurm_cluster.environment)
+    assert shell.returncode == 0, shell.stderr
+    job_ids = shell.stdout.split()
+    assert len(job_ids) == 3
+    records = slurm_cluster.wait_for(job_ids, timeout=240)
+    assert records[job_ids[1]]["JobState"] == "COMPLETED"
+    compared = (tmp_path / "grid" / "comparison" / "performance.md").read_text().split()
+    assert compared == [str(tmp_path / "runs" / "dice"), str(tmp_path / "runs" / "focal")]
+    assert (tmp_path / "grid" / "status.tsv").read_text().count("DONE") == 4
+    assert "Slurm states from scontrol" in (tmp_path / "grid" / "logs" / f"status_{job_ids[2]}.log").read_text()
+

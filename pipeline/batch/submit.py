@@ -3,39 +3,46 @@
     submit-grid CONFIG [CONFIG ...] [--set KEY=VALUE ...] [--partition P] [--account A] [--gpus N]
                 [--cpus N] [--time T] [--mem M] [--out DIR] [--cluster-env FILE] [--compare-args=ARGS]
                 [--dry-run] [-v | -q] [--version]
+    submit-grid --status DIR
 
-Validates every config, writes ``DIR/grid.tsv`` (one row per array task, see
-``pipeline.batch.grid``) and submits two jobs with ``sbatch --parsable``:
+First every config and its data are checked (``pipeline.preflight``: the
+whole data set is verified once, then remembered), so a grid never starts on
+input that cannot work. Then three jobs are submitted with ``sbatch --parsable``:
 
-1. ``scripts/slurm/train_array.sbatch`` as an array of one task per row, each
-   running ``run-experiment CONFIG --fold K [--set KEY=VALUE ...]``. Tasks are requeueable and the
-   runner resumes from its last checkpoint, so a preempted task loses at most
-   one epoch.
-2. ``scripts/slurm/compare.sbatch`` with ``--dependency=afterok:<array>``: it
-   starts only when every task succeeded, checks that every fold wrote its
-   ``done.json`` (``pipeline.batch.collect``) and runs ``compare-losses`` on
-   the run folders into ``DIR/comparison/``, with ``--compare-args`` added
-   (e.g. ``--compare-args="--paper --published mixed_focal_brats20"``, as
+1. ``scripts/slurm/train_array.sbatch`` as an array of one task per row of
+   ``DIR/grid.tsv``, each running ``run-experiment CONFIG --fold K [--set KEY=VALUE ...]``. Tasks
+   ask for a warning signal before their time limit, and a task stopped by
+   it (or by preemption) exits with ``REQUEUE_EXIT_CODE`` and is requeued;
+   the runner resumes from its last checkpoint, losing at most one epoch.
+2. ``scripts/slurm/compare.sbatch`` with ``--dependency=afterok:<array>``:
+   checks that every fold wrote its ``done.json`` (``pipeline.batch.collect``)
+   and runs ``compare-losses`` into ``DIR/comparison/``, with ``--compare-args``
+   added (e.g. ``--compare-args="--paper --published mixed_focal_brats20"``, as
    ``reproduce-paper --slurm`` passes them).
+3. ``scripts/slurm/status.sbatch`` with ``--dependency=afterany:<array>``:
+   writes ``DIR/status.tsv`` and names the failed (config, fold) pairs in its log.
+
+Submission is all or nothing: the array is submitted held, the plan (grid
+file, the job scripts with the variables they need, ``logs/``, ``jobs.json``)
+is written once Slurm accepted every job, and only then is the array
+released. If sbatch refuses a job, the accepted ones are cancelled and
+``DIR`` is left as it was, so the same command with fixed settings succeeds
+into the same ``DIR``. ``--dry-run`` writes the same plan without
+``jobs.json`` and prints the sbatch commands that submit it by hand.
 
 sbatch options come from ``scripts/slurm/cluster.env`` (or ``--cluster-env``);
-the command-line flags override them. Job logs go to ``DIR/logs/``. Prints
-the job ids; ``--dry-run`` prints the grid and the sbatch commands instead and
-writes nothing. Jobs run in the current directory, against which relative
-paths in the configs are resolved. Configs of one grid should be one data
-set's losses: ``compare-losses`` pairs them by case.
-
-If a task fails or runs out of time, Slurm cancels the comparison (the
-dependency can no longer be met). Submit the same configs again with another
-``--out``: finished folds are skipped, unfinished ones resume from their last
-checkpoint, and the comparison runs once all are done.
+the command-line flags override them. Jobs run in the current directory,
+against which relative paths in the configs are resolved. Configs of one
+grid should be one data set's losses: ``compare-losses`` pairs them by case.
+``--status DIR`` prints every task's state (``pipeline.batch.status``).
 """
 
 from __future__ import annotations
 
 import argparse
-import os
+import json
 import shlex
+import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -43,16 +50,18 @@ from typing import Sequence
 
 import pipeline
 from pipeline import console
+from pipeline.atomic_files import write_atomically
 from pipeline.batch.cluster_settings import ClusterSettings, read_cluster_settings
 from pipeline.batch.grid import GridTask, plan_grid, write_grid
 from pipeline.errors import ConfigError, UnifocalError, exits_cleanly
 
 PROJECT_ROOT = Path(pipeline.__file__).resolve().parent.parent
 SLURM_SCRIPTS = PROJECT_ROOT / "scripts" / "slurm"
+JOB_SCRIPTS = ("train_array.sbatch", "compare.sbatch", "status.sbatch")
 
 
-def training_command(task_count: int, settings: ClusterSettings, out_dir: Path,
-                     working_dir: Path) -> list[str]:
+def training_command(task_count: int, settings: ClusterSettings, out_dir: Path, working_dir: Path,
+                     script: Path | None = None) -> list[str]:
     """The sbatch command line of the training array.
 
     Args:
@@ -60,14 +69,15 @@ def training_command(task_count: int, settings: ClusterSettings, out_dir: Path,
         settings: cluster settings with the command-line flags applied.
         out_dir: the grid's folder (logs go to ``out_dir/logs``).
         working_dir: where the jobs run.
+        script: the job script; ``None``: sbatch reads it from its standard input.
     """
     return ["sbatch", "--parsable", f"--chdir={working_dir}", f"--array=0-{task_count - 1}",
             f"--output={out_dir / 'logs'}/train_%A_%a.log", *settings.training_options(),
-            str(SLURM_SCRIPTS / "train_array.sbatch")]
+            *([str(script)] if script else [])]
 
 
 def compare_command(settings: ClusterSettings, out_dir: Path, working_dir: Path,
-                    train_job_id: str) -> list[str]:
+                    train_job_id: str, script: Path | None = None) -> list[str]:
     """The sbatch command line of the comparison job, which waits for the whole array.
 
     ``--kill-on-invalid-dep=yes``: if a training task fails, the comparison is
@@ -76,7 +86,16 @@ def compare_command(settings: ClusterSettings, out_dir: Path, working_dir: Path,
     return ["sbatch", "--parsable", f"--chdir={working_dir}",
             f"--dependency=afterok:{train_job_id}", "--kill-on-invalid-dep=yes",
             f"--output={out_dir / 'logs'}/compare_%j.log", *settings.compare_options(),
-            str(SLURM_SCRIPTS / "compare.sbatch")]
+            *([str(script)] if script else [])]
+
+
+def status_command(settings: ClusterSettings, out_dir: Path, working_dir: Path,
+                   train_job_id: str, script: Path | None = None) -> list[str]:
+    """The sbatch command line of the status job: after the array, however it ended, it writes ``status.tsv``."""
+    return ["sbatch", "--parsable", f"--chdir={working_dir}", f"--dependency=afterany:{train_job_id}",
+            f"--export=ALL,UNIFOCAL_TRAIN_JOB={train_job_id}", f"--output={out_dir / 'logs'}/status_%j.log",
+            *settings.compare_options(),
+            *([str(script)] if script else [])]
 
 
 def task_command(task: GridTask, overrides: Sequence[str] = ()) -> list[str]:
@@ -85,17 +104,93 @@ def task_command(task: GridTask, overrides: Sequence[str] = ()) -> list[str]:
             *(argument for override in overrides for argument in ("--set", override))]
 
 
-def _submit(command: list[str], environment: dict[str, str]) -> str:
-    """Run one ``sbatch --parsable`` command and return the job id it prints."""
-    try:
-        completed = subprocess.run(command, capture_output=True, text=True, env=environment)
-    except FileNotFoundError:
-        raise UnifocalError("sbatch: not found; run submit-grid where Slurm is installed "
-                            "(a login node), or use --dry-run") from None
+def job_scripts(variables: dict[str, str]) -> dict[str, str]:
+    """The job scripts with ``export`` lines for ``variables`` after their ``#SBATCH`` header."""
+    scripts = {}
+    for name in JOB_SCRIPTS:
+        lines = (SLURM_SCRIPTS / name).read_text().splitlines()
+        header = max(index for index, line in enumerate(lines) if line.startswith("#SBATCH")) + 1
+        exports = ["# Set by submit-grid:"] + [f"export {key}={shlex.quote(value)}" for key, value in variables.items()]
+        scripts[name] = "\n".join(lines[:header] + exports + lines[header:]) + "\n"
+    return scripts
+
+
+def preflight_grid(tasks: Sequence[GridTask], overrides: Sequence[str] = ()) -> None:
+    """Check every config of the grid and its data before anything is submitted (``pipeline.preflight``)."""
+    from pipeline.config import load_config
+    from pipeline.data import open_dataset
+    from pipeline.preflight import check_experiment
+
+    for path in dict.fromkeys(task.config for task in tasks):
+        config = load_config(path, list(overrides))
+        dataset = open_dataset(config.data.dataset, config.data.root, **config.data.dataset_options())
+        check_experiment(config, dataset)
+
+
+def write_plan(out_dir: Path, tasks: Sequence[GridTask], scripts: dict[str, str],
+               jobs: dict | None = None) -> list[Path]:
+    """Write the grid file, the job scripts, ``logs/`` (and ``jobs.json``); return what was created."""
+    created = [path for path in (out_dir, out_dir / "logs") if not path.exists()]
+    (out_dir / "logs").mkdir(parents=True, exist_ok=True)
+    for name, text in scripts.items():
+        created.append(out_dir / name)
+        write_atomically(out_dir / name, text)
+        (out_dir / name).chmod(0o755)
+    created.append(out_dir / "grid.tsv")
+    write_grid(out_dir / "grid.tsv", tasks)
+    if jobs is not None:
+        created.append(out_dir / "jobs.json")
+        write_atomically(out_dir / "jobs.json", json.dumps(jobs, indent=1) + "\n")
+    return created
+
+
+def _submit(command: list[str], script: str) -> str:
+    """Run one ``sbatch --parsable`` command with the job script on its stdin; return the job id."""
+    completed = _slurm(command, script)
     if completed.returncode != 0:
         problem = completed.stderr.strip().splitlines()[-1:] or [f"exit status {completed.returncode}"]
         raise UnifocalError(f"sbatch refused the job: {problem[0]}")
     return completed.stdout.strip().split(";")[0]  # "<id>" or "<id>;<cluster>"
+
+
+def _slurm(command: list[str], stdin: str | None = None) -> subprocess.CompletedProcess:
+    try:
+        return subprocess.run(command, input=stdin, capture_output=True, text=True, check=False)
+    except FileNotFoundError:
+        raise UnifocalError(f"{command[0]}: not found; run submit-grid where Slurm is installed "
+                            "(a login node), or use --dry-run") from None
+
+
+def submit_plan(out_dir: Path, tasks: Sequence[GridTask], scripts: dict[str, str], commands: dict) -> dict:
+    """Submit the array held, then its comparison and status jobs, write the plan, release the array.
+
+    All or nothing: if sbatch refuses a job or writing fails, the jobs
+    already accepted are cancelled and the files written are removed, so
+    the same command can be run again into the same ``out_dir``.
+    """
+    accepted: list[str] = []
+    created: list[Path] = []
+    try:
+        train = _submit([*commands["train"][:2], "--hold", *commands["train"][2:]], scripts["train_array.sbatch"])
+        accepted.append(train)
+        jobs = {"train": train}
+        for kind, script in (("compare", "compare.sbatch"), ("status", "status.sbatch")):
+            jobs[kind] = _submit(commands[kind](train), scripts[script])
+            accepted.append(jobs[kind])
+        created = write_plan(out_dir, tasks, scripts, jobs)
+        released = _slurm(["scontrol", "release", train])
+        if released.returncode != 0:
+            raise UnifocalError(f"scontrol release {train} failed: {released.stderr.strip()}")
+        return jobs
+    except BaseException:
+        if accepted:
+            _slurm(["scancel", *accepted])
+        for path in reversed(created):
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+        raise
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -103,7 +198,7 @@ def _parser() -> argparse.ArgumentParser:
         prog="submit-grid",
         description="Submit every (config, fold) pair as a Slurm array job and a compare-losses job after it.",
     )
-    parser.add_argument("configs", nargs="+", type=Path, metavar="CONFIG", help="experiment configs (YAML)")
+    parser.add_argument("configs", nargs="*", type=Path, metavar="CONFIG", help="experiment configs (YAML)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a value of every config, in every task, e.g. --set training.epochs=3 "
                              "(repeatable)")
@@ -121,14 +216,27 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--compare-args", default="", metavar="ARGS",
                         help="options added to the comparison job's compare-losses, e.g. "
                              "--compare-args='--paper --published mixed_focal_brats20'")
-    parser.add_argument("--dry-run", action="store_true", help="print the grid and the sbatch commands only")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="write the plan (grid, job scripts, logs/) and print the sbatch commands; submit nothing")
+    parser.add_argument("--status", type=Path, metavar="DIR",
+                        help="print the state of every task of the grid submitted into DIR, and exit")
     return console.add_arguments(parser)
 
 
 @exits_cleanly
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
     console.configure(args)
+    if args.status is not None:
+        if args.configs:
+            raise ConfigError("--status DIR takes no CONFIG arguments")
+        from pipeline.batch.status import report
+
+        report(args.status)
+        return 0
+    if not args.configs:
+        parser.error("the following arguments are required: CONFIG")
     for flag, value in (("--gpus", args.gpus), ("--cpus", args.cpus)):
         if value is not None and value < 0:
             raise ConfigError(f"{flag}: expected a whole number, got {value}")
@@ -145,39 +253,44 @@ def main(argv: Sequence[str] | None = None) -> int:
     tasks = plan_grid(args.configs, working_dir, args.overrides)
     default_out = tasks[0].run_dir.parent / time.strftime("grid-%Y%m%d-%H%M%S")
     out_dir = (working_dir / (args.out or default_out)).resolve()
-    grid_file = out_dir / "grid.tsv"
-    if grid_file.exists():
-        raise ConfigError(f"{grid_file}: a grid was already submitted from this folder; choose another --out")
+    if (out_dir / "jobs.json").exists():
+        raise ConfigError(f"{out_dir / 'jobs.json'}: a grid was already submitted from this folder; "
+                          "choose another --out (submit-grid --status shows its tasks)")
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ConfigError(f"{out_dir}: --out exists and is not a folder")
+    preflight_grid(tasks, args.overrides)
 
+    scripts = job_scripts({
+        "UNIFOCAL_ROOT": str(PROJECT_ROOT),
+        "UNIFOCAL_GRID": str(out_dir / "grid.tsv"),
+        "UNIFOCAL_CLUSTER_ENV": str(args.cluster_env.resolve()),
+        "UNIFOCAL_COMPARISON": str(out_dir / "comparison"),
+        "UNIFOCAL_COMPARE_ARGS": " ".join(compare_args),
+        "UNIFOCAL_OVERRIDES": "\n".join(args.overrides),
+    })
     configs = len(dict.fromkeys(task.config for task in tasks))
-    summary = f"grid: {grid_file} ({len(tasks)} tasks: {configs} configs x their folds)"
-    train = training_command(len(tasks), settings, out_dir, working_dir)
-    print(summary)
+    print(f"grid: {out_dir / 'grid.tsv'} ({len(tasks)} tasks: {configs} configs x their folds)")
     if args.dry_run:
+        write_plan(out_dir, tasks, scripts)
         for task in tasks:
             print(f"  task {task.task}: {shlex.join(task_command(task, args.overrides))}")
-        print(f"train: {shlex.join(train)}")
-        compare = compare_command(settings, out_dir, working_dir, "<train-job-id>")
-        print(f"compare: {shlex.join(compare)}")
+        print(f"plan written to {out_dir}; submit it with:")
+        train = training_command(len(tasks), settings, out_dir, working_dir, out_dir / "train_array.sbatch")
+        print(f"train=$({shlex.join(train)}) && train=${{train%%;*}}")
+        for command, script in ((compare_command, "compare.sbatch"), (status_command, "status.sbatch")):
+            line = shlex.join(command(settings, out_dir, working_dir, "@train@", out_dir / script))
+            print(line.replace("@train@", "$train"))
         if compare_args:
             print(f"compare-losses options: {shlex.join(compare_args)}")
         return 0
 
-    write_grid(grid_file, tasks)
-    (out_dir / "logs").mkdir(exist_ok=True)
-    environment = dict(
-        os.environ,
-        UNIFOCAL_ROOT=str(PROJECT_ROOT),
-        UNIFOCAL_GRID=str(grid_file),
-        UNIFOCAL_CLUSTER_ENV=str(args.cluster_env.resolve()),
-        UNIFOCAL_COMPARISON=str(out_dir / "comparison"),
-        UNIFOCAL_COMPARE_ARGS=" ".join(compare_args),
-        UNIFOCAL_OVERRIDES="\n".join(args.overrides),
-    )
-    train_job_id = _submit(train, environment)
-    print(f"train: {train_job_id}", flush=True)
-    compare = compare_command(settings, out_dir, working_dir, train_job_id)
-    print(f"compare: {_submit(compare, environment)}")
+    jobs = submit_plan(out_dir, tasks, scripts, {
+        "train": training_command(len(tasks), settings, out_dir, working_dir),
+        "compare": lambda train: compare_command(settings, out_dir, working_dir, train),
+        "status": lambda train: status_command(settings, out_dir, working_dir, train),
+    })
+    for kind in ("train", "compare", "status"):
+        print(f"{kind}: {jobs[kind]}")
     return 0
 
 
