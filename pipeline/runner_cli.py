@@ -12,11 +12,14 @@ status 75 (``pipeline.training.preemption``): rerun it to resume.
 from __future__ import annotations
 
 import argparse
+import logging
 
 import pipeline  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 from pipeline import console
 from pipeline.errors import exits_cleanly
 from pipeline.training.preemption import requeues_when_preempted
+
+logger = logging.getLogger(__name__)
 
 
 def parse_arguments(argv=None) -> argparse.Namespace:
@@ -78,10 +81,10 @@ def _run_sweep(arguments: argparse.Namespace) -> int:
     claim_sweep_folder(sweep)
     for number, member in enumerate(sweep.members, start=1):
         setting = ", ".join(f"{key}={value}" for key, value in member.values.items())
-        print(f"sweep {number}/{len(sweep.members)}: {member.name} ({setting})", flush=True)
+        logger.info("sweep %d/%d: %s (%s)", number, len(sweep.members), member.name, setting)
         run_experiment(member.config, folds=arguments.fold)
-    print(f"sweep: {len(sweep.members)} runs in {sweep.folder}; compare them with sweep-report {sweep.folder}",
-          flush=True)
+    logger.info("sweep: %d runs in %s; compare them with sweep-report %s", len(sweep.members), sweep.folder,
+                sweep.folder)
     return 0
 
 

@@ -228,7 +228,7 @@ def test_folds_finishing_at_once_collect_the_same_metrics(workspace, reference):
     from pipeline.config import load_config
 
     config = load_config(arguments(workspace, "straight")[0],
-                         [value for value in arguments(workspace, "straight")[2::2]])
+                         list(arguments(workspace, "straight")[2::2]))
     for name in ("metrics.csv", "summary.json"):
         (config.run_dir / name).unlink()
     with ThreadPoolExecutor(max_workers=4) as pool:

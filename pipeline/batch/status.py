@@ -115,7 +115,8 @@ def report(grid_dir: Path, write: bool = False) -> int:
     print(text, end="")
     note = {"sacct": "Slurm states from sacct",
             "scontrol": "Slurm states from scontrol (no accounting storage: ended jobs are forgotten after MinJobAge)",
-            "none": "no Slurm states available (no job id, no sacct accounting, or jobs no longer known to scontrol)"}[source]
+            "none": "no Slurm states available (no job id, no sacct accounting, "
+                    "or jobs no longer known to scontrol)"}[source]
     print(f"# {note}; DONE means the fold wrote done.json", file=sys.stderr)
     bad = failed(table)
     if bad:

@@ -22,8 +22,8 @@ after everything is read and computed:
 from __future__ import annotations
 
 import argparse
+import logging
 import io
-import sys
 from pathlib import Path
 from typing import Sequence
 
@@ -46,6 +46,8 @@ from pipeline.evaluation.runs import name_list
 
 PER_CASE = "per_case.csv"
 CONSENSUS = "consensus"
+
+logger = logging.getLogger(__name__)
 
 
 def read_comparison(folder: Path) -> pd.DataFrame:
@@ -300,7 +302,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for name, content in outputs.items():
         write_atomically(args.out / name, content)
     print(outputs["ranking.md"])
-    print(f"wrote {len(outputs)} files to {args.out}", file=sys.stderr)
+    logger.info("wrote %d files to %s", len(outputs), args.out)
     return 0
 
 

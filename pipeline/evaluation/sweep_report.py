@@ -20,9 +20,9 @@ have finished. Writes, after everything is read and computed:
 from __future__ import annotations
 
 import argparse
+import logging
 import io
 import json
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -39,6 +39,8 @@ from pipeline.evaluation.runs import Run, check_paired, read_run
 from pipeline.evaluation.statistics import compare_pair, t_confidence_interval
 from pipeline.evaluation.tables import latex_escape
 from pipeline.sweep import read_manifest
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -277,11 +279,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     sweep = load_sweep(args.sweep_dir)
     outputs = report_outputs(sweep, args.metric)
     if len(sweep.keys) > 2:
-        print(f"notice: {len(sweep.keys)} swept keys: no figure (one or two keys are drawn)", file=sys.stderr)
+        logger.warning("notice: %d swept keys: no figure (one or two keys are drawn)", len(sweep.keys))
     for name, content in outputs.items():
         write_atomically(args.out / name, content)
     print(outputs["sweep.md"])
-    print(f"wrote {len(outputs)} files to {args.out}", file=sys.stderr)
+    logger.info("wrote %d files to %s", len(outputs), args.out)
     return 0
 
 
