@@ -11,7 +11,7 @@ import pytest
 from pipeline.batch import submit
 from pipeline.batch.grid import plan_grid, write_grid
 
-from test_slurm import PROJECT_ROOT, write_cluster_env, write_config
+from test_slurm import PROJECT_ROOT, write_cluster_env, write_config, write_data
 
 
 def test_overrides_are_validated_and_decide_the_run_folders(tmp_path, capsys):
@@ -25,6 +25,7 @@ def test_overrides_are_validated_and_decide_the_run_folders(tmp_path, capsys):
 
 def test_dry_run_shows_the_overrides_in_every_task(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
+    write_data(tmp_path, cases=2)
     config = write_config(tmp_path, "first", folds=2)
     submit.main([str(config), "--set", "training.epochs=3", "--set", "sampling.patch_shape=[16, 32, 32]",
                  "--out", "grid", "--dry-run"])
