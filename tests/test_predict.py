@@ -231,3 +231,15 @@ def test_tolerances_must_name_every_class_before_training(tmp_path, phantoms):
     with pytest.raises(ConfigError, match="no tolerance for tumour, kidney_and_tumour"):
         experiment.run_experiment(config, folds=[0])
     assert not config.run_dir.exists()
+
+
+def test_channels_and_classes_are_read_from_every_architectures_weights(tmp_path):
+    """predict rebuilds the model from the config; the weights say how many channels and classes it had."""
+    from pipeline.training.model import ARCHITECTURES, build_unet
+
+    for architecture in ARCHITECTURES:
+        path = tmp_path / f"{architecture}.h5"
+        build_unet(2, 4, n_filters=32 if architecture == "multires" else 4, depth=2, architecture=architecture,
+                   deep_supervision=True, deep_supervision_heads=1).save_weights(path)
+        kernels = predict_module.weight_shapes(path)
+        assert (kernels[0][-2], kernels[-1][-1]) == (2, 4), architecture
