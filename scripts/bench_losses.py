@@ -11,7 +11,10 @@ after ``--warmup`` runs, the floor timed in alternation with each loss;
 other processes on the machine inflate both.
 
 Goals (issues 2 and 14): every loss within 4x the floor, Lovász-softmax
-(a sort of every voxel per class) within 15x.
+(a sort of every voxel per class) within 15x. The distance-map losses read
+their ground-truth maps from the target, as the training pipeline feeds them
+(one-hot ‖ maps, computed once per batch outside the timed step);
+``--self-computed-maps`` times the path that computes them inside the loss.
 
     python scripts/bench_losses.py                        # the paper's batch, every loss
     python scripts/bench_losses.py --shape 2 32 64 64 3 --losses dice focal
@@ -31,6 +34,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 import losses  # noqa: E402
+from losses.distance_maps import DistanceMapLoss  # noqa: E402
 
 GOAL = 4.0
 GOALS = {"lovasz_softmax": 15.0}
@@ -65,10 +69,10 @@ def make_batch(shape: tuple[int, ...], seed: int):
     return y_true, y_pred
 
 
-def forward_backward_step(loss_fn):
-    """A compiled function returning the loss and its gradient with respect to ``y_pred``."""
+def forward_backward_step(loss_fn, jit_compile: bool = False):
+    """A compiled function returning the loss and its gradient with respect to ``y_pred`` (XLA with ``jit_compile``)."""
 
-    @tf.function
+    @tf.function(jit_compile=jit_compile)
     def step(y_true, y_pred):
         with tf.GradientTape() as tape:
             tape.watch(y_pred)
@@ -86,18 +90,26 @@ def seconds(step, y_true, y_pred) -> float:
     return time.perf_counter() - start
 
 
-def time_against_floor(loss_fn, floor_step, y_true, y_pred, warmup: int, repeats: int):
-    """Median times of the loss and of the floor, measured in alternation.
+def pipeline_target(loss, y_true):
+    """The target the sampler feeds a distance-map loss: one-hot, then the loss's maps of each patch."""
+    maps = np.stack([loss.target_maps(patch) for patch in y_true.numpy()])
+    return tf.concat([y_true, tf.constant(maps)], axis=-1)
+
+
+def time_against_floor(loss_fn, floor_step, y_true, y_pred, warmup: int, repeats: int, loss_target=None,
+                       jit_compile: bool = False):
+    """Median times of the loss (on ``loss_target``, default ``y_true``) and of the floor, in alternation.
 
     Alternating keeps the ratio fair when the load of the machine drifts.
     """
-    step = forward_backward_step(loss_fn)
+    loss_target = y_true if loss_target is None else loss_target
+    step = forward_backward_step(loss_fn, jit_compile)
     for _ in range(warmup):
-        step(y_true, y_pred)
+        step(loss_target, y_pred)
     loss_times, floor_times = [], []
     for _ in range(repeats):
         floor_times.append(seconds(floor_step, y_true, y_pred))
-        loss_times.append(seconds(step, y_true, y_pred))
+        loss_times.append(seconds(step, loss_target, y_pred))
     return statistics.median(loss_times), statistics.median(floor_times)
 
 
@@ -110,6 +122,10 @@ def parse_arguments(argv=None):
     parser.add_argument("--repeats", type=int, default=5, help="timed runs per loss (median reported); default 5")
     parser.add_argument("--warmup", type=int, default=2, help="untimed runs first; default 2")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random batch; default 0")
+    parser.add_argument("--self-computed-maps", action="store_true",
+                        help="distance-map losses compute the maps themselves instead of reading them from the target")
+    parser.add_argument("--jit-compile", action="store_true",
+                        help="XLA-compile the loss and the floor (training.jit_compile); losses that cannot are listed")
     arguments = parser.parse_args(argv)
     if len(arguments.shape) not in (4, 5) or min(arguments.shape) < 1 or arguments.shape[-1] < 2:
         parser.error(f"--shape must be B H W C or B D H W C with C >= 2, got {' '.join(map(str, arguments.shape))}")
@@ -126,15 +142,25 @@ def main(argv=None) -> int:
     shape = tuple(arguments.shape)
     y_true, y_pred = make_batch(shape, arguments.seed)
     devices = ", ".join(device.name for device in tf.config.list_logical_devices())
-    print(f"batch {shape} float32 on {devices}; median of {arguments.repeats} after {arguments.warmup} warm-up runs")
-    floor_step = forward_backward_step(floor_loss)
+    print(f"batch {shape} float32 on {devices}; median of {arguments.repeats} after {arguments.warmup} warm-up runs; "
+          f"distance maps {'computed in the loss' if arguments.self_computed_maps else 'fed with the target'}"
+          f"{'; XLA' if arguments.jit_compile else ''}",
+          flush=True)
+    floor_step = forward_backward_step(floor_loss, arguments.jit_compile)
     for _ in range(max(arguments.warmup, 1)):
         floor_step(y_true, y_pred)
     print(f"{'loss':26s} {'family':12s} {'ms':>9s} {'floor ms':>9s} {'x floor':>8s}")
     above = []
     for name in arguments.losses or losses.names():
-        loss_seconds, floor_seconds = time_against_floor(
-            losses.get(name), floor_step, y_true, y_pred, arguments.warmup, arguments.repeats)
+        loss = losses.get(name)
+        fed = isinstance(loss, DistanceMapLoss) and not arguments.self_computed_maps
+        try:
+            loss_seconds, floor_seconds = time_against_floor(
+                loss, floor_step, y_true, y_pred, arguments.warmup, arguments.repeats,
+                pipeline_target(loss, y_true) if fed else None, arguments.jit_compile)
+        except ValueError as error:  # a loss that needs the host cannot be XLA-compiled; it says why
+            print(f"{name:26s} {'':12s} not compiled: {error}", flush=True)
+            continue
         family = FAMILY_OF.get(name, "unclassified")
         ratio = loss_seconds / floor_seconds
         flag = ""
@@ -142,7 +168,8 @@ def main(argv=None) -> int:
         if ratio > goal:
             above.append(name)
             flag = f"  above {goal:g}x"
-        print(f"{name:26s} {family:12s} {loss_seconds * 1e3:9.1f} {floor_seconds * 1e3:9.1f} {ratio:8.1f}{flag}")
+        print(f"{name:26s} {family:12s} {loss_seconds * 1e3:9.1f} {floor_seconds * 1e3:9.1f} {ratio:8.1f}{flag}",
+              flush=True)
     print(f"\nlosses above their goal ({GOAL:g}x the floor, lovasz_softmax 15x): {', '.join(above) or 'none'}")
     return 0
 
