@@ -102,6 +102,15 @@ def _measure_on_two_cpu_replicas() -> dict:
             trained_mirrored = _weights_after_one_fit_step(tf, mirrored, initial, losses.get(name), x, y_true)
             measured["weight_change"] = _largest_difference(trained, initial)
             measured["weight_difference"] = _largest_difference(trained, trained_mirrored)
+    # A distance-map loss fed its maps with the target (one-hot ‖ maps), as the pipeline does.
+    boundary = losses.get("boundary")
+    y_fed = np.concatenate([y_true, np.stack([boundary.target_maps(patch) for patch in y_true])], axis=-1)
+    trained = _weights_after_one_fit_step(tf, one_device, initial, losses.get("boundary"), x, y_fed)
+    trained_mirrored = _weights_after_one_fit_step(tf, mirrored, initial, losses.get("boundary"), x, y_fed)
+    results["fed_maps"] = {"one_device": float(boundary(y_fed, y_pred)),
+                           "mirrored": _loss_summed_over_replicas(tf, mirrored, boundary, y_fed, y_pred),
+                           "weight_change": _largest_difference(trained, initial),
+                           "weight_difference": _largest_difference(trained, trained_mirrored)}
     return results
 
 
@@ -138,6 +147,14 @@ def test_fit_step_on_two_replicas_equals_one_device(two_replica_measurements, na
     # The step moved the weights far more than the tolerance: a gradient
     # scaled by the replica count (a wrong reduction) would be detected.
     assert measured["weight_change"] > 1e-3
+    assert measured["weight_difference"] < 1e-5
+
+
+def test_fed_distance_maps_reduce_and_train_across_replicas_as_on_one_device(two_replica_measurements):
+    measured = two_replica_measurements["fed_maps"]
+    assert measured["one_device"] != 0.0
+    assert measured["mirrored"] == pytest.approx(measured["one_device"], rel=1e-5)
+    assert measured["weight_change"] > 1e-4
     assert measured["weight_difference"] < 1e-5
 
 
