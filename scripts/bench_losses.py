@@ -159,7 +159,7 @@ def main(argv=None) -> int:
                 loss, floor_step, y_true, y_pred, arguments.warmup, arguments.repeats,
                 pipeline_target(loss, y_true) if fed else None, arguments.jit_compile)
         except ValueError as error:  # a loss that needs the host cannot be XLA-compiled; it says why
-            print(f"{name:26s} {'':12s} not compiled: {error}", flush=True)
+            print(f"{name:26s} {'':12s} not compiled: {str(error).strip().splitlines()[-1]}", flush=True)
             continue
         family = FAMILY_OF.get(name, "unclassified")
         ratio = loss_seconds / floor_seconds
