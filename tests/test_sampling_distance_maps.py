@@ -1,5 +1,7 @@
 """The sampler feeds distance maps with the target, per deep-supervision head; Keras trains on them."""
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 
@@ -89,3 +91,24 @@ def test_a_deeply_supervised_unet_trains_on_fed_maps_and_reloads(cases, tmp_path
     finally:
         fed.close()
         own.close()
+
+
+def test_two_dimensional_patches_get_maps_per_head_too():
+    rng = np.random.default_rng(3)
+    label = np.zeros((40, 48), np.uint8)
+    label[10:22, 12:30] = 1
+    label[14:17, 20:24] = 2
+    case = SimpleNamespace(case_id="image_0", label=label,
+                           image=(rng.normal(size=(40, 48, 3)) + label[..., None]).astype(np.float32))
+    loss = losses.get("boundary")
+    batches = PatchBatches([case], (16, 24), batch_size=2, num_classes=3, batches_per_epoch=2, seed=0,
+                           foreground_fraction=1.0, target_maps=loss.target_maps, target_heads=1)
+    try:
+        x, (full, half) = batches[0]
+        assert x.shape == (2, 16, 24, 3) and full.shape == (2, 16, 24, 6) and half.shape == (2, 8, 12, 6)
+        for slot in range(2):
+            np.testing.assert_array_equal(full[slot, ..., 3:], loss.target_maps(full[slot, ..., :3]))
+            np.testing.assert_array_equal(half[slot, ..., :3], full[slot, ::2, ::2, :3])
+            np.testing.assert_array_equal(half[slot, ..., 3:], loss.target_maps(half[slot, ..., :3]))
+    finally:
+        batches.close()
