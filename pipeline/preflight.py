@@ -38,6 +38,14 @@ def check_experiment(config: ExperimentConfig, dataset, progress: bool = True) -
     return splits
 
 
+def check_config(config: ExperimentConfig) -> None:
+    """Open the config's data set and :func:`check_experiment` it (for commands that write before training)."""
+    from pipeline.data import open_dataset
+
+    dataset = open_dataset(config.data.dataset, config.data.root, **config.data.dataset_options())
+    check_experiment(config, dataset)
+
+
 def check_folds(config: ExperimentConfig, cases: int) -> None:
     folds = config.cross_validation.folds
     if folds > cases:

@@ -77,7 +77,10 @@ def _run_sweep(arguments: argparse.Namespace) -> int:
         print(sweep.folder)
         return 0
     from pipeline.experiment import run_experiment
+    from pipeline.preflight import check_config
 
+    for member in sweep.members:  # bad input stops the sweep before its folder is written
+        check_config(member.config)
     claim_sweep_folder(sweep)
     for number, member in enumerate(sweep.members, start=1):
         setting = ", ".join(f"{key}={value}" for key, value in member.values.items())

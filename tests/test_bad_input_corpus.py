@@ -247,6 +247,13 @@ def empty_data_root(ws):
 
 
 @kind("run-experiment")
+def sweep_on_an_empty_data_root(ws):
+    shutil.rmtree(ws.data)
+    ws.data.mkdir()
+    return [ws.config(), "--sweep", "training.learning_rate=0.001,0.002"], "data/kits19: no case folders"
+
+
+@kind("run-experiment")
 def missing_data_root(ws):
     return [ws.config(data={"root": "data/elsewhere"})], "data/elsewhere: data set folder not found"
 

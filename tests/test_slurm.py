@@ -501,3 +501,47 @@ def test_the_dry_run_plan_runs_by_hand(slurm_cluster, tmp_path, monkeypatch, cap
     assert (tmp_path / "grid" / "status.tsv").read_text().count("DONE") == 4
     assert "Slurm states from scontrol" in (tmp_path / "grid" / "logs" / f"status_{job_ids[2]}.log").read_text()
 
+
+
+@needs_slurm
+@pytest.mark.slurm
+@pytest.mark.slow
+def test_a_task_preempted_mid_epoch_is_requeued_and_scores_as_an_uninterrupted_run(slurm_cluster, tmp_path,
+                                                                                  monkeypatch, capsys):
+    """The warning signal (scancel --signal=USR1 --batch, as --signal=B:USR1@180 sends it) reaches run-experiment
+    through the batch shell; the task exits 75, requeues itself, resumes, and scores exactly as a run never stopped."""
+    from pipeline.data.phantoms import write_kits19
+    from pipeline.runner_cli import main as run_experiment
+
+    monkeypatch.chdir(tmp_path)
+    write_kits19(tmp_path / "data", cases=4, seed=0, size="demo")
+    configs = {}
+    for name in ("preempted", "reference"):
+        configs[name] = tmp_path / f"{name}.yaml"
+        configs[name].write_text(yaml.safe_dump({
+            "base": str(PROJECT_ROOT / "configs" / "base" / "demo.yaml"),
+            "experiment": {"name": name, "output_root": "runs"}, "data": {"root": "data"},
+            "preprocessing": {"cache_dir": "cache", "target_spacing": [6.0, 6.0, 6.0]},
+            "sampling": {"patch_shape": [8, 32, 32], "batches_per_epoch": 12, "val_batches": 1},
+            "model": {"n_filters": 2, "depth": 2}, "loss": {"name": "dice"}, "training": {"epochs": 3},
+            "cross_validation": {"folds": 2, "splits_file": "runs/splits.json"}, "inference": {"overlap": [4, 16, 16]},
+        }))
+    env_file = write_cluster_env(tmp_path / "cluster.env", setup=f'source "{PROJECT_ROOT / ".venv/bin/activate"}"',
+                                 CPUS_PER_TASK="1")
+
+    jobs = _submit_grid([str(configs["preempted"]), "--cluster-env", str(env_file), "--gpus", "0", "--mem", "1G",
+                         "--time", "30", "--out", "grid"], capsys)
+    state = tmp_path / "runs" / "preempted" / "fold_0" / "checkpoints" / "state.json"
+    wait_until(state.exists, 600, "fold 0 did not finish its first epoch")
+    task = f"{jobs['train']}_0"
+    slurm_cluster.run("scancel", "--signal=USR1", "--batch", task)
+    records = slurm_cluster.wait_for([jobs["train"], jobs["compare"], jobs["status"]], timeout=900)
+
+    log = (tmp_path / "grid" / "logs" / f"train_{jobs['train']}_0.log").read_text()
+    assert records[task]["JobState"] == "COMPLETED" and records[task]["Restarts"] == "1", log[-3000:]
+    assert "stopped by SIGUSR1" in log and f"requeueing {task}" in log and "(attempt 2)" in log
+    assert records[f"{jobs['train']}_1"]["JobState"] == "COMPLETED"
+
+    assert run_experiment([str(configs["reference"])]) == 0
+    for name in ("metrics.csv", "fold_0/log.csv", "fold_0/metrics.csv"):
+        assert (tmp_path / "runs" / "preempted" / name).read_text() == (tmp_path / "runs" / "reference" / name).read_text()

@@ -118,13 +118,10 @@ def job_scripts(variables: dict[str, str]) -> dict[str, str]:
 def preflight_grid(tasks: Sequence[GridTask], overrides: Sequence[str] = ()) -> None:
     """Check every config of the grid and its data before anything is submitted (``pipeline.preflight``)."""
     from pipeline.config import load_config
-    from pipeline.data import open_dataset
-    from pipeline.preflight import check_experiment
+    from pipeline.preflight import check_config
 
     for path in dict.fromkeys(task.config for task in tasks):
-        config = load_config(path, list(overrides))
-        dataset = open_dataset(config.data.dataset, config.data.root, **config.data.dataset_options())
-        check_experiment(config, dataset)
+        check_config(load_config(path, list(overrides)))
 
 
 def write_plan(out_dir: Path, tasks: Sequence[GridTask], scripts: dict[str, str],
