@@ -70,7 +70,7 @@ def main(argv=None) -> int:
 
 def _run_sweep(arguments: argparse.Namespace) -> int:
     """Every member of the sweep in order; finished folds are skipped, as for one run."""
-    from pipeline.sweep import claim_sweep_folder, expand_sweep
+    from pipeline.sweep import check_sweep_folder, claim_sweep_folder, expand_sweep
 
     sweep = expand_sweep(arguments.config, arguments.sweeps, arguments.overrides)
     if arguments.print_run_dir:
@@ -79,7 +79,8 @@ def _run_sweep(arguments: argparse.Namespace) -> int:
     from pipeline.experiment import run_experiment
     from pipeline.preflight import check_config
 
-    for member in sweep.members:  # bad input stops the sweep before its folder is written
+    check_sweep_folder(sweep)
+    for member in sweep.members:  # every member's data and run folder, before anything is written
         check_config(member.config)
     claim_sweep_folder(sweep)
     for number, member in enumerate(sweep.members, start=1):

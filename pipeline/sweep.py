@@ -164,19 +164,29 @@ def expand_sweep(config_path, sweeps: Sequence[str], overrides: Sequence[str] = 
     return Sweep(Path(config_path), keys, {key: _default(base, key) for key in seen}, tuple(members), folder)
 
 
+def check_sweep_folder(sweep: Sweep) -> bool:
+    """Whether ``sweep.json`` still has to be written; refuse a folder that holds another sweep."""
+    path = sweep.folder / MANIFEST
+    if not path.exists():
+        return True
+    previous = read_manifest(sweep.folder)
+    if previous != json.loads(json.dumps(sweep.manifest())):
+        raise ConfigError(f"{path}: this folder holds another sweep (of {', '.join(previous['keys'])}); "
+                          "choose another experiment.name for this one")
+    return False
+
+
 def claim_sweep_folder(sweep: Sweep) -> None:
     """Write ``sweep.json``, or check that the folder holds this same sweep."""
     from pipeline.atomic_files import write_atomically
 
-    path = sweep.folder / MANIFEST
-    manifest = sweep.manifest()
-    if path.exists():
-        previous = json.loads(path.read_text())
-        if previous != json.loads(json.dumps(manifest)):
-            raise ConfigError(f"{path}: this folder holds another sweep (of {', '.join(previous['keys'])}); "
-                              "choose another experiment.name for this one")
-        return
-    write_atomically(path, json.dumps(manifest, indent=1) + "\n")
+    if check_sweep_folder(sweep):
+        write_atomically(sweep.folder / MANIFEST, manifest_text(sweep))
+
+
+def manifest_text(sweep: Sweep) -> str:
+    """``sweep.json`` as written."""
+    return json.dumps(sweep.manifest(), indent=1) + "\n"
 
 
 def read_manifest(folder) -> dict:

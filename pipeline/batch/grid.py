@@ -22,10 +22,13 @@ import csv
 import io
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 from pipeline.atomic_files import write_atomically
 from pipeline.errors import ConfigError, DataError
+
+if TYPE_CHECKING:
+    from pipeline.config import ExperimentConfig
 
 COLUMNS = ("task", "config", "fold", "run_dir")
 
@@ -61,10 +64,14 @@ def plan_grid(config_paths: Sequence[str | Path], working_dir: Path, overrides: 
     """
     from pipeline.config import load_config
 
+    return plan_tasks([(Path(path), load_config(path, overrides)) for path in config_paths], working_dir)
+
+
+def plan_tasks(configs: Sequence[tuple[Path, "ExperimentConfig"]], working_dir: Path) -> list[GridTask]:
+    """The tasks of already validated ``(config file, config)`` pairs (see :func:`plan_grid`)."""
     owners: dict[Path, Path] = {}
     tasks: list[GridTask] = []
-    for path in config_paths:
-        config = load_config(path, overrides)
+    for path, config in configs:
         config_file = Path(path).resolve()
         run_dir = (working_dir / config.run_dir).resolve()
         for other_dir, other_config in owners.items():

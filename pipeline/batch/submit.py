@@ -1,8 +1,8 @@
 """``submit-grid``: train every (config, fold) pair as one Slurm array job, then compare the losses.
 
-    submit-grid CONFIG [CONFIG ...] [--set KEY=VALUE ...] [--partition P] [--account A] [--gpus N]
-                [--cpus N] [--time T] [--mem M] [--out DIR] [--cluster-env FILE] [--compare-args=ARGS]
-                [--dry-run] [-v | -q] [--version]
+    submit-grid CONFIG [CONFIG ...] [--set KEY=VALUE ...] [--sweep KEY=V1,V2,...] [--partition P]
+                [--account A] [--gpus N] [--cpus N] [--time T] [--mem M] [--out DIR] [--cluster-env FILE]
+                [--compare-args=ARGS] [--dry-run] [-v | -q] [--version]
     submit-grid --status DIR
 
 First every config and its data are checked (``pipeline.preflight``: the
@@ -35,6 +35,9 @@ the command-line flags override them. Jobs run in the current directory,
 against which relative paths in the configs are resolved. Configs of one
 grid should be one data set's losses: ``compare-losses`` pairs them by case.
 ``--status DIR`` prints every task's state (``pipeline.batch.status``).
+``--sweep`` (one CONFIG) submits the expansion of ``run-experiment --sweep``:
+each member a resolved config in ``DIR/configs/``, the sweep folder's
+``sweep.json`` written with the plan, and ``sweep-report`` as the comparison.
 """
 
 from __future__ import annotations
@@ -52,7 +55,7 @@ import pipeline
 from pipeline import console
 from pipeline.atomic_files import write_atomically
 from pipeline.batch.cluster_settings import ClusterSettings, read_cluster_settings
-from pipeline.batch.grid import GridTask, plan_grid, write_grid
+from pipeline.batch.grid import GridTask, plan_tasks, write_grid
 from pipeline.errors import ConfigError, UnifocalError, exits_cleanly
 
 PROJECT_ROOT = Path(pipeline.__file__).resolve().parent.parent
@@ -115,20 +118,46 @@ def job_scripts(variables: dict[str, str]) -> dict[str, str]:
     return scripts
 
 
-def preflight_grid(tasks: Sequence[GridTask], overrides: Sequence[str] = ()) -> None:
-    """Check every config of the grid and its data before anything is submitted (``pipeline.preflight``)."""
+def grid_configs(args: argparse.Namespace, out_dir: Path):
+    """The grid's ``(config file, config)`` pairs, and the files a sweep adds to the plan.
+
+    Without ``--sweep`` the configs are the files given. With it, each member
+    of the sweep (``pipeline.sweep``) becomes a resolved config written to
+    ``DIR/configs/<member>.yaml``, and the sweep folder gets its ``sweep.json``
+    (the comparison job then runs ``sweep-report``).
+    """
     from pipeline.config import load_config
+
+    if not args.sweeps:
+        return [(Path(path), load_config(path, args.overrides)) for path in args.configs], {}
+    from pipeline.sweep import check_sweep_folder, expand_sweep, manifest_text
+
+    if len(args.configs) != 1:
+        raise ConfigError(f"--sweep: expands one CONFIG, got {len(args.configs)}")
+    sweep = expand_sweep(args.configs[0], args.sweeps, args.overrides)
+    files = {out_dir / "configs" / f"{member.name}.yaml": member.config.to_yaml() for member in sweep.members}
+    if check_sweep_folder(sweep):
+        files[Path.cwd() / sweep.folder / "sweep.json"] = manifest_text(sweep)
+    return [(out_dir / "configs" / f"{member.name}.yaml", member.config) for member in sweep.members], files
+
+
+def preflight_grid(configs) -> None:
+    """Check every config of the grid and its data before anything is submitted (``pipeline.preflight``)."""
     from pipeline.preflight import check_config
 
-    for path in dict.fromkeys(task.config for task in tasks):
-        check_config(load_config(path, list(overrides)))
+    for _, config in configs:
+        check_config(config)
 
 
 def write_plan(out_dir: Path, tasks: Sequence[GridTask], scripts: dict[str, str],
-               jobs: dict | None = None) -> list[Path]:
-    """Write the grid file, the job scripts, ``logs/`` (and ``jobs.json``); return what was created."""
+               jobs: dict | None = None, files: dict[Path, str] | None = None) -> list[Path]:
+    """Write the grid file, the job scripts, ``logs/``, ``files`` (and ``jobs.json``); return what was created."""
     created = [path for path in (out_dir, out_dir / "logs") if not path.exists()]
     (out_dir / "logs").mkdir(parents=True, exist_ok=True)
+    for path, text in (files or {}).items():
+        created += [folder for folder in reversed(path.parents) if not folder.exists()] + [path]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_atomically(path, text)
     for name, text in scripts.items():
         created.append(out_dir / name)
         write_atomically(out_dir / name, text)
@@ -158,7 +187,8 @@ def _slurm(command: list[str], stdin: str | None = None) -> subprocess.Completed
                             "(a login node), or use --dry-run") from None
 
 
-def submit_plan(out_dir: Path, tasks: Sequence[GridTask], scripts: dict[str, str], commands: dict) -> dict:
+def submit_plan(out_dir: Path, tasks: Sequence[GridTask], scripts: dict[str, str], commands: dict,
+                files: dict[Path, str] | None = None) -> dict:
     """Submit the array held, then its comparison and status jobs, write the plan, release the array.
 
     All or nothing: if sbatch refuses a job or writing fails, the jobs
@@ -174,7 +204,7 @@ def submit_plan(out_dir: Path, tasks: Sequence[GridTask], scripts: dict[str, str
         for kind, script in (("compare", "compare.sbatch"), ("status", "status.sbatch")):
             jobs[kind] = _submit(commands[kind](train), scripts[script])
             accepted.append(jobs[kind])
-        created = write_plan(out_dir, tasks, scripts, jobs)
+        created = write_plan(out_dir, tasks, scripts, jobs, files)
         released = _slurm(["scontrol", "release", train])
         if released.returncode != 0:
             raise UnifocalError(f"scontrol release {train} failed: {released.stderr.strip()}")
@@ -199,6 +229,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a value of every config, in every task, e.g. --set training.epochs=3 "
                              "(repeatable)")
+    parser.add_argument("--sweep", dest="sweeps", action="append", default=[], metavar="KEY=V1,V2,...",
+                        help="one task set per combination of values, as run-experiment --sweep (one CONFIG); "
+                             "the comparison job runs sweep-report")
     parser.add_argument("--partition", help="Slurm partition (default: cluster.env's PARTITION)")
     parser.add_argument("--account", help="Slurm account (default: cluster.env's ACCOUNT)")
     parser.add_argument("--gpus", type=int, help="GPUs per training task, 0 for none (default: GPUS_PER_TASK)")
@@ -247,15 +280,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     working_dir = Path.cwd()
     if any("\n" in override for override in args.overrides):
         raise ConfigError("--set: a value with a line break cannot be passed to the tasks")
-    tasks = plan_grid(args.configs, working_dir, args.overrides)
-    default_out = tasks[0].run_dir.parent / time.strftime("grid-%Y%m%d-%H%M%S")
+    from pipeline.config import load_config
+
+    first = load_config(args.configs[0], args.overrides)
+    default_out = first.experiment.output_root / time.strftime("grid-%Y%m%d-%H%M%S")
     out_dir = (working_dir / (args.out or default_out)).resolve()
+    configs, files = grid_configs(args, out_dir)
+    tasks = plan_tasks(configs, working_dir)
     if (out_dir / "jobs.json").exists():
         raise ConfigError(f"{out_dir / 'jobs.json'}: a grid was already submitted from this folder; "
                           "choose another --out (submit-grid --status shows its tasks)")
     if out_dir.exists() and not out_dir.is_dir():
         raise ConfigError(f"{out_dir}: --out exists and is not a folder")
-    preflight_grid(tasks, args.overrides)
+    preflight_grid(configs)
 
     scripts = job_scripts({
         "UNIFOCAL_ROOT": str(PROJECT_ROOT),
@@ -263,14 +300,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         "UNIFOCAL_CLUSTER_ENV": str(args.cluster_env.resolve()),
         "UNIFOCAL_COMPARISON": str(out_dir / "comparison"),
         "UNIFOCAL_COMPARE_ARGS": " ".join(compare_args),
-        "UNIFOCAL_OVERRIDES": "\n".join(args.overrides),
+        "UNIFOCAL_OVERRIDES": "" if args.sweeps else "\n".join(args.overrides),  # a sweep's configs hold them
+        "UNIFOCAL_SWEEP": str(working_dir / configs[0][1].experiment.output_root) if args.sweeps else "",
     })
     configs = len(dict.fromkeys(task.config for task in tasks))
     print(f"grid: {out_dir / 'grid.tsv'} ({len(tasks)} tasks: {configs} configs x their folds)")
     if args.dry_run:
-        write_plan(out_dir, tasks, scripts)
+        write_plan(out_dir, tasks, scripts, files=files)
         for task in tasks:
-            print(f"  task {task.task}: {shlex.join(task_command(task, args.overrides))}")
+            print(f"  task {task.task}: {shlex.join(task_command(task, [] if args.sweeps else args.overrides))}")
         print(f"plan written to {out_dir}; submit it with:")
         train = training_command(len(tasks), settings, out_dir, working_dir, out_dir / "train_array.sbatch")
         print(f"train=$({shlex.join(train)}) && train=${{train%%;*}}")
@@ -285,7 +323,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "train": training_command(len(tasks), settings, out_dir, working_dir),
         "compare": lambda train: compare_command(settings, out_dir, working_dir, train),
         "status": lambda train: status_command(settings, out_dir, working_dir, train),
-    })
+    }, files)
     for kind in ("train", "compare", "status"):
         print(f"{kind}: {jobs[kind]}")
     return 0
