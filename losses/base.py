@@ -60,6 +60,8 @@ def true_class_value(y_true: tf.Tensor, per_class):
     """
     if not isinstance(per_class, tf.Tensor):
         return per_class
+    if per_class.shape.rank == 1:  # a matrix-vector product: one read of y_true, no (B, *spatial, C) temporary
+        return tf.tensordot(y_true, per_class, axes=[[y_true.shape.rank - 1], [0]])
     if per_class.shape.rank == 2:
         rank = y_true.shape.rank
         per_class = tf.reshape(per_class, [tf.shape(per_class)[0]] + [1] * (rank - 2) + [-1])

@@ -38,13 +38,29 @@ def focal_cross_entropy(y_true, y_pred, gamma: float, class_weights=1.0, modulat
     """
     true_probability = true_class_probability(y_true, y_pred)
     per_voxel = -tf.math.log(true_probability)
+    weight, modulated = _true_class_weight_and_modulation(y_true, class_weights, modulated_classes)
     if gamma != 0.0:
-        modulator = tf.pow(1.0 - true_probability, gamma)
-        if modulated_classes is not None:
-            modulated = true_class_value(y_true, modulated_classes)
+        # gamma = 2 (the default of every focal loss): a square, not exp(2 log x), and the same gradient.
+        modulator = tf.square(1.0 - true_probability) if gamma == 2.0 else tf.pow(1.0 - true_probability, gamma)
+        if modulated is not None:
             modulator = 1.0 + modulated * (modulator - 1.0)
         per_voxel *= modulator
-    return spatial_mean(true_class_value(y_true, class_weights) * per_voxel)
+    return spatial_mean(weight * per_voxel)
+
+
+def _true_class_weight_and_modulation(y_true, class_weights, modulated_classes):
+    """``w_t`` and ``m_t`` (None without ``modulated_classes``) of each voxel's true class.
+
+    Two ``(C,)`` vectors are looked up together, as one ``(C, 2)`` matrix product that reads
+    ``y_true`` once instead of twice (the symmetric and asymmetric focal losses).
+    """
+    if (modulated_classes is None or not isinstance(class_weights, tf.Tensor)
+            or class_weights.shape.rank != 1):
+        modulated = None if modulated_classes is None else true_class_value(y_true, modulated_classes)
+        return true_class_value(y_true, class_weights), modulated
+    table = tf.stack([class_weights, tf.cast(modulated_classes, tf.float32)], axis=-1)
+    looked_up = tf.tensordot(y_true, table, axes=[[y_true.shape.rank - 1], [0]])
+    return looked_up[..., 0], looked_up[..., 1]
 
 
 @register("focal")
