@@ -359,6 +359,47 @@ def shared_splits_with_other_folds(ws):
     return [ws.config()], "runs/splits.json: has 3 folds, the config asks for 2"
 
 
+# --- run-experiment on 2D images (BUS2017) ------------------------------------------------------
+
+def _bus2017(ws: Workspace) -> tuple[Path, str]:
+    """BUS2017 phantoms and a tiny 2D config pointing at them."""
+    from pipeline.data.phantoms import write_bus2017
+
+    root = ws.root / "data" / "bus2017"
+    write_bus2017(root, CASES, seed=4, size="demo")
+    config = ws.root / "good2d.yaml"
+    config.write_text(yaml.safe_dump({
+        "base": str(PROJECT_ROOT / "configs" / "base" / "demo2d.yaml"),
+        "experiment": {"name": "good2d", "output_root": "runs"}, "data": {"root": "data/bus2017"},
+        "preprocessing": {"cache_dir": "cache"}, "loss": {"name": "dice"}, "training": {"epochs": 1},
+        "cross_validation": {"folds": 2, "splits_file": "runs/splits.json"}}))
+    return root, config.name
+
+
+@kind("run-experiment")
+def truncated_png(ws):
+    root, config = _bus2017(ws)
+    image = root / "original" / "000002.png"
+    image.write_bytes(image.read_bytes()[:200])
+    return [config], "original/000002.png"
+
+
+@kind("run-experiment")
+def text_file_named_png(ws):
+    root, config = _bus2017(ws)
+    (root / "GT" / "000001.png").write_text("not an image")
+    return [config], "GT/000001.png"
+
+
+@kind("run-experiment")
+def png_mask_of_another_size(ws):
+    from pipeline.data.image_files import write_label_png
+
+    root, config = _bus2017(ws)
+    write_label_png(root / "GT" / "000003.png", np.zeros((10, 12), bool))
+    return [config], "GT/000003.png"
+
+
 # --- make-phantoms -----------------------------------------------------------------------------
 
 @kind("make-phantoms")
