@@ -32,7 +32,7 @@ def atomic_target(path, suffix: str = "") -> Iterator[Path]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    token = f"{socket.gethostname()}.{os.getpid()}.{uuid.uuid4().hex[:8]}"
+    token = f"{temporary_owner()}.{uuid.uuid4().hex[:8]}"
     temporary = path.with_name(f".{path.name}.{token}.tmp{suffix}")
     try:
         yield temporary
@@ -54,6 +54,11 @@ def write_atomically(path, content: str | bytes) -> None:
 _TEMPORARY = re.compile(r"\..+\.tmp(\.\w+)*")
 
 
+def temporary_owner() -> str:
+    """``<host>.<pid>``: what a temporary name carries so that a later run can tell whether its writer lives."""
+    return f"{socket.gethostname()}.{os.getpid()}"
+
+
 def remove_stale_temporaries(folder, exclusive: bool = False) -> int:
     """Delete temporary files and staging folders under ``folder`` that no live writer owns; return how many.
 
@@ -65,7 +70,7 @@ def remove_stale_temporaries(folder, exclusive: bool = False) -> int:
             node's writer cannot be checked).
     """
     removed = 0
-    owned_here = re.compile(rf"\..+\.{re.escape(socket.gethostname())}\.(\d+)\.[0-9a-f]{{8}}\.tmp(\.\w+)*")
+    owned_here = re.compile(rf"\..+\.{re.escape(socket.gethostname())}\.(\d+)\.\w+\.tmp(\.\w+)*")
     for path in sorted(Path(folder).rglob(".*.tmp*"), reverse=True):
         if not _TEMPORARY.fullmatch(path.name):
             continue

@@ -32,7 +32,7 @@ from typing import Iterable
 import numpy as np
 
 from pipeline import console
-from pipeline.atomic_files import write_atomically
+from pipeline.atomic_files import remove_stale_temporaries, temporary_owner, write_atomically
 from pipeline.data.dataset import NiftiDataset
 from pipeline.preprocessing.preprocess import Geometry, PreprocessedCase, preprocess_case
 from pipeline.config import PreprocessingSettings
@@ -64,6 +64,7 @@ class PreprocessedCache:
         self.key, description = cache_key(dataset, settings)
         self.directory = Path(cache_dir) / self.key
         self.directory.mkdir(parents=True, exist_ok=True)
+        remove_stale_temporaries(self.directory)  # case folders half-written by killed processes of this host
         if not (self.directory / "key.json").exists():
             write_atomically(self.directory / "key.json", json.dumps(description, indent=1, sort_keys=True))
 
@@ -111,7 +112,7 @@ class PreprocessedCache:
         case = self.dataset.load(case_id)
         pre = preprocess_case(case, self.settings, num_classes=self.dataset.num_classes)
         folder = self.directory / case_id
-        temporary = Path(tempfile.mkdtemp(prefix=f".{case_id}.", dir=self.directory))
+        temporary = Path(tempfile.mkdtemp(prefix=f".{case_id}.{temporary_owner()}.", suffix=".tmp", dir=self.directory))
         try:
             np.save(temporary / "image.npy", pre.image)
             np.save(temporary / "label.npy", pre.label)
