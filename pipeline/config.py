@@ -505,6 +505,9 @@ class ExperimentConfig(Section):
         if overlap is not None and any(o >= p for o, p in zip(overlap, patch)):
             raise ValueError(f"inference.overlap: {list(overlap)} must be smaller than "
                              f"sampling.patch_shape {patch} in every axis")
+        if self.training.jit_compile and self.loss.name == "hausdorff_dt":
+            raise ValueError("training.jit_compile: hausdorff_dt computes the prediction's distance map on the "
+                             "CPU at every step and cannot be XLA-compiled; set it to false")
         return self
 
     @property
