@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib
 import importlib.abc
 import importlib.util
 import logging
@@ -141,6 +142,26 @@ class _ProgressAwareHandler(logging.StreamHandler):
             tqdm.tqdm.write(self.format(record), file=sys.stderr)
         except Exception:  # noqa: BLE001  (logging must never raise)
             self.handleError(record)
+
+
+class lazy_module:  # noqa: N801  (used like a module)
+    """A module imported on first attribute access: ``pd = lazy_module("pandas")``.
+
+    Lets a command's module be imported, and its parser built, without
+    loading what only the work needs (pandas, SciPy, matplotlib: seconds), so
+    that ``--help`` answers at once.
+    """
+
+    def __init__(self, name: str):
+        self._name = name
+
+    def __getattr__(self, attribute):
+        module = importlib.import_module(self._name)
+        self.__dict__.update(module.__dict__)  # later lookups skip __getattr__
+        return getattr(module, attribute)
+
+    def __repr__(self):
+        return f"<lazy module {self._name!r}>"
 
 
 def quiet_tensorflow() -> None:

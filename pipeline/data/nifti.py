@@ -11,11 +11,13 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
-import nibabel as nib
 import numpy as np
 
 from pipeline.atomic_files import atomic_target
+from pipeline.console import lazy_module
 from pipeline.errors import DataError
+
+nib = lazy_module("nibabel")  # loaded on first use, so that --help answers at once
 
 NIFTI_SUFFIXES = (".nii.gz", ".nii")
 

@@ -35,7 +35,6 @@ import json
 from pathlib import Path
 
 import numpy as np
-from scipy import ndimage
 
 from pipeline import console
 from pipeline.atomic_files import write_atomically
@@ -45,6 +44,8 @@ from pipeline.data.phantom_2d import colonoscopy_phantom, fundus_phantom, ultras
 from pipeline.data.phantom_ct import kits19_affine, kits19_phantom
 from pipeline.data.phantom_mri import MODALITIES, brats20_affine, brats20_phantom
 from pipeline.errors import ConfigError, DataError, exits_cleanly
+
+ndimage = console.lazy_module("scipy.ndimage")  # loaded on first use, so that --help answers at once
 
 SIZES = ("demo", "full")
 #: Share of BraTS20 phantom cases without enhancing tumour.
@@ -233,8 +234,7 @@ def write_bus2017(out_dir: Path, cases: int, seed: int = 0, size: str = "demo") 
     return images
 
 
-WRITERS = {"kits19": write_kits19, "brats20": write_brats20, "cvc": write_cvc, "drive": write_drive,
-           "bus2017": write_bus2017}
+WRITERS = {**WRITERS, "cvc": write_cvc, "drive": write_drive, "bus2017": write_bus2017}
 
 
 @exits_cleanly

@@ -46,18 +46,19 @@ import re
 from pathlib import Path
 from typing import Sequence
 
-import pandas as pd
-
 from pipeline import console
 from pipeline.atomic_files import write_atomically
 from pipeline.errors import DataError, UnifocalError, exits_cleanly
-from pipeline.evaluation import figures, tables
 from pipeline.evaluation.methods import INTERVALS, PROJECT, StatisticsMethod, choose_method
 from pipeline.evaluation.metrics import METRICS, SURFACE_METRICS
 from pipeline.evaluation.published import PUBLISHED, PublishedTable, RowKey
 from pipeline.evaluation.runs import Run, check_metric, load_runs, name_list
 from pipeline.evaluation.statistics import TESTS, pairwise_tests
 
+# Loaded when the comparison runs: `compare-losses --help` answers without pandas and matplotlib.
+pd = console.lazy_module("pandas")
+figures = console.lazy_module("pipeline.evaluation.figures")
+tables = console.lazy_module("pipeline.evaluation.tables")
 
 logger = logging.getLogger(__name__)
 

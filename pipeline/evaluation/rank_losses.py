@@ -28,7 +28,6 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
-import pandas as pd
 
 from pipeline import console
 from pipeline.atomic_files import write_atomically
@@ -43,6 +42,8 @@ from pipeline.evaluation.ranking import (
 )
 from pipeline.evaluation.metrics import LOWER_IS_BETTER
 from pipeline.evaluation.runs import name_list
+
+pd = console.lazy_module("pandas")  # loaded on first use, so that --help answers at once
 
 PER_CASE = "per_case.csv"
 CONSENSUS = "consensus"

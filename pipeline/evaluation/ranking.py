@@ -32,7 +32,10 @@ from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
-from scipy import stats
+
+from pipeline.console import lazy_module
+
+stats = lazy_module("scipy.stats")  # loaded on first use, so that --help answers at once
 
 
 @dataclass(frozen=True)

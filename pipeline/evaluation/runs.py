@@ -16,12 +16,15 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Iterable, Sequence
 
-import pandas as pd
 import yaml
 
+from pipeline.console import lazy_module
 from pipeline.errors import ConfigError, DataError, UnifocalError
 from pipeline.evaluation.metrics import COLUMNS as METRICS_COLUMNS, METRICS
-from pipeline.inference.prediction_files import find_prediction
+
+# Loaded on first use: compare-losses --help need not load pandas or nibabel.
+pd = lazy_module("pandas")
+prediction_files = lazy_module("pipeline.inference.prediction_files")
 
 LOG_COLUMNS = ("epoch", "loss", "val_loss")
 NAMES_SHOWN = 10
@@ -75,7 +78,7 @@ class Run:
     def prediction_path(self, case_id: str) -> Path:
         """Where ``run-experiment`` wrote the case's label map (its validation fold)."""
         fold = int(self.scores.loc[self.scores["case"] == case_id, "fold"].iloc[0])
-        return find_prediction(self.path / f"fold_{fold}" / "predictions", case_id)
+        return prediction_files.find_prediction(self.path / f"fold_{fold}" / "predictions", case_id)
 
 
 def display_name(loss_name: str) -> str:

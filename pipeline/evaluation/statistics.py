@@ -37,8 +37,10 @@ from dataclasses import dataclass
 from typing import Mapping, Sequence
 
 import numpy as np
-from scipy import stats
-from statsmodels.stats.multitest import multipletests
+from pipeline.console import lazy_module
+
+stats = lazy_module("scipy.stats")  # imported when a test runs, not to build a parser
+multitest = lazy_module("statsmodels.stats.multitest")
 
 TESTS = ("signedrank", "ranksum")
 """Names of the pairwise tests ``pairwise_tests`` offers."""
@@ -175,7 +177,7 @@ def holm_adjust(p_values: Sequence[float]) -> np.ndarray:
 
     The i-th smallest of m p-values becomes ``max_{j<=i} min(1, (m - j + 1) p_(j))``.
     """
-    return multipletests(np.asarray(p_values, dtype=np.float64), method="holm")[1]
+    return multitest.multipletests(np.asarray(p_values, dtype=np.float64), method="holm")[1]
 
 
 def pairwise_tests(scores: Mapping[str, Sequence[float]], test: str = "signedrank") -> list[PairTest]:

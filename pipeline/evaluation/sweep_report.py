@@ -28,7 +28,6 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
-import pandas as pd
 
 from pipeline import console
 from pipeline.atomic_files import write_atomically
@@ -39,6 +38,8 @@ from pipeline.evaluation.runs import Run, check_paired, read_run
 from pipeline.evaluation.statistics import compare_pair, t_confidence_interval
 from pipeline.evaluation.tables import latex_escape
 from pipeline.sweep import read_manifest
+
+pd = console.lazy_module("pandas")  # loaded on first use, so that --help answers at once
 
 logger = logging.getLogger(__name__)
 
