@@ -81,3 +81,23 @@ def test_small_volume_is_padded_with_the_given_value_and_cropped_back():
     assert window.shape == (4, 8, 8, 2)
     assert sorted(np.unique(window[..., 0])) == [-7.0, 1.0] and sorted(np.unique(window[..., 1])) == [-9.0, 1.0]
     assert (window[..., 0] == 1.0).sum() == 3 * 5 * 8  # the image itself, whole
+
+
+def test_2d_images_are_reconstructed_exactly_and_small_ones_predicted_whole():
+    """(H, W, M) images with (h, w) windows: the same stitching as in 3D, no third axis anywhere."""
+    rng = np.random.default_rng(2)
+    image = rng.normal(size=(37, 50, 3)).astype(np.float32)
+    probabilities = sliding_window_predict(voxelwise_softmax, image, (16, 24), (8, 12), num_classes=3,
+                                           batch_size=2)
+    assert probabilities.shape == (37, 50, 3)
+    np.testing.assert_allclose(probabilities, voxelwise_softmax(image[None])[0], rtol=1e-5, atol=1e-6)
+    calls = []
+
+    def whole(batch):
+        calls.append(batch.shape)
+        return voxelwise_softmax(batch)
+
+    small = image[:10, :20]
+    whole_image = sliding_window_predict(whole, small, (16, 24), (0, 0), num_classes=3, batch_size=1)
+    assert calls == [(1, 16, 24, 3)] and whole_image.shape == (10, 20, 3)
+    np.testing.assert_allclose(whole_image, voxelwise_softmax(small[None])[0], rtol=1e-5, atol=1e-6)

@@ -179,3 +179,21 @@ def test_boxed_label_resampling_equals_dense_per_class_argmax():
     for shape in [(7, 13, 11), (20, 45, 40), (12, 17, 30)]:
         scores = np.stack([resample_linear((labels == c).astype(np.float32), shape) for c in range(3)], axis=-1)
         np.testing.assert_array_equal(resample_labels(labels, shape, 3), np.argmax(scores, axis=-1))
+
+
+def test_2d_resize_to_a_fixed_grid_and_back():
+    """A 2D image of any size goes to ``target_shape`` (linear, per channel; labels label-safe) and back."""
+    label = np.zeros((45, 70), np.uint8)
+    label[10:30, 20:50] = 1
+    image = np.stack([label * 100.0, 50.0 + label], axis=-1).astype(np.float32)
+    case = Case("frame", image, label, (1.0, 1.0), np.eye(4))
+    pre = preprocess_case(case, PreprocessingSettings(normalization="none", target_shape=(32, 48)), num_classes=2)
+    assert pre.image.shape == (32, 48, 2) and pre.label.shape == (32, 48)
+    np.testing.assert_allclose(pre.image[..., 0], resample_linear(image[..., 0], (32, 48)), atol=1e-5)
+    assert pre.geometry.original_shape == (45, 70) and pre.spacing == pytest.approx((45 / 32, 70 / 48))
+    probabilities = np.stack([1.0 - pre.label, pre.label], axis=-1).astype(np.float32)
+    restored = restore_to_original(probabilities, pre)
+    assert restored.shape == (45, 70)
+    assert (restored != label).mean() < 0.02  # only the block's edge may move by a pixel
+    with pytest.raises(ValidationError, match="not both"):
+        PreprocessingSettings(target_shape=(32, 48), target_spacing=(1.0, 1.0))
