@@ -64,8 +64,8 @@ def configure(arguments_or_verbosity) -> int:
     verbosity = _verbosity = getattr(arguments_or_verbosity, "verbosity", arguments_or_verbosity)
     level = {QUIET: logging.WARNING, NORMAL: logging.INFO, VERBOSE: logging.DEBUG}[verbosity]
     handler = _ProgressAwareHandler()
-    handler.setFormatter(logging.Formatter("%(message)s" if verbosity < VERBOSE
-                                           else "%(asctime)s %(name)s %(levelname)s: %(message)s"))
+    handler.setFormatter(_PlainFormatter() if verbosity < VERBOSE
+                         else logging.Formatter("%(asctime)s %(name)s %(levelname)s: %(message)s"))
     root = logging.getLogger()
     for old in [h for h in root.handlers if isinstance(h, _ProgressAwareHandler)]:
         root.removeHandler(old)
@@ -125,6 +125,16 @@ def duration(seconds: float) -> str:
         return f"{seconds / 60:.0f} min"
     hours, minutes = divmod(round(seconds / 60), 60)
     return f"{hours} h {minutes:02d} min"
+
+
+class _PlainFormatter(logging.Formatter):
+    """The message alone; warnings and errors say so (``warning: ...``) unless they name their kind."""
+
+    def format(self, record):
+        message = super().format(record)
+        if record.levelno >= logging.WARNING and not message.startswith(("notice:", "warning:", "error:")):
+            return f"{record.levelname.lower()}: {message}"
+        return message
 
 
 class _ProgressAwareHandler(logging.StreamHandler):
