@@ -174,10 +174,6 @@ def write_msd(out_dir: Path, cases: int, seed: int = 0, size: str = "demo", kind
     return written
 
 
-logger = logging.getLogger(__name__)
-
-WRITERS = {"kits19": write_kits19, "brats20": write_brats20, "nnunet": write_nnunet, "msd": write_msd}
-GENERIC_KINDS = {"nnunet": "ct", "msd": "mri"}
 def _scaled(shape: tuple[int, int], size: str) -> tuple[int, int]:
     return shape if size == "full" else (shape[0] // 4, shape[1] // 4)
 
@@ -234,7 +230,11 @@ def write_bus2017(out_dir: Path, cases: int, seed: int = 0, size: str = "demo") 
     return images
 
 
-WRITERS = {**WRITERS, "cvc": write_cvc, "drive": write_drive, "bus2017": write_bus2017}
+logger = logging.getLogger(__name__)
+
+WRITERS = {"kits19": write_kits19, "brats20": write_brats20, "nnunet": write_nnunet, "msd": write_msd,
+           "cvc": write_cvc, "drive": write_drive, "bus2017": write_bus2017}
+GENERIC_KINDS = {"nnunet": "ct", "msd": "mri"}
 
 
 @exits_cleanly
