@@ -12,7 +12,10 @@ posterior shadowing (BUS2017).
 from __future__ import annotations
 
 import numpy as np
-from scipy import ndimage
+
+from pipeline.console import lazy_module
+
+ndimage = lazy_module("scipy.ndimage")  # loaded on first use, so that make-phantoms --help answers at once
 
 
 def _smooth_noise(rng: np.random.Generator, shape, sigma: float) -> np.ndarray:

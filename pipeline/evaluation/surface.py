@@ -36,7 +36,10 @@ from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
-from scipy import ndimage
+
+from pipeline.console import lazy_module
+
+ndimage = lazy_module("scipy.ndimage")  # loaded on first use, so that evaluate --help answers at once
 
 PERCENTILE = 95.0
 

@@ -36,10 +36,11 @@ from pipeline.evaluation.compare import file_stem
 from pipeline.evaluation.rank_losses import LOWER_IS_BETTER
 from pipeline.evaluation.runs import Run, check_paired, read_run
 from pipeline.evaluation.statistics import compare_pair, t_confidence_interval
-from pipeline.evaluation.tables import latex_escape
 from pipeline.sweep import read_manifest
 
-pd = console.lazy_module("pandas")  # loaded on first use, so that --help answers at once
+# Loaded on first use, so that --help answers at once.
+pd = console.lazy_module("pandas")
+tables = console.lazy_module("pipeline.evaluation.tables")
 
 logger = logging.getLogger(__name__)
 
@@ -159,13 +160,14 @@ def sweep_markdown(sweep: SweepResults, summary: pd.DataFrame, metric: str) -> s
 
 
 def sweep_latex(sweep: SweepResults, summary: pd.DataFrame, metric: str) -> str:
+    escape = tables.latex_escape
     classes, rows = _table_cells(sweep, summary, metric, r"\textbf{{{}}}", r" $\pm$ ")
-    headers = [latex_escape(key) for key in sweep.keys] + [f"{metric.upper()} {latex_escape(c)}" for c in classes]
+    headers = [escape(key) for key in sweep.keys] + [f"{metric.upper()} {escape(c)}" for c in classes]
     lines = ["% needs \\usepackage{booktabs}", r"\begin{table}[ht]", r"\centering",
-             rf"\caption{{{latex_escape(_caption(sweep, metric, int(summary['n'].max())))}}}", r"\label{tab:sweep}",
+             rf"\caption{{{escape(_caption(sweep, metric, int(summary['n'].max())))}}}", r"\label{tab:sweep}",
              r"\begin{tabular}{" + "l" * len(sweep.keys) + "c" * len(classes) + "}", r"\toprule",
              " & ".join(headers) + r" \\", r"\midrule",
-             *(" & ".join(latex_escape(cell) if k < len(sweep.keys) else cell for k, cell in enumerate(row)) + r" \\"
+             *(" & ".join(escape(cell) if k < len(sweep.keys) else cell for k, cell in enumerate(row)) + r" \\"
                for row in rows),
              r"\bottomrule", r"\end{tabular}", r"\end{table}"]
     return "\n".join(lines) + "\n"
