@@ -11,6 +11,7 @@
 #    asymmetric Unified Focal losses (run-experiment; runs/demo/demo_<loss>/). Rerunning
 #    resumes: finished folds are skipped.
 # 3. Compares them with compare-losses into results/demo/ (tables, p-values, figures).
+# 4. Ranks them over the classes with rank-losses into results/demo_ranking/ (bootstrap, blob plot).
 # Run from anywhere with the project's commands on PATH, e.g. `uv run scripts/demo.sh`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -36,4 +37,5 @@ for loss in "${losses[@]}"; do
 done
 
 compare-losses "${run_dirs[@]}" --out "results/$demo"
+rank-losses "results/$demo" --out "results/${demo}_ranking"
 echo "demo finished in $((SECONDS - started)) s" >&2
