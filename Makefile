@@ -20,8 +20,9 @@ env: $(VENV_STAMP)
 lint: $(VENV_STAMP)
 	$(UV) run --frozen --no-sync ruff check .
 
+# Two pytest-xdist workers, one test file each at a time (the Slurm tests share one cluster per file).
 test: $(VENV_STAMP)
-	$(UV) run --frozen --no-sync pytest -q
+	$(UV) run --frozen --no-sync pytest -q -n 2 --dist loadfile
 
 demo: $(VENV_STAMP)
 	$(UV) run --frozen --no-sync scripts/demo.sh
