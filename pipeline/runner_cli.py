@@ -76,6 +76,12 @@ def _run_sweep(arguments: argparse.Namespace) -> int:
     if arguments.print_run_dir:
         print(sweep.folder)
         return 0
+    if arguments.plan:
+        from pipeline.plan import experiment_plan, format_plan
+
+        for number, member in enumerate(sweep.members, start=1):
+            print(f"sweep {number}/{len(sweep.members)}: {member.name}\n{format_plan(experiment_plan(member.config))}")
+        return 0
     from pipeline.experiment import run_experiment
     from pipeline.preflight import check_config
 

@@ -86,3 +86,16 @@ def test_plan_figures_match_the_headers(tmp_path, nnunet_root, monkeypatch):
     parameters += (8 * 16 * 8 + 8) + (8 * 8 * 4 + 4) + (4 * 3 + 3)
     assert plan["model"]["parameters"] == parameters
     assert 0 < plan["model"]["memory_gib"] < 1
+
+
+def test_plan_of_a_sweep_shows_every_member_and_writes_nothing(tmp_path, nnunet_root, capsys):
+    arguments = ["configs/demo_dice.yaml", "--plan", "--sweep", "model.n_filters=4,8"]
+    for override in overrides(tmp_path, nnunet_root):
+        arguments += ["--set", override]
+    before = listing(tmp_path, nnunet_root)
+    assert main(arguments) == 0
+    assert listing(tmp_path, nnunet_root) == before
+    assert not any(os.scandir(tmp_path))
+    printed = capsys.readouterr().out
+    assert "sweep 1/2: demo_dice_n_filters-4\n" in printed and "sweep 2/2: demo_dice_n_filters-8\n" in printed
+    assert printed.count("data set     nnunet at") == 2

@@ -40,7 +40,7 @@ from pipeline.evaluation.ranking import (
     consensus,
     friedman,
 )
-from pipeline.evaluation.metrics import LOWER_IS_BETTER
+from pipeline.evaluation.metrics import higher_is_better
 from pipeline.evaluation.runs import name_list
 
 pd = console.lazy_module("pandas")  # loaded on first use, so that --help answers at once
@@ -96,7 +96,7 @@ def build_tasks(comparisons: dict[str, pd.DataFrame], metric: str, classes: Sequ
             if table.isna().any().any():
                 raise DataError(path, f"class {class_name}: not every loss scored every case")
             tasks.append(Task(f"{name}: {class_name}", losses, table.to_numpy(),
-                              higher_is_better=metric not in LOWER_IS_BETTER))
+                              higher_is_better=higher_is_better(metric)))
     if classes is not None:
         unused = [c for c in classes if not any(task.name.endswith(f": {c}") for task in tasks)]
         if unused:
@@ -155,7 +155,7 @@ def _stability_frame(boots: dict[str, BootstrapRanks], full: dict[str, np.ndarra
 
 
 def _caption(tasks: Sequence[Task], metric: str, samples: int) -> str:
-    direction = "lowest" if metric in LOWER_IS_BETTER else "highest"
+    direction = "highest" if higher_is_better(metric) else "lowest"
     return (f"Loss ranking over {len(tasks)} tasks (data set: class), aggregate-then-rank: rank 1 = {direction} "
             f"mean {metric.upper()} over cases, tied means share the best rank (challengeR's ties.method = min). "
             f"In brackets: share of {samples} bootstrap resamples of the cases giving that rank. Consensus: the "

@@ -33,8 +33,8 @@ from pipeline import console
 from pipeline.atomic_files import write_atomically
 from pipeline.errors import DataError, UnifocalError, exits_cleanly
 from pipeline.evaluation.compare import file_stem
-from pipeline.evaluation.rank_losses import LOWER_IS_BETTER
-from pipeline.evaluation.runs import Run, check_paired, read_run
+from pipeline.evaluation.metrics import higher_is_better
+from pipeline.evaluation.runs import Run, check_metric, check_paired, read_run
 from pipeline.evaluation.statistics import compare_pair, t_confidence_interval
 from pipeline.sweep import read_manifest
 
@@ -102,7 +102,7 @@ def best_settings(summary: pd.DataFrame, sweep: SweepResults, metric: str) -> di
     best = {}
     for class_name, rows in summary.groupby("class", sort=False):
         means = rows["mean"].to_numpy()
-        best[class_name] = int(np.argmin(means) if metric in LOWER_IS_BETTER else np.argmax(means))
+        best[class_name] = int(np.argmax(means) if higher_is_better(metric) else np.argmin(means))
     return best
 
 
@@ -211,14 +211,14 @@ def surface_png(sweep: SweepResults, summary: pd.DataFrame, class_name: str, met
             i, j = firsts.index(json.dumps(row[first])), seconds.index(json.dumps(row[second]))
             grid[i, j], widths[i, j] = row["mean"], row["ci_half_width"]
         figure, axis = plt.subplots(figsize=(1.6 + 1.3 * len(seconds), 1.4 + 0.8 * len(firsts)))
-        colour_map = "viridis_r" if metric in LOWER_IS_BETTER else "viridis"
+        colour_map = "viridis" if higher_is_better(metric) else "viridis_r"
         image = axis.imshow(grid, cmap=colour_map, aspect="auto")
         for i in range(len(firsts)):
             for j in range(len(seconds)):
                 width = "" if np.isnan(widths[i, j]) else f"\n± {widths[i, j]:.3f}"
                 value = grid[i, j]
                 shade = (value - np.nanmin(grid)) / ((np.nanmax(grid) - np.nanmin(grid)) or 1)
-                if metric in LOWER_IS_BETTER:
+                if not higher_is_better(metric):
                     shade = 1 - shade
                 axis.text(j, i, f"{value:.3f}{width}", ha="center", va="center", fontsize=8,
                           color="black" if shade > 0.5 else "white")
@@ -247,8 +247,7 @@ def surface_png(sweep: SweepResults, summary: pd.DataFrame, class_name: str, met
 
 def report_outputs(sweep: SweepResults, metric: str) -> dict[str, str | bytes]:
     """Every output file's name and content."""
-    if metric not in sweep.runs[0].scores.columns:
-        raise DataError(sweep.runs[0].metrics_path, f"no column {metric!r}")
+    check_metric(sweep.runs, metric)
     summary = summary_frame(sweep, metric)
     outputs: dict[str, str | bytes] = {
         "sweep.md": sweep_markdown(sweep, summary, metric),
