@@ -28,6 +28,8 @@ class AsymmetricSimilarityLoss(SegmentationLoss):
         smooth: added to numerator and denominator of the index; default 1e-6.
     """
 
+    reads_voxels = False  # a region-based loss: per-class sums only
+
     def __init__(
         self,
         beta: float = 1.5,
@@ -39,9 +41,9 @@ class AsymmetricSimilarityLoss(SegmentationLoss):
         self.beta = checked_range("asymmetric_similarity", "beta", beta, 0.0)
         self.smooth = checked_range("asymmetric_similarity", "smooth", smooth, 0.0)
 
-    def compute(self, y_true, y_pred):
+    def compute_from(self, statistics):
         delta = self.beta**2 / (1.0 + self.beta**2)
-        return tf.reduce_mean(tversky_distance(y_true, y_pred, delta, self.smooth), axis=-1)
+        return tf.reduce_mean(tversky_distance(statistics, delta, self.smooth), axis=-1)
 
     def _hyperparameters(self):
         return {"beta": self.beta, "smooth": self.smooth}

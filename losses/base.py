@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 import numbers
 import os
-from typing import Iterable, Sequence
+from typing import Iterable, NamedTuple, Sequence
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
@@ -41,17 +41,93 @@ def clip_probabilities(y_pred: tf.Tensor, epsilon: float = EPSILON) -> tf.Tensor
     return tf.clip_by_value(y_pred, epsilon, 1.0 - epsilon)
 
 
-def true_class_probability(y_true: tf.Tensor, y_pred: tf.Tensor) -> tf.Tensor:
+class Overlap(NamedTuple):
+    """What the region- and distribution-based losses read of a prediction, from one pass over it (:func:`overlap`)."""
+
+    y_true: tf.Tensor  # the one-hot target, (B, *spatial, C)
+    labels: tuple | None  # with the per-class sums: y_true's channels, C tensors (B, *spatial)
+    true_probability: tf.Tensor | None  # p_t = sum_c y_c p_c per voxel, (B, *spatial), not clipped
+    true_positives: tf.Tensor | None  # TP_c = sum_i y_ic p_ic, (B, C)
+    predicted: tf.Tensor | None  # sum_i p_ic, (B, C)
+    actual: tf.Tensor | None  # sum_i y_ic, (B, C), no gradient
+
+
+def overlap(y_true: tf.Tensor, y_pred: tf.Tensor, per_voxel: bool = True, per_class: bool = True) -> Overlap:
+    """The per-voxel and per-class sums the losses need, with one hand-written gradient.
+
+    ``per_voxel``: compute ``p_t`` (the distribution-based losses);
+    ``per_class``: compute ``TP``, ``sum p`` and ``sum y`` per class (the
+    region-based ones); what is not asked for is None and costs nothing.
+
+    Every quantity is linear in ``y_pred``, so the gradient of anything built
+    on them is ``dL/dp_ic = y_ic (dL/dp_t(i) + dL/dTP_c) + dL/dsum_c``,
+    written out here as one pass over the volume; automatic differentiation
+    makes one per product and sum, and a compound loss, which computes the
+    sums once for both of its parts, would make them twice. Exact for any
+    ``y_true`` (one-hot or not); no gradient flows to ``y_true``.
+
+    With the per-class sums the volume is first split into one contiguous
+    ``(B, *spatial)`` tensor per class: on channels-last data with few
+    classes, sums over the last axis, sums per channel and broadcasts of
+    per-class values are several times slower on a CPU than the same work on
+    contiguous tensors, which then more than repays the split.
+    """
+    axes = spatial_axes(y_true)
+    if not per_class:
+        @tf.custom_gradient
+        def voxel_sums(prediction):
+            def gradient(upstream):
+                return y_true * tf.expand_dims(upstream, -1)
+
+            return tf.reduce_sum(y_true * prediction, axis=-1), gradient
+
+        return Overlap(y_true, None, voxel_sums(y_pred), None, None, None)
+
+    labels = tuple(tf.unstack(y_true, axis=-1))
+    per_sample = [-1] + [1] * len(axes)  # a (B,) value against a (B, *spatial) tensor
+
+    @tf.custom_gradient
+    def class_sums(prediction):
+        probabilities = tf.unstack(prediction, axis=-1)
+        hits = [label * probability for label, probability in zip(labels, probabilities)]
+        true_positives = tf.stack([tf.reduce_sum(hit, axis=axes) for hit in hits], axis=-1)
+        predicted = tf.stack([tf.reduce_sum(probability, axis=axes) for probability in probabilities], axis=-1)
+        outputs = (true_positives, predicted) + ((tf.add_n(hits),) if per_voxel else ())
+
+        def gradient(true_positive_gradient, predicted_gradient, *voxel_gradient):
+            channels = []
+            for c, label in enumerate(labels):
+                on_label = tf.reshape(true_positive_gradient[:, c], per_sample)
+                if per_voxel:
+                    on_label = on_label + voxel_gradient[0]
+                channels.append(label * on_label + tf.reshape(predicted_gradient[:, c], per_sample))
+            return tf.stack(channels, axis=-1)
+
+        return outputs, gradient
+
+    true_positives, predicted, *true_probability = class_sums(y_pred)
+    actual = tf.stack([tf.reduce_sum(label, axis=axes) for label in labels], axis=-1)
+    return Overlap(y_true, labels, true_probability[0] if per_voxel else None, true_positives, predicted, actual)
+
+
+def class_counts(statistics: Overlap) -> tf.Tensor:
+    """``sum_i y_ic``, the (soft) voxel count of each class, shape ``(B, C)``."""
+    if statistics.actual is not None:
+        return statistics.actual
+    return tf.reduce_sum(statistics.y_true, axis=spatial_axes(statistics.y_true))
+
+
+def true_class_probability(statistics: Overlap) -> tf.Tensor:
     """``p_t = sum_c y_c p_c`` per voxel, clipped to ``[EPSILON, 1 - EPSILON]``.
 
     With one-hot ``y_true`` this is the probability of each voxel's true
     class, so a cross-entropy-type term needs one logarithm per voxel
     instead of one per class. Shape ``(B, *spatial)``.
     """
-    return clip_probabilities(tf.reduce_sum(y_true * y_pred, axis=-1))
+    return clip_probabilities(statistics.true_probability)
 
 
-def true_class_value(y_true: tf.Tensor, per_class):
+def true_class_value(statistics: Overlap, per_class):
     """``sum_c y_c v_c`` per voxel: the value ``v`` of each voxel's true class.
 
     ``per_class`` is a number (returned unchanged: every class has it), a
@@ -60,41 +136,47 @@ def true_class_value(y_true: tf.Tensor, per_class):
     """
     if not isinstance(per_class, tf.Tensor):
         return per_class
+    y_true, labels = statistics.y_true, statistics.labels
+    rank = y_true.shape.rank
+    if labels is not None:  # split channels: a weighted sum of the classes' masks, 0 weights skipped when known
+        known = tf.get_static_value(per_class) if per_class.shape.rank == 1 else None
+        if known is not None:
+            terms = [label if value == 1.0 else float(value) * label for label, value in zip(labels, known) if value]
+            return tf.add_n(terms) if terms else tf.zeros_like(labels[0])
+        if per_class.shape.rank == 2:
+            per_class = tf.reshape(per_class, [tf.shape(per_class)[0]] + [1] * (rank - 2) + [-1])
+        return tf.add_n([label * per_class[..., c] for c, label in enumerate(labels)])
     if per_class.shape.rank == 1:  # a matrix-vector product: one read of y_true, no (B, *spatial, C) temporary
-        return tf.tensordot(y_true, per_class, axes=[[y_true.shape.rank - 1], [0]])
-    if per_class.shape.rank == 2:
-        rank = y_true.shape.rank
-        per_class = tf.reshape(per_class, [tf.shape(per_class)[0]] + [1] * (rank - 2) + [-1])
+        return tf.tensordot(y_true, per_class, axes=[[rank - 1], [0]])
+    per_class = tf.reshape(per_class, [tf.shape(per_class)[0]] + [1] * (rank - 2) + [-1])
     return tf.reduce_sum(y_true * per_class, axis=-1)
 
 
-def tversky_statistics(y_true: tf.Tensor, y_pred: tf.Tensor):
+def tversky_statistics(statistics: Overlap):
     """Soft ``TP, FN, FP`` per sample and class, each of shape ``(B, C)``.
 
     ``TP = sum y p``, ``FN = sum y (1 - p) = sum y - TP``,
-    ``FP = sum (1 - y) p = sum p - TP``: written as differences, the three
-    need one product and three sums over the volume instead of three products
-    (about half the memory traffic, forward and backward). Rounding can leave
-    a difference a hair below zero; it is clamped at 0.
+    ``FP = sum (1 - y) p = sum p - TP``: the three come from the sums of
+    :func:`overlap`. Rounding can leave a difference a hair below zero; it is
+    clamped at 0.
     """
-    axes = spatial_axes(y_true)
-    tp = tf.reduce_sum(y_true * y_pred, axis=axes)
-    fn = tf.maximum(tf.reduce_sum(y_true, axis=axes) - tp, 0.0)
-    fp = tf.maximum(tf.reduce_sum(y_pred, axis=axes) - tp, 0.0)
+    tp = statistics.true_positives
+    fn = tf.maximum(class_counts(statistics) - tp, 0.0)
+    fp = tf.maximum(statistics.predicted - tp, 0.0)
     return tp, fn, fp
 
 
-def tversky_index(y_true, y_pred, delta: float, smooth: float) -> tf.Tensor:
+def tversky_index(statistics: Overlap, delta: float, smooth: float) -> tf.Tensor:
     """Modified Tversky index per sample and class, shape ``(B, C)``.
 
     ``mTI_c = (TP_c + s) / (TP_c + delta * FN_c + (1 - delta) * FP_c + s)``;
     ``delta`` weighs false negatives, ``delta = 0.5`` gives the soft Dice.
     """
-    tp, fn, fp = tversky_statistics(y_true, y_pred)
+    tp, fn, fp = tversky_statistics(statistics)
     return (tp + smooth) / (tp + delta * fn + (1.0 - delta) * fp + smooth)
 
 
-def tversky_distance(y_true, y_pred, delta: float, smooth: float) -> tf.Tensor:
+def tversky_distance(statistics: Overlap, delta: float, smooth: float) -> tf.Tensor:
     """``1 - mTI_c`` per sample and class, shape ``(B, C)``, without cancellation.
 
     ``1 - mTI_c = (delta * FN_c + (1 - delta) * FP_c) / (TP_c + delta * FN_c + (1 - delta) * FP_c + s)``
@@ -104,7 +186,7 @@ def tversky_distance(y_true, y_pred, delta: float, smooth: float) -> tf.Tensor:
     and is exactly 0 for a perfect prediction, so powers of it below 1 (focal
     Tversky losses) stay well defined (see :func:`safe_power`).
     """
-    tp, fn, fp = tversky_statistics(y_true, y_pred)
+    tp, fn, fp = tversky_statistics(statistics)
     errors = delta * fn + (1.0 - delta) * fp
     return errors / (tp + errors + smooth)
 
@@ -195,9 +277,10 @@ def spatial_mean(per_voxel: tf.Tensor) -> tf.Tensor:
 class SegmentationLoss(tf.keras.losses.Loss):
     """Base class: casts inputs to float32 and serialises constructor arguments.
 
-    Subclasses implement :meth:`compute` on float32 tensors, returning one
-    value per sample (shape ``(B,)``), and list their hyperparameters in
-    :meth:`get_config`.
+    Subclasses implement :meth:`compute_from` on the sums of :func:`overlap`
+    (or, if they read more of the prediction, :meth:`compute` on the float32
+    tensors), returning one value per sample (shape ``(B,)``), and list their
+    hyperparameters in :meth:`_hyperparameters`.
     """
 
     def __init__(self, name: str, reduction=tf.keras.losses.Reduction.AUTO):
@@ -211,7 +294,14 @@ class SegmentationLoss(tf.keras.losses.Loss):
         y_true = tf.ensure_shape(tf.cast(y_true, tf.float32), y_pred.shape)
         return self.compute(y_true, y_pred)
 
+    reads_voxels = True  # compute_from reads p_t (Overlap.true_probability)
+    reads_classes = True  # compute_from reads TP and sum p per class
+
     def compute(self, y_true: tf.Tensor, y_pred: tf.Tensor) -> tf.Tensor:
+        return self.compute_from(overlap(y_true, y_pred, self.reads_voxels, self.reads_classes))
+
+    def compute_from(self, statistics: Overlap) -> tf.Tensor:
+        """The loss per sample from :func:`overlap`'s sums; a compound loss passes the same sums to its parts."""
         raise NotImplementedError
 
     def get_config(self) -> dict:

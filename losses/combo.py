@@ -62,10 +62,10 @@ class ComboLoss(SegmentationLoss):
         self.smooth = checked_smooth(name, smooth)
         self.rare_classes = checked_rare_classes(name, rare_classes)
 
-    def compute(self, y_true, y_pred):
-        rare = rare_class_mask(self.rare_classes, y_true.shape[-1])
-        cross_entropy = focal_cross_entropy(y_true, y_pred, 0.0, self.beta * rare + (1.0 - self.beta) * (1.0 - rare))
-        dice = tf.reduce_mean(tversky_index(y_true, y_pred, 0.5, self.smooth), axis=-1)
+    def compute_from(self, statistics):
+        rare = rare_class_mask(self.rare_classes, statistics.y_true.shape[-1])
+        cross_entropy = focal_cross_entropy(statistics, 0.0, self.beta * rare + (1.0 - self.beta) * (1.0 - rare))
+        dice = tf.reduce_mean(tversky_index(statistics, 0.5, self.smooth), axis=-1)
         return self.alpha * cross_entropy - (1.0 - self.alpha) * dice
 
     def _hyperparameters(self):

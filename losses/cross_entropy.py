@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from losses.base import SegmentationLoss, spatial_mean, true_class_probability
+from losses.base import Overlap, SegmentationLoss, spatial_mean, true_class_probability
 from losses.registry import register
 
 
-def voxel_cross_entropy(y_true: tf.Tensor, y_pred: tf.Tensor) -> tf.Tensor:
+def voxel_cross_entropy(statistics: Overlap) -> tf.Tensor:
     """Cross entropy of every voxel, ``-sum_c g_c log p_c``, shape ``(B, *spatial)``.
 
     With one-hot ``g`` this is ``-log p_t``, ``p_t = sum_c g_c p_c`` the
@@ -20,7 +20,7 @@ def voxel_cross_entropy(y_true: tf.Tensor, y_pred: tf.Tensor) -> tf.Tensor:
     ``p_t`` is clipped to ``[EPSILON, 1 - EPSILON]`` first, so the result is
     finite for perfect and for all-wrong predictions.
     """
-    return -tf.math.log(true_class_probability(y_true, y_pred))
+    return -tf.math.log(true_class_probability(statistics))
 
 
 @register("cross_entropy")
@@ -30,8 +30,10 @@ class CrossEntropyLoss(SegmentationLoss):
     ``L = -1/N sum_i sum_c g_ic log p_ic``; it has no hyperparameters.
     """
 
+    reads_classes = False  # a distribution-based loss: p_t only
+
     def __init__(self, name: str = "cross_entropy", reduction=tf.keras.losses.Reduction.AUTO):
         super().__init__(name=name, reduction=reduction)
 
-    def compute(self, y_true, y_pred):
-        return spatial_mean(voxel_cross_entropy(y_true, y_pred))
+    def compute_from(self, statistics):
+        return spatial_mean(voxel_cross_entropy(statistics))

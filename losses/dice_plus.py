@@ -37,8 +37,8 @@ class DicePlusLoss(SegmentationLoss):
         self.smooth = float(smooth)
         self.other = other
 
-    def compute(self, y_true, y_pred):
-        return self.dice.call(y_true, y_pred) + self.other.call(y_true, y_pred)
+    def compute_from(self, statistics):
+        return self.dice.compute_from(statistics) + self.other.compute_from(statistics)
 
     def _hyperparameters(self):
         return {"smooth": self.smooth}

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from losses.base import spatial_mean
+from losses.base import overlap, spatial_mean
 from losses.cross_entropy import voxel_cross_entropy
 from losses.distance_maps import DistanceMapLoss
 from losses.registry import register
@@ -40,4 +40,4 @@ class DistancePenalizedCrossEntropyLoss(DistanceMapLoss):
 
     def compute(self, y_true, y_pred, maps):
         penalty = tf.reduce_sum(maps, axis=-1)
-        return spatial_mean((1.0 + penalty) * voxel_cross_entropy(y_true, y_pred))
+        return spatial_mean((1.0 + penalty) * voxel_cross_entropy(overlap(y_true, y_pred, per_class=False)))

@@ -12,10 +12,10 @@ from typing import Sequence
 import tensorflow as tf
 
 from losses.base import (
+    class_counts,
     SegmentationLoss,
     checked_range,
     safe_power,
-    spatial_axes,
     spatial_mean,
     true_class_value,
     tversky_index,
@@ -30,9 +30,8 @@ def log_power(values: tf.Tensor, gamma: float) -> tf.Tensor:
     return safe_power(tf.maximum(-tf.math.log(values), 0.0), gamma)
 
 
-def frequency_weights(y_true: tf.Tensor) -> tf.Tensor:
-    """Wong's label weights ``w_c = (sum_k f_k / f_c)^0.5`` from each sample's counts, ``(B, C)``."""
-    counts = tf.reduce_sum(y_true, axis=spatial_axes(y_true))
+def frequency_weights(counts: tf.Tensor) -> tf.Tensor:
+    """Wong's label weights ``w_c = (sum_k f_k / f_c)^0.5`` from each sample's class counts ``(B, C)``."""
     return tf.sqrt(tf.math.divide_no_nan(tf.reduce_sum(counts, axis=-1, keepdims=True), counts))
 
 
@@ -71,15 +70,15 @@ class ExponentialLogarithmicLoss(SegmentationLoss):
         self.smooth = checked_range("exp_log", "smooth", smooth, 0.0)
         self.class_weights = checked_class_weights("exp_log", class_weights)
 
-    def compute(self, y_true, y_pred):
+    def compute_from(self, statistics):
         # mTI(delta = 0.5) with s/2 is exactly (2 TP + s) / (2 TP + FN + FP + s).
-        dice = tversky_index(y_true, y_pred, 0.5, self.smooth / 2.0)
+        dice = tversky_index(statistics, 0.5, self.smooth / 2.0)
         dice_term = tf.reduce_mean(log_power(dice, self.gamma), axis=-1)
-        weights = class_weight_vector("exp_log", self.class_weights, y_true.shape[-1])
+        weights = class_weight_vector("exp_log", self.class_weights, statistics.y_true.shape[-1])
         if weights is None:
-            weights = frequency_weights(y_true)
+            weights = frequency_weights(class_counts(statistics))
         # -ln p_t >= -ln(1 - EPSILON) > 0 after clipping: a plain power is safe (and cheaper).
-        per_voxel = true_class_value(y_true, weights) * tf.pow(voxel_cross_entropy(y_true, y_pred), self.gamma)
+        per_voxel = true_class_value(statistics, weights) * tf.pow(voxel_cross_entropy(statistics), self.gamma)
         return self.weight * dice_term + (1.0 - self.weight) * spatial_mean(per_voxel)
 
     def _hyperparameters(self):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from losses.base import SegmentationLoss, checked_range, spatial_axes, tversky_statistics
+from losses.base import SegmentationLoss, checked_range, class_counts, tversky_statistics
 from losses.registry import register
 
 
@@ -38,15 +38,17 @@ class GeneralizedDiceLoss(SegmentationLoss):
         smooth: s; default 1e-6 (as the Dice loss; weights are scaled to max 1).
     """
 
+    reads_voxels = False  # a region-based loss: per-class sums only
+
     def __init__(
         self, smooth: float = 1e-6, name: str = "generalized_dice", reduction=tf.keras.losses.Reduction.AUTO
     ):
         super().__init__(name=name, reduction=reduction)
         self.smooth = checked_range("generalized_dice", "smooth", smooth, 0.0)
 
-    def compute(self, y_true, y_pred):
-        tp, fn, fp = tversky_statistics(y_true, y_pred)
-        weights = inverse_square_volume_weights(tf.reduce_sum(y_true, axis=spatial_axes(y_true)))
+    def compute_from(self, statistics):
+        tp, fn, fp = tversky_statistics(statistics)
+        weights = inverse_square_volume_weights(class_counts(statistics))
         overlap = tf.reduce_sum(weights * tp, axis=-1)
         total = tf.reduce_sum(weights * (2.0 * tp + fn + fp), axis=-1)
         return 1.0 - (2.0 * overlap + self.smooth) / (total + self.smooth)

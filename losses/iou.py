@@ -27,12 +27,14 @@ class IoULoss(SegmentationLoss):
         smooth: s, keeps an absent class finite; default 1e-6 (as the Dice loss).
     """
 
+    reads_voxels = False  # a region-based loss: per-class sums only
+
     def __init__(self, smooth: float = 1e-6, name: str = "iou", reduction=tf.keras.losses.Reduction.AUTO):
         super().__init__(name=name, reduction=reduction)
         self.smooth = checked_range("iou", "smooth", smooth, 0.0)
 
-    def compute(self, y_true, y_pred):
-        tp, fn, fp = tversky_statistics(y_true, y_pred)
+    def compute_from(self, statistics):
+        tp, fn, fp = tversky_statistics(statistics)
         return tf.reduce_mean((fn + fp) / (tp + fn + fp + self.smooth), axis=-1)
 
     def _hyperparameters(self):

@@ -32,14 +32,16 @@ class TopKLoss(SegmentationLoss):
             default 10. ``k = 100`` is the plain cross entropy.
     """
 
+    reads_classes = False  # a distribution-based loss: p_t only
+
     def __init__(self, k: float = 10.0, name: str = "topk", reduction=tf.keras.losses.Reduction.AUTO):
         super().__init__(name=name, reduction=reduction)
         self.k = checked_range("topk", "k", k, 0.0, 100.0)
         if self.k == 0.0:
             raise ValueError("topk: k must be a positive percentage, got 0")
 
-    def compute(self, y_true, y_pred):
-        per_voxel = voxel_cross_entropy(y_true, y_pred)
+    def compute_from(self, statistics):
+        per_voxel = voxel_cross_entropy(statistics)
         flat = tf.reshape(per_voxel, [tf.shape(per_voxel)[0], -1])
         voxels = tf.cast(tf.shape(flat)[1], tf.float64)
         kept = tf.maximum(1, tf.cast(tf.floor(voxels * self.k / 100.0), tf.int32))

@@ -27,11 +27,11 @@ import math
 
 import tensorflow as tf
 
-from losses.base import SegmentationLoss, checked_range, checked_smooth, safe_power, tversky_distance
+from losses.base import Overlap, SegmentationLoss, checked_range, checked_smooth, safe_power, tversky_distance
 from losses.registry import register
 
 
-def mean_tversky_power(y_true, y_pred, delta: float, smooth: float, exponents=1.0) -> tf.Tensor:
+def mean_tversky_power(statistics: Overlap, delta: float, smooth: float, exponents=1.0) -> tf.Tensor:
     """``mean_c (1 - mTI_c) ** e_c`` per sample, shape ``(B,)``.
 
     ``exponents`` is one number for every class or a ``(C,)`` tensor (the
@@ -39,7 +39,7 @@ def mean_tversky_power(y_true, y_pred, delta: float, smooth: float, exponents=1.
     taken with :func:`losses.base.safe_power`, so exponents below 1 keep a
     finite gradient for perfectly segmented classes.
     """
-    distance = tversky_distance(y_true, y_pred, delta, smooth)
+    distance = tversky_distance(statistics, delta, smooth)
     if not isinstance(exponents, tf.Tensor) and exponents == 1.0:
         return tf.reduce_mean(distance, axis=-1)
     return tf.reduce_mean(safe_power(distance, exponents), axis=-1)
@@ -63,6 +63,8 @@ class TverskyLoss(SegmentationLoss):
             default 1e-6.
     """
 
+    reads_voxels = False  # a region-based loss: per-class sums only
+
     def __init__(
         self, delta: float = 0.7, smooth: float = 1e-6, name: str = "tversky",
         reduction=tf.keras.losses.Reduction.AUTO,
@@ -71,8 +73,8 @@ class TverskyLoss(SegmentationLoss):
         self.delta = checked_range(name, "delta", delta, 0.0, 1.0)
         self.smooth = checked_smooth(name, smooth)
 
-    def compute(self, y_true, y_pred):
-        return mean_tversky_power(y_true, y_pred, self.delta, self.smooth)
+    def compute_from(self, statistics):
+        return mean_tversky_power(statistics, self.delta, self.smooth)
 
     def _hyperparameters(self):
         return {"delta": self.delta, "smooth": self.smooth}
@@ -122,8 +124,8 @@ class FocalTverskyLoss(TverskyLoss):
         super().__init__(delta=delta, smooth=smooth, name=name, reduction=reduction)
         self.gamma = checked_range(name, "gamma", gamma, 0.0)
 
-    def compute(self, y_true, y_pred):
-        return mean_tversky_power(y_true, y_pred, self.delta, self.smooth, self.gamma)
+    def compute_from(self, statistics):
+        return mean_tversky_power(statistics, self.delta, self.smooth, self.gamma)
 
     def _hyperparameters(self):
         return {**super()._hyperparameters(), "gamma": self.gamma}
@@ -150,6 +152,6 @@ class CosineTverskyLoss(FocalTverskyLoss):
     ):
         super().__init__(delta=delta, gamma=gamma, smooth=smooth, name=name, reduction=reduction)
 
-    def compute(self, y_true, y_pred):
-        cosine = tf.sin(0.5 * math.pi * tversky_distance(y_true, y_pred, self.delta, self.smooth))
+    def compute_from(self, statistics):
+        cosine = tf.sin(0.5 * math.pi * tversky_distance(statistics, self.delta, self.smooth))
         return tf.reduce_mean(safe_power(cosine, self.gamma), axis=-1)

@@ -60,6 +60,8 @@ class SymmetricFocalLoss(SegmentationLoss):
             class but 0.
     """
 
+    reads_classes = False  # a distribution-based loss: p_t only
+
     def __init__(
         self, delta: float = 0.7, gamma: float = 2.0, rare_classes=None, name: str = "symmetric_focal",
         reduction=tf.keras.losses.Reduction.AUTO,
@@ -69,10 +71,10 @@ class SymmetricFocalLoss(SegmentationLoss):
         self.gamma = checked_range(name, "gamma", gamma, 0.0)
         self.rare_classes = checked_rare_classes(name, rare_classes)
 
-    def compute(self, y_true, y_pred):
-        rare = rare_class_mask(self.rare_classes, y_true.shape[-1])
+    def compute_from(self, statistics):
+        rare = rare_class_mask(self.rare_classes, statistics.y_true.shape[-1])
         weights = self.delta * rare + (1.0 - self.delta) * (1.0 - rare)
-        return focal_cross_entropy(y_true, y_pred, self.gamma, weights, self._modulated_classes(rare))
+        return focal_cross_entropy(statistics, self.gamma, weights, self._modulated_classes(rare))
 
     def _modulated_classes(self, rare: tf.Tensor):
         """The classes whose term is modulated (a 0/1 ``(C,)`` mask), None for all."""
@@ -121,6 +123,8 @@ class SymmetricFocalTverskyLoss(SegmentationLoss):
         smooth: s, keeps an absent class's index finite; > 0, default 1e-6.
     """
 
+    reads_voxels = False  # a region-based loss: per-class sums only
+
     def __init__(
         self, delta: float = 0.7, gamma: float = 0.75, smooth: float = 1e-6,
         name: str = "symmetric_focal_tversky", reduction=tf.keras.losses.Reduction.AUTO,
@@ -130,9 +134,9 @@ class SymmetricFocalTverskyLoss(SegmentationLoss):
         self.gamma = checked_range(name, "gamma", gamma, 0.0, 1.0)
         self.smooth = checked_smooth(name, smooth)
 
-    def compute(self, y_true, y_pred):
-        exponents = self._exponents(y_true.shape[-1])
-        return mean_tversky_power(y_true, y_pred, self.delta, self.smooth, exponents)
+    def compute_from(self, statistics):
+        exponents = self._exponents(statistics.y_true.shape[-1])
+        return mean_tversky_power(statistics, self.delta, self.smooth, exponents)
 
     def _exponents(self, num_classes: int):
         """The exponent of each class: ``1 - gamma`` for all."""
@@ -184,9 +188,9 @@ class UnifiedFocalLoss(SegmentationLoss):
         self.focal = focal
         self.focal_tversky = focal_tversky
 
-    def compute(self, y_true, y_pred):
-        return (self.weight * self.focal.compute(y_true, y_pred)
-                + (1.0 - self.weight) * self.focal_tversky.compute(y_true, y_pred))
+    def compute_from(self, statistics):
+        return (self.weight * self.focal.compute_from(statistics)
+                + (1.0 - self.weight) * self.focal_tversky.compute_from(statistics))
 
     def _hyperparameters(self):
         return {

@@ -12,7 +12,7 @@ from typing import Iterable, Sequence
 
 import tensorflow as tf
 
-from losses.base import SegmentationLoss, checked_range, spatial_axes, spatial_mean, true_class_value
+from losses.base import SegmentationLoss, checked_range, class_counts, spatial_mean, true_class_value
 from losses.cross_entropy import voxel_cross_entropy
 from losses.registry import register
 
@@ -41,15 +41,14 @@ def class_weight_vector(loss: str, class_weights: list[float] | None, num_classe
     return tf.constant(class_weights, tf.float32)
 
 
-def balanced_class_weights(y_true: tf.Tensor) -> tf.Tensor:
-    """Per-sample weights ``w_c = N / (C * N_c)``, shape ``(B, C)``.
+def balanced_class_weights(counts: tf.Tensor) -> tf.Tensor:
+    """Per-sample weights ``w_c = N / (C * N_c)`` from the class counts ``N_c`` ``(B, C)``, shape ``(B, C)``.
 
     Every class present in a sample then carries the same total weight
     ``N / C``; absent classes get 0 (they have no voxel to weigh anyway).
     """
-    counts = tf.reduce_sum(y_true, axis=spatial_axes(y_true))
     voxels = tf.reduce_sum(counts, axis=-1, keepdims=True)
-    num_classes = tf.cast(tf.shape(y_true)[-1], tf.float32)
+    num_classes = tf.cast(tf.shape(counts)[-1], tf.float32)
     return tf.math.divide_no_nan(voxels, num_classes * counts)
 
 
@@ -66,6 +65,8 @@ class WeightedCrossEntropyLoss(SegmentationLoss):
             All weights 1 gives the plain cross entropy.
     """
 
+    reads_classes = False  # a distribution-based loss: p_t only
+
     def __init__(
         self,
         class_weights: Sequence[float] | None = None,
@@ -75,11 +76,11 @@ class WeightedCrossEntropyLoss(SegmentationLoss):
         super().__init__(name=name, reduction=reduction)
         self.class_weights = checked_class_weights("weighted_cross_entropy", class_weights)
 
-    def compute(self, y_true, y_pred):
-        weights = class_weight_vector("weighted_cross_entropy", self.class_weights, y_true.shape[-1])
+    def compute_from(self, statistics):
+        weights = class_weight_vector("weighted_cross_entropy", self.class_weights, statistics.y_true.shape[-1])
         if weights is None:
-            weights = balanced_class_weights(y_true)
-        return spatial_mean(true_class_value(y_true, weights) * voxel_cross_entropy(y_true, y_pred))
+            weights = balanced_class_weights(class_counts(statistics))
+        return spatial_mean(true_class_value(statistics, weights) * voxel_cross_entropy(statistics))
 
     def _hyperparameters(self):
         return {"class_weights": self.class_weights}

@@ -11,7 +11,7 @@ import pytest
 import tensorflow as tf
 
 import losses
-from losses.base import tversky_index
+from losses.base import overlap, tversky_index
 from losses.distance_maps import (
     distance_maps,
     inner_distance,
@@ -310,7 +310,7 @@ def test_cross_entropy_reductions(shape):
 def test_iou_and_dice_on_hard_masks():
     """IoU = DSC / (2 - DSC) per class when prediction and truth are binary."""
     yt, yp = random_batch(SHAPES[3], seed=6, hard=True)
-    dice = tversky_index(tf.constant(yt, tf.float32), tf.constant(yp, tf.float32), 0.5, 0.0).numpy()
+    dice = tversky_index(overlap(tf.constant(yt, tf.float32), tf.constant(yp, tf.float32)), 0.5, 0.0).numpy()
     expected = (1 - dice / (2 - dice)).mean(-1)
     np.testing.assert_allclose(per_sample("iou", yt, yp, smooth=0.0), expected, rtol=1e-6)
 
