@@ -12,8 +12,7 @@ from typing import Sequence
 import tensorflow as tf
 
 from losses.base import checked_range, checked_rare_classes, resolve_rare_classes
-from losses.distance_maps import DistanceMapLoss, distance_maps, unsigned_distance_maps
-from losses.sorting import in_xla_context
+from losses.distance_maps import DistanceMapLoss, graph_maps
 from losses.registry import register
 
 
@@ -30,8 +29,8 @@ class HausdorffDTLoss(DistanceMapLoss):
     most. An empty or a full mask has distance 0. ``d_G`` comes with the
     target from the pipeline (or is computed here, see
     :class:`losses.distance_maps.DistanceMapLoss`); ``d_S`` changes with every
-    prediction and is computed on the CPU at every step, so this loss cannot
-    be XLA-compiled.
+    prediction and is computed at every step (:func:`losses.distance_maps.graph_maps`:
+    on a CPU by the host, on a GPU and under XLA in TensorFlow ops).
 
     Args:
         alpha: exponent of the distances, >= 0; default 2.
@@ -56,14 +55,11 @@ class HausdorffDTLoss(DistanceMapLoss):
         return resolve_rare_classes(self.rare_classes, num_classes)
 
     def compute(self, y_true, y_pred, maps):
-        if in_xla_context():
-            raise ValueError("hausdorff_dt: the distance map of the prediction is computed on the CPU at "
-                             "every step; this loss cannot run under XLA (training.jit_compile)")
         rare = self.map_classes(y_true.shape[-1])
         truth = tf.gather(y_true, rare, axis=-1)
         prediction = tf.gather(y_pred, rare, axis=-1)
         truth_distance = tf.gather(maps, rare, axis=-1)
-        predicted_distance = distance_maps(unsigned_distance_maps, prediction)
+        predicted_distance = graph_maps("unsigned", prediction)
         weights = tf.pow(truth_distance, self.alpha) + tf.pow(predicted_distance, self.alpha)
         weighted = tf.square(prediction - truth) * weights
         return tf.reduce_mean(weighted, axis=list(range(1, weighted.shape.rank)))

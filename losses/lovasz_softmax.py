@@ -12,7 +12,8 @@ import tensorflow as tf
 
 from losses.base import SegmentationLoss, spatial_axes
 from losses.registry import register
-from losses.sorting import lovasz_weights, sort_on_host
+from losses.placement import on_host
+from losses.sorting import lovasz_weights
 
 
 def lovasz_gradient(truth_sorted: tf.Tensor) -> tf.Tensor:
@@ -49,7 +50,7 @@ class LovaszSoftmaxLoss(SegmentationLoss):
 
     def compute(self, y_true, y_pred):
         errors = tf.abs(y_true - y_pred)
-        if sort_on_host():
+        if on_host():
             per_class = tf.reduce_sum(errors * _host_lovasz_weights(y_true, errors), axis=spatial_axes(errors))
         else:
             per_class = _sorted_lovasz(y_true, errors)

@@ -1,33 +1,18 @@
-"""Sorting for the losses that rank voxels (Lovász-softmax, TopK): on the host when that is faster.
+"""Host-side sorting for the losses that rank voxels (Lovász-softmax, TopK).
 
 TensorFlow sorts with ``TopKV2``, which on a CPU is an indirect comparison
 sort: 0.85-1.5 s for the 6 rows of 2 M voxels of the paper's KiTS19 batch,
 against 0.05-0.2 s for NumPy's vectorised sort of the same values. On a GPU
 (and under XLA) TensorFlow's sort is a device radix sort and a host round trip
-would stall the device. :func:`sort_on_host` decides at trace time:
-NumPy through ``tf.numpy_function`` on a CPU-only machine outside XLA,
-TensorFlow's own ops otherwise. Both give the same values; the tests check it.
+would stall the device: the losses use these functions only where
+:func:`losses.placement.on_host` says so.
 """
 
 from __future__ import annotations
 
-import functools
-import os
-from concurrent.futures import ThreadPoolExecutor
-
 import numpy as np
-import tensorflow as tf
-from tensorflow.python.ops import control_flow_util  # the XLA-context test Keras itself uses
 
-
-def in_xla_context() -> bool:
-    """True while tracing code that XLA compiles (``jit_compile=True``): no ``numpy_function`` there."""
-    return control_flow_util.GraphOrParentsInXlaContext(tf.compat.v1.get_default_graph())
-
-
-def sort_on_host() -> bool:
-    """Sort with NumPy: no GPU is visible and the graph is not XLA-compiled."""
-    return not tf.config.list_logical_devices("GPU") and not in_xla_context()
+from losses.placement import host_threads
 
 
 def lovasz_weights(truth: np.ndarray, errors: np.ndarray) -> np.ndarray:
@@ -68,15 +53,8 @@ def lovasz_weights(truth: np.ndarray, errors: np.ndarray) -> np.ndarray:
         weights[sample, :, channel][keys] = gradient
 
     rows = [(sample, channel) for sample in range(batch) for channel in range(classes)]
-    list(_row_pool().map(lambda row: one_row(*row), rows))  # NumPy's sort releases the GIL
+    list(host_threads().map(lambda row: one_row(*row), rows))  # NumPy's sort releases the GIL
     return weights
-
-
-@functools.lru_cache(maxsize=1)
-def _row_pool() -> ThreadPoolExecutor:
-    """Threads for independent rows, one per CPU this process may use."""
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return ThreadPoolExecutor(max_workers=cpus, thread_name_prefix="loss-sort")
 
 
 def kth_largest(values: np.ndarray, kept: int) -> np.ndarray:

@@ -13,7 +13,8 @@ import tensorflow as tf
 from losses.base import SegmentationLoss, checked_range
 from losses.cross_entropy import voxel_cross_entropy
 from losses.registry import register
-from losses.sorting import kth_largest, sort_on_host
+from losses.placement import on_host
+from losses.sorting import kth_largest
 
 
 @register("topk")
@@ -45,7 +46,7 @@ class TopKLoss(SegmentationLoss):
         flat = tf.reshape(per_voxel, [tf.shape(per_voxel)[0], -1])
         voxels = tf.cast(tf.shape(flat)[1], tf.float64)
         kept = tf.maximum(1, tf.cast(tf.floor(voxels * self.k / 100.0), tf.int32))
-        if not sort_on_host():
+        if not on_host():
             hardest, _ = tf.math.top_k(flat, k=kept, sorted=False)
             return tf.reduce_mean(hardest, axis=-1)
         threshold = tf.numpy_function(kth_largest, [flat, kept], tf.float32, stateful=False)

@@ -418,7 +418,7 @@ class TrainingSection(Section):
     plateau_patience: PositiveInt = Field(10, description="epochs without improvement before reducing")
     precision: Literal["float32", "mixed_float16", "mixed_bfloat16"] = "float32"
     distribute: Literal["default", "mirrored"] = "default"
-    jit_compile: bool = Field(False, description="XLA-compile the training step (GPUs; hausdorff_dt cannot)")
+    jit_compile: bool = Field(False, description="XLA-compile the training step (GPUs)")
 
     @field_validator("min_learning_rate")
     @classmethod
@@ -505,9 +505,6 @@ class ExperimentConfig(Section):
         if overlap is not None and any(o >= p for o, p in zip(overlap, patch)):
             raise ValueError(f"inference.overlap: {list(overlap)} must be smaller than "
                              f"sampling.patch_shape {patch} in every axis")
-        if self.training.jit_compile and self.loss.name == "hausdorff_dt":
-            raise ValueError("training.jit_compile: hausdorff_dt computes the prediction's distance map on the "
-                             "CPU at every step and cannot be XLA-compiled; set it to false")
         return self
 
     @property

@@ -12,7 +12,10 @@
 #    settings in float32 and mixed_float16, peak GPU memory next to the
 #    estimate, the data pipeline's batches/s next to the GPU's steps/s,
 #    MirroredStrategy, sliding-window prediction per KiTS19-sized case.
-#    Without a GPU the GPU parts print why they are skipped; the rest runs.
+#    Without a GPU the GPU parts print why they are skipped; the rest runs;
+# 4. scripts/bench_losses.py: every loss on the paper's KiTS19 batch as a
+#    multiple of the floor, on the device (sorts and distance transforms in
+#    TensorFlow ops there; on a CPU-only machine on the host).
 #
 # The environment needs TensorFlow's CUDA build: `uv sync --extra gpu` (see README).
 set -uo pipefail
@@ -28,8 +31,15 @@ else
 fi
 
 echo "== gpu-marked tests"
-timeout 240 "$python" -m pytest -m gpu -q -rs -p no:cacheprovider tests/test_gpu.py || status=1
+timeout 150 "$python" -m pytest -m gpu -q -rs -p no:cacheprovider tests/test_gpu.py || status=1
 
 echo "== figures"
-timeout 480 "$python" scripts/gpu_check.py "$@" || status=1
+timeout 360 "$python" scripts/gpu_check.py "$@" || status=1
+
+echo "== losses"
+if "$python" -c "import sys, tensorflow as tf; sys.exit(not tf.config.list_physical_devices('GPU'))" 2>/dev/null; then
+    timeout 90 "$python" scripts/bench_losses.py --repeats 3 --warmup 1 || status=1
+else
+    echo "skipped: TensorFlow sees no GPU (scripts/bench_losses.py times the losses on this CPU, in minutes)"
+fi
 exit "$status"

@@ -1,4 +1,4 @@
-"""The GPU step: mixed precision and XLA with fed distance maps, all GPUs mirrored, inference batches, sorting.
+"""The GPU step: mixed precision, XLA, all GPUs mirrored, inference batches, sorts and distance maps on the device.
 
 Marked ``gpu``: skipped (with the reason) where TensorFlow sees no GPU;
 ``scripts/gpu_check.sh`` runs them on a GPU node. The last tests check the
@@ -10,6 +10,7 @@ import pytest
 import tensorflow as tf
 
 import losses
+import losses.distance_maps
 import losses.lovasz_softmax
 from pipeline.inference.sliding_window import resolve_batch_size
 from pipeline.training import distribute
@@ -80,8 +81,20 @@ def test_lovasz_sorts_on_the_gpu_with_the_host_sorts_values(monkeypatch):
     y_pred = tf.nn.softmax(tf.constant(rng.normal(size=(2, *PATCH, 3)), tf.float32))
     loss = losses.get("lovasz_softmax")
     on_gpu = loss(y_true, y_pred).numpy()
-    monkeypatch.setattr(losses.lovasz_softmax, "sort_on_host", lambda: True)
+    monkeypatch.setattr(losses.lovasz_softmax, "on_host", lambda: True)
     np.testing.assert_allclose(on_gpu, loss(y_true, y_pred).numpy(), rtol=1e-5)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("name", ["hausdorff_dt", "boundary", "distance_penalized_ce"])
+def test_distance_maps_computed_on_the_gpu_equal_the_hosts(name, monkeypatch):
+    loss = losses.get(name)
+    _, targets = fed_batch(loss)
+    one_hot = tf.constant(targets[..., :3])
+    y_pred = tf.nn.softmax(3.0 * one_hot + tf.random.stateless_normal(one_hot.shape, seed=(1, 2)))
+    on_gpu = loss(one_hot, y_pred).numpy()
+    monkeypatch.setattr(losses.distance_maps, "on_host", lambda: True)
+    np.testing.assert_allclose(on_gpu, loss(one_hot, y_pred).numpy(), rtol=1e-5)
 
 
 @pytest.mark.slow

@@ -12,12 +12,13 @@ import tensorflow as tf
 import losses
 import losses.lovasz_softmax
 import losses.topk
-from losses.sorting import kth_largest, lovasz_weights, sort_on_host
+from losses.placement import on_host
+from losses.sorting import kth_largest, lovasz_weights
 
 
 def value_and_gradient(name, y_true, y_pred, host: bool, monkeypatch, **params):
     module = {"lovasz_softmax": losses.lovasz_softmax, "topk": losses.topk}[name]
-    monkeypatch.setattr(module, "sort_on_host", lambda: host)
+    monkeypatch.setattr(module, "on_host", lambda: host)
     loss = losses.get(name, **params)
     y_pred = tf.constant(y_pred, tf.float32)
     with tf.GradientTape() as tape:
@@ -70,12 +71,12 @@ def test_the_graph_path_is_chosen_under_xla():
 
     @tf.function(jit_compile=True)
     def traced(x):
-        seen.append(sort_on_host())
+        seen.append(on_host())
         return x + 1
 
     traced(tf.constant(1.0))
     assert seen == [False]
-    assert sort_on_host() == (not tf.config.list_logical_devices("GPU"))
+    assert on_host() == (not tf.config.list_logical_devices("GPU"))
 
 
 @pytest.mark.parametrize("name", ["lovasz_softmax", "topk"])

@@ -13,8 +13,9 @@ import tensorflow as tf
 import losses
 from losses.base import overlap, tversky_index
 from losses.distance_maps import (
-    distance_maps,
-    inner_distance,
+    device_maps,
+    graph_maps,
+    host_maps,
     inverted_distance_maps,
     signed_distance_maps,
     unsigned_distance_maps,
@@ -432,15 +433,27 @@ def test_single_voxel_in_3d_by_hand():
     assert signed[0, 0, 0] == pytest.approx(np.sqrt(3))
 
 
-@pytest.mark.parametrize("shape", [(9, 12), (5, 9, 8)])
-def test_inner_distance_on_the_bounding_box_equals_the_full_transform(shape):
-    """A blob far from the borders (the bounding box is cropped) and its complement (it is not)."""
-    mask = np.zeros(shape, bool)
-    mask[(slice(2, 5),) * (len(shape) - 1) + (slice(4, 7),)] = True
-    mask[(1,) * (len(shape) - 1) + (7,)] = True
-    for region in (mask, ~mask):
-        expected = np.where(region, distance_to(~region), 0.0)
-        np.testing.assert_allclose(inner_distance(region), expected, rtol=1e-12)
+REFERENCE_MAPS = {"signed": ref_signed, "unsigned": ref_unsigned, "inverted": ref_inverted}
+
+
+@pytest.mark.parametrize("shape", [(2, 9, 12, 3), (2, 5, 9, 8, 3), (1, 7, 1, 2)], ids=["2d", "3d", "flat"])
+@pytest.mark.parametrize("kind", sorted(REFERENCE_MAPS))
+def test_host_and_device_maps_equal_the_brute_force_maps(kind, shape):
+    """Random masks (channel 0), blobs touching the border (1) and one empty mask (2), host and in-graph."""
+    rng = np.random.default_rng(len(shape))
+    masks = np.zeros(shape, bool)
+    masks[..., 0] = rng.random(shape[:-1]) < 0.3
+    if shape[-1] > 2:
+        masks[:, 2:, 3:, ..., 1] = True
+    expected = np.zeros(shape)
+    for sample in range(shape[0]):
+        for channel in range(shape[-1]):
+            expected[sample, ..., channel] = REFERENCE_MAPS[kind](masks[sample, ..., channel])
+    np.testing.assert_allclose(host_maps(kind, masks.astype(np.float32)), expected, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(device_maps(kind, tf.constant(masks, tf.float32)).numpy(), expected,
+                               rtol=1e-6, atol=1e-6)
+    compiled = tf.function(lambda values: device_maps(kind, values), jit_compile=True)
+    np.testing.assert_allclose(compiled(tf.constant(masks, tf.float32)).numpy(), expected, rtol=1e-6, atol=1e-6)
 
 
 def test_empty_and_full_masks_have_zero_maps():
@@ -449,12 +462,14 @@ def test_empty_and_full_masks_have_zero_maps():
         assert not map_function(as_batch(empty, full)).any()
 
 
-def test_distance_maps_keep_static_shape_under_tf_function():
+@pytest.mark.parametrize("host", [True, False], ids=["host", "graph"])
+def test_graph_maps_keep_static_shape_under_tf_function(host, monkeypatch):
+    monkeypatch.setattr(losses.distance_maps, "on_host", lambda: host)
     masks = as_batch(square_in_5x5(), ~square_in_5x5())
 
     @tf.function(input_signature=[tf.TensorSpec([None, 5, 5, 2], tf.float32)])
     def traced(tensor):
-        maps = distance_maps(signed_distance_maps, tensor)
+        maps = graph_maps("signed", tensor)
         assert maps.shape.as_list() == [None, 5, 5, 2]
         return maps
 
@@ -465,7 +480,7 @@ def test_no_gradient_flows_through_the_maps():
     masks = tf.constant(as_batch(square_in_5x5()))
     with tf.GradientTape() as tape:
         tape.watch(masks)
-        maps = distance_maps(unsigned_distance_maps, masks)
+        maps = graph_maps("unsigned", masks)
     assert tape.gradient(tf.reduce_sum(maps), masks) is None
 
 
