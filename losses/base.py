@@ -138,17 +138,16 @@ def true_class_value(statistics: Overlap, per_class):
         return per_class
     y_true, labels = statistics.y_true, statistics.labels
     rank = y_true.shape.rank
+    if per_class.shape.rank == 2:  # one set per sample: (B, 1, ..., 1, C) against (B, *spatial, C)
+        per_class = tf.reshape(per_class, [tf.shape(per_class)[0]] + [1] * (rank - 2) + [-1])
     if labels is not None:  # split channels: a weighted sum of the classes' masks, 0 weights skipped when known
         known = tf.get_static_value(per_class) if per_class.shape.rank == 1 else None
         if known is not None:
             terms = [label if value == 1.0 else float(value) * label for label, value in zip(labels, known) if value]
             return tf.add_n(terms) if terms else tf.zeros_like(labels[0])
-        if per_class.shape.rank == 2:
-            per_class = tf.reshape(per_class, [tf.shape(per_class)[0]] + [1] * (rank - 2) + [-1])
         return tf.add_n([label * per_class[..., c] for c, label in enumerate(labels)])
     if per_class.shape.rank == 1:  # a matrix-vector product: one read of y_true, no (B, *spatial, C) temporary
         return tf.tensordot(y_true, per_class, axes=[[rank - 1], [0]])
-    per_class = tf.reshape(per_class, [tf.shape(per_class)[0]] + [1] * (rank - 2) + [-1])
     return tf.reduce_sum(y_true * per_class, axis=-1)
 
 

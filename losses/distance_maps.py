@@ -35,9 +35,6 @@ from losses.base import SegmentationLoss
 from losses.distance_transform import squared_distance_to
 from losses.placement import host_cpus, on_host
 
-KINDS = ("signed", "unsigned", "inverted")
-
-
 def _map_from_distance(kind: str, inside, distance, xp, axes):
     """The map of ``kind`` from the masks and their boundary distance ``d``, in NumPy or TensorFlow (``xp``)."""
     if kind == "unsigned":
@@ -158,7 +155,7 @@ class DistanceMapLoss(SegmentationLoss):
     implement ``compute(y_true, y_pred, maps)`` with one-hot ``y_true``.
     """
 
-    distance_map: str = ""  # one of KINDS
+    distance_map: str = ""  # "signed", "unsigned" or "inverted"
 
     def map_classes(self, num_classes: int) -> list[int]:
         """The classes whose maps the loss reads; the others stay 0."""
@@ -192,7 +189,9 @@ class DistanceMapLoss(SegmentationLoss):
 
     def _computed_maps(self, one_hot: tf.Tensor) -> tf.Tensor:
         classes = self.map_classes(one_hot.shape[-1])
-        maps = graph_maps(self.distance_map, tf.gather(one_hot, classes, axis=-1)) if classes else None
-        zeros = tf.zeros_like(one_hot[..., 0])
+        if not classes:
+            return tf.zeros_like(one_hot)
+        maps = graph_maps(self.distance_map, tf.gather(one_hot, classes, axis=-1))
         by_class = {c: maps[..., i] for i, c in enumerate(classes)}
+        zeros = tf.zeros_like(one_hot[..., 0])
         return tf.stack([by_class.get(c, zeros) for c in range(one_hot.shape[-1])], axis=-1)
