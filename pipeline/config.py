@@ -22,7 +22,7 @@ from __future__ import annotations
 import copy
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal, Optional, Union
+from typing import Annotated, Any, Literal, Optional, Sequence, Union
 
 import yaml
 from pydantic import (
@@ -42,6 +42,7 @@ from pydantic import (
 
 from losses import catalog as loss_catalog
 from pipeline.errors import ConfigError
+from pipeline.run_layout import RunFold, run_folds, seeded_layout
 
 
 
@@ -69,7 +70,26 @@ class ExperimentSection(Section):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$",
                       description="run folder name; letters, digits, '.', '_', '-'")
     seed: int = Field(0, description="seeds the split, the initial weights and the patches")
+    seeds: Optional[list[NonNegativeInt]] = Field(
+        None, description="train the whole cross-validation once per seed (same split, from seed); several "
+                          "seeds put the folds in seed_<S>/fold_<K>/ (pipeline.run_layout)")
     output_root: Path = Field(Path("runs"), description="folder holding the run folders")
+
+    @field_validator("seeds")
+    @classmethod
+    def _distinct_seeds(cls, seeds):
+        if seeds is not None:
+            if not seeds:
+                raise ValueError("expected at least one seed, or leave seeds out")
+            repeated = sorted({seed for seed in seeds if seeds.count(seed) > 1})
+            if repeated:
+                raise ValueError(f"seed {repeated[0]} given twice")
+        return seeds
+
+    @property
+    def training_seeds(self) -> list[int]:
+        """The seeds the cross-validation is trained with: ``seeds``, else ``[seed]``."""
+        return list(self.seeds) if self.seeds is not None else [self.seed]
 
 
 class InterfaceSpec(Section):
@@ -521,7 +541,48 @@ class ExperimentConfig(Section):
 
     def to_yaml(self) -> str:
         """The resolved config (base merged, overrides applied) as YAML."""
-        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+        resolved = self.model_dump(mode="json")
+        if resolved["experiment"]["seeds"] is None:  # a one-seed run's config.yaml stays as before seeds existed
+            del resolved["experiment"]["seeds"]
+        return yaml.safe_dump(resolved, sort_keys=False)
+
+    def run_folds(self, seeds: Sequence[int] | None = None, folds: Sequence[int] | None = None) -> list[RunFold]:
+        """The run's (seed, fold, folder) tasks (``pipeline.run_layout.run_folds``), or the given seeds and folds."""
+        everything = run_folds(self.run_dir, self.experiment.training_seeds, self.cross_validation.folds)
+        return [task for task in everything
+                if (seeds is None or task.seed in seeds) and (folds is None or task.fold in folds)]
+
+    def chosen_seeds(self, seeds: Sequence[int] | None) -> list[int]:
+        """The run's seeds among ``seeds`` (``run-experiment --seed``; ``None``: all), in the run's order.
+
+        Raises:
+            ConfigError: a seed that is not one of the run's.
+        """
+        all_seeds = self.experiment.training_seeds
+        if seeds is None:
+            return all_seeds
+        unknown = sorted(set(seeds) - set(all_seeds))
+        if unknown:
+            raise ConfigError(f"--seed {unknown[0]}: not one of the run's seeds "
+                              f"(experiment.seeds: {', '.join(map(str, all_seeds))})")
+        return [seed for seed in all_seeds if seed in set(seeds)]
+
+    @property
+    def seeded_layout(self) -> bool:
+        """Whether the folds live in ``seed_S/fold_K/`` and collected tables have a ``seed`` column."""
+        return seeded_layout(self.experiment.training_seeds)
+
+
+def seeds_override(text: str) -> str:
+    """``--seeds 0,1,2`` as the override ``experiment.seeds=[0, 1, 2]``.
+
+    Raises:
+        ConfigError: not a comma-separated list of whole numbers >= 0 (one line, before anything is written).
+    """
+    parts = [part.strip() for part in text.split(",")]
+    if not all(part.isdigit() for part in parts):
+        raise ConfigError(f"--seeds {text!r}: expected whole numbers >= 0 separated by commas, e.g. --seeds 0,1,2")
+    return f"experiment.seeds=[{', '.join(str(int(part)) for part in parts)}]"
 
 
 def load_config(path, overrides: list[str] | tuple[str, ...] = ()) -> ExperimentConfig:

@@ -59,6 +59,7 @@ from pipeline.training.cross_validation import make_splits
 from pipeline.training.progress import EpochClock, EpochProgress
 from pipeline.training.sampling import PatchBatches
 from pipeline.training.train import train_fold
+from pipeline.run_layout import collect_fold_rows, fold_seed
 
 logger = logging.getLogger(__name__)
 
@@ -66,11 +67,14 @@ logger = logging.getLogger(__name__)
 HEADER_CASES = 8
 
 
-def run_experiment(config: ExperimentConfig, folds: Iterable[int] | None = None) -> dict | None:
-    """Run the given folds (default: all) of ``config``; return ``summary.json``'s content once all are done.
+def run_experiment(config: ExperimentConfig, folds: Iterable[int] | None = None,
+                   seeds: Iterable[int] | None = None) -> dict | None:
+    """Run the given folds (default: all) of the given seeds (default: ``experiment.seeds``, or the one seed).
+
+    Returns ``summary.json``'s content once every fold of every seed is done.
 
     Raises:
-        ConfigError: a fold number out of range, or a run folder made with another config.
+        ConfigError: a fold number or seed out of range, or a run folder made with another config.
         DataError: bad data, or a splits file that does not fit the data set.
         TrainingDiverged: a fold's loss became NaN.
     """
@@ -80,6 +84,7 @@ def run_experiment(config: ExperimentConfig, folds: Iterable[int] | None = None)
     if bad:
         raise ConfigError(f"--fold {bad[0]}: out of range; cross_validation.folds={len(all_folds)} "
                           f"gives folds 0..{len(all_folds) - 1}")
+    tasks = config.run_folds(config.chosen_seeds(seeds), folds)
     dataset = open_dataset(config.data.dataset, config.data.root, **config.data.dataset_options())
     check_evaluation(dataset.class_names, config.evaluation.regions, config.evaluation.nsd_tolerance_mm)
     _check_dimensions(config, dataset)
@@ -87,22 +92,30 @@ def run_experiment(config: ExperimentConfig, folds: Iterable[int] | None = None)
     _claim_run_dir(config.run_dir, config)
     cache = PreprocessedCache(config.preprocessing.cache_dir, dataset, config.preprocessing.settings())
     splits = _splits(config, dataset.case_ids(), existing)
-    pending = [fold for fold in folds if not (config.run_dir / f"fold_{fold}" / "done.json").exists()]
-    cache.prepare(sorted({case_id for fold in pending for part in ("train", "val") for case_id in splits[fold][part]}))
+    pending = [task for task in tasks if not (task.path / "done.json").exists()]
+    cache.prepare(sorted({case_id for task in pending for part in ("train", "val")
+                          for case_id in splits[task.fold][part]}))
     clock = EpochClock(config.training.epochs * len(pending))
-    for fold in folds:
-        run_fold(config, fold, splits[fold], dataset, cache, clock)
+    for task in tasks:
+        run_fold(config, task.fold, splits[task.fold], dataset, cache, clock, seed=task.seed)
     return collect_metrics(config)
 
 
 def run_fold(config: ExperimentConfig, fold: int, split: dict, dataset, cache: PreprocessedCache,
-             clock: EpochClock | None = None) -> None:
-    """Train fold ``fold`` on ``split["train"]``, predict and score ``split["val"]``; skip if done.
+             clock: EpochClock | None = None, seed: int | None = None) -> None:
+    """Train fold ``fold`` with training seed ``seed`` on ``split["train"]``, predict and score ``split["val"]``.
 
+    ``seed`` (default: the run's first seed) is one of ``experiment.training_seeds``; the fold's folder and
+    the seed of its weights, patches and augmentation follow ``pipeline.run_layout``. Skipped if done.
     ``clock`` times the epochs across folds for the estimate of the time left.
     """
-    fold_dir = config.run_dir / f"fold_{fold}"
+    seeds = config.experiment.training_seeds
+    seed = seeds[0] if seed is None else seed
+    fold_dir = config.run_folds([seed], [fold])[0].path
+    task_seed = fold_seed(seed, fold, seeds, config.cross_validation.folds)
     label = f"fold {fold + 1}/{config.cross_validation.folds}"
+    if config.seeded_layout:
+        label = f"seed {seed} {label}"
     if (fold_dir / "done.json").exists():
         logger.info("%s (%s): done, skipped", label, fold_dir)
         return
@@ -115,14 +128,14 @@ def run_fold(config: ExperimentConfig, fold: int, split: dict, dataset, cache: P
     num_channels, num_classes = train_cases[0].image.shape[-1], dataset.num_classes
     sampling = config.sampling
     common = dict(patch_shape=sampling.patch_shape, batch_size=sampling.batch_size, num_classes=num_classes,
-                  foreground_fraction=sampling.foreground_fraction, seed=config.experiment.seed + fold,
+                  foreground_fraction=sampling.foreground_fraction, seed=task_seed,
                   pad_value=_pad_value(config), workers=sampling.workers, **_distance_map_targets(config))
     train_batches = PatchBatches(train_cases, batches_per_epoch=sampling.batches_per_epoch,
                                  augmentation=config.augmentation, **common)
     val_batches = PatchBatches(val_cases, batches_per_epoch=sampling.val_batches, fixed_patches=True, **common)
     try:
         progress = EpochProgress(clock or EpochClock(config.training.epochs), label, config.training.epochs)
-        training = train_fold(config.training, config.model, config.loss, config.experiment.seed, fold, fold_dir,
+        training = train_fold(config.training, config.model, config.loss, task_seed, fold_dir,
                               train_batches, val_batches, num_channels, num_classes, callbacks=[progress])
     finally:
         train_batches.close()
@@ -143,8 +156,9 @@ def run_fold(config: ExperimentConfig, fold: int, split: dict, dataset, cache: P
                           lambda case_id: reference_label_map(dataset, case_id), dataset.class_names,
                           config.evaluation.regions, config.evaluation.nsd_tolerance_mm, fold)
     write_metrics_csv(fold_dir / "metrics.csv", rows)
+    seed_entry = {"seed": seed} if config.seeded_layout else {}
     write_atomically(fold_dir / "done.json", json.dumps(
-        {"fold": fold, "epochs": training.epochs, "best_val_loss": training.best_val_loss,
+        {"fold": fold, **seed_entry, "epochs": training.epochs, "best_val_loss": training.best_val_loss,
          "val_cases": len(val_cases), "seconds": round(time.perf_counter() - started, 1)}, indent=1) + "\n")
     logger.info("%s: done in %s", label, console.duration(time.perf_counter() - started))
 
@@ -195,18 +209,22 @@ def reference_label_map(dataset, case_id: str) -> LabelMap:
 
 
 def collect_metrics(config: ExperimentConfig) -> dict | None:
-    """Join the folds' scores into ``metrics.csv`` and ``summary.json`` if every fold is done."""
+    """Join the folds' scores into ``metrics.csv`` and ``summary.json`` if every fold of every seed is done.
+
+    With several seeds every row gets its ``seed`` (``pipeline.run_layout.collect_fold_rows``).
+    """
     run_dir = config.run_dir
-    missing = [fold for fold in range(config.cross_validation.folds)
-               if not (run_dir / f"fold_{fold}" / "done.json").exists()]
+    tasks = config.run_folds()
+    missing = [task for task in tasks if not (task.path / "done.json").exists()]
     if missing:
-        logger.info("%s: metrics not collected yet, folds %s not done", run_dir, ", ".join(map(str, missing)))
+        logger.info("%s: metrics not collected yet, folds %s not done", run_dir,
+                    ", ".join(str(task.path.relative_to(run_dir)) for task in missing))
         return None
-    rows = [row for fold in range(config.cross_validation.folds)
-            for row in read_metrics_csv(run_dir / f"fold_{fold}" / "metrics.csv")]
+    rows = collect_fold_rows(tasks, "metrics.csv", read_metrics_csv, config.seeded_layout)
     write_metrics_csv(run_dir / "metrics.csv", rows)
     summary = write_summary_json(run_dir / "summary.json", rows)
-    print(f"{run_dir}: mean over {len({row['case'] for row in rows})} cases", flush=True)
+    seeds = f" and {len(config.experiment.training_seeds)} seeds" if config.seeded_layout else ""
+    print(f"{run_dir}: mean over {len({row['case'] for row in rows})} cases{seeds}", flush=True)
     print("\n".join(summary_lines(summary)), flush=True)
     return summary
 

@@ -82,9 +82,15 @@ def experiment_plan(config: ExperimentConfig) -> dict:
         },
         "folds": _folds(config, case_ids),
         "run_dir": str(config.run_dir),
-        "done_folds": sorted(fold for fold in range(config.cross_validation.folds)
-                             if (config.run_dir / f"fold_{fold}" / "done.json").exists()),
+        "done_folds": _done_folds(config),
+        "seeds": config.experiment.training_seeds,
     }
+
+
+def _done_folds(config: ExperimentConfig) -> list:
+    """Folds with ``done.json``: fold numbers, or with several seeds ``[seed, fold]`` pairs."""
+    done = [task for task in config.run_folds() if (task.path / "done.json").exists()]
+    return [[task.seed, task.fold] if config.seeded_layout else task.fold for task in done]
 
 
 def _folds(config: ExperimentConfig, case_ids: list[str]) -> dict:
@@ -145,8 +151,15 @@ def format_plan(plan: dict) -> str:
         f"  schedule   {training['epochs']} epochs x {training['batches_per_epoch']} batches, "
         f"learning rate {training['learning_rate']}",
         f"folds        {folds['folds']}, validation cases per fold {folds['val_cases']}; splits {folds['splits']}",
-        f"run folder   {plan['run_dir']}" + (f" (folds done: {plan['done_folds']})" if plan["done_folds"] else ""),
     ]
+    seeds = plan["seeds"]
+    if len(seeds) > 1:
+        lines.append(f"seeds        {len(seeds)} ({', '.join(map(str, seeds))}): the cross-validation once per seed, "
+                     f"same split; {len(seeds) * folds['folds']} training tasks in seed_<S>/fold_<K>/")
+        done = ", ".join(f"seed {seed} fold {fold}" for seed, fold in plan["done_folds"])
+    else:
+        done = plan["done_folds"]
+    lines.append(f"run folder   {plan['run_dir']}" + (f" (folds done: {done})" if plan["done_folds"] else ""))
     return "\n".join(lines)
 
 

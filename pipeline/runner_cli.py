@@ -1,10 +1,13 @@
-"""``run-experiment CONFIG [--fold K] [--set a.b=value ...] [--sweep a.b=v1,v2 ...] [--print-run-dir] [--plan]
-[-v | -q] [--version]``.
+"""``run-experiment CONFIG [--fold K] [--seeds S1,S2,...] [--seed S] [--set a.b=value ...]
+[--sweep a.b=v1,v2 ...] [--print-run-dir] [--plan] [-v | -q] [--version]``.
 
 Trains, cross-validates and scores one experiment config (see
 ``pipeline.experiment``), or with ``--sweep`` one run per combination of the
 swept values (see ``pipeline.sweep``). Running the same command again skips
-finished folds and resumes an unfinished one from its last epoch. SIGTERM or
+finished folds and resumes an unfinished one from its last epoch. ``--seeds``
+repeats the whole cross-validation once per seed (``experiment.seeds``; folds
+in ``seed_S/fold_K/``, see ``pipeline.run_layout``); ``--seed S`` runs only
+that seed's folds, as ``--fold K`` runs one fold (a Slurm task runs one pair). SIGTERM or
 SIGUSR1 (a cluster's preemption or time-limit warning) stops it with exit
 status 75 (``pipeline.training.preemption``): rerun it to resume.
 """
@@ -29,6 +32,12 @@ def parse_arguments(argv=None) -> argparse.Namespace:
     parser.add_argument("config", help="experiment YAML file, e.g. configs/kits19_asymmetric_unified_focal.yaml")
     parser.add_argument("--fold", type=int, action="append", metavar="K",
                         help="run only fold K (0-based; repeatable); metrics are collected once all folds are done")
+    parser.add_argument("--seeds", metavar="S1,S2,...",
+                        help="repeat the cross-validation once per training seed (same split), e.g. --seeds 0,1,2; "
+                             "sets experiment.seeds")
+    parser.add_argument("--seed", dest="only_seeds", type=int, action="append", metavar="S",
+                        help="run only the folds of seed S, one of experiment.seeds (repeatable); "
+                             "metrics are collected once every seed's folds are done")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config value, e.g. --set training.epochs=3 (repeatable)")
     parser.add_argument("--sweep", dest="sweeps", action="append", default=[], metavar="KEY=V1,V2,...",
@@ -49,6 +58,10 @@ def parse_arguments(argv=None) -> argparse.Namespace:
 def main(argv=None) -> int:
     arguments = parse_arguments(argv)
     console.configure(arguments)
+    if arguments.seeds is not None:
+        from pipeline.config import seeds_override
+
+        arguments.overrides = [*arguments.overrides, seeds_override(arguments.seeds)]
     if arguments.sweeps:
         return _run_sweep(arguments)
     from pipeline.config import load_config
@@ -64,7 +77,7 @@ def main(argv=None) -> int:
         return 0
     from pipeline.experiment import run_experiment
 
-    run_experiment(config, folds=arguments.fold)
+    run_experiment(config, folds=arguments.fold, seeds=arguments.only_seeds)
     return 0
 
 
@@ -88,11 +101,12 @@ def _run_sweep(arguments: argparse.Namespace) -> int:
     check_sweep_folder(sweep)
     for member in sweep.members:  # every member's data and run folder, before anything is written
         check_config(member.config)
+        member.config.chosen_seeds(arguments.only_seeds)
     claim_sweep_folder(sweep)
     for number, member in enumerate(sweep.members, start=1):
         setting = ", ".join(f"{key}={value}" for key, value in member.values.items())
         logger.info("sweep %d/%d: %s (%s)", number, len(sweep.members), member.name, setting)
-        run_experiment(member.config, folds=arguments.fold)
+        run_experiment(member.config, folds=arguments.fold, seeds=arguments.only_seeds)
     logger.info("sweep: %d runs in %s; compare them with sweep-report %s", len(sweep.members), sweep.folder,
                 sweep.folder)
     return 0

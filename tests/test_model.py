@@ -49,7 +49,7 @@ class Blobs(tf.keras.utils.Sequence):
 
 
 def train(config, fold_dir, fold=0, callbacks=()):
-    return train_fold(config.training, config.model, config.loss, config.experiment.seed, fold, fold_dir,
+    return train_fold(config.training, config.model, config.loss, config.experiment.seed + fold, fold_dir,
                       Blobs(3, fold), Blobs(1, 100 + fold), 1, 2, callbacks=callbacks)
 
 

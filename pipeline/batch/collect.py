@@ -34,7 +34,7 @@ def finished_run_dirs(grid_file: Path) -> list[Path]:
     tasks = read_grid(grid_file)
     missing = unfinished_tasks(tasks)
     if missing:
-        pairs = "; ".join(f"{task.config} fold {task.fold}" for task in missing)
+        pairs = "; ".join(f"{task.config} {task.name}" for task in missing)
         raise DataError(grid_file, f"incomplete grid, {len(missing)} of {len(tasks)} folds unfinished: {pairs}")
     return list(dict.fromkeys(task.run_dir for task in tasks))
 

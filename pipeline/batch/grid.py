@@ -1,4 +1,4 @@
-"""The grid of a batch submission: one array task per (config, fold) pair.
+"""The grid of a batch submission: one array task per (config, fold) pair, or (config, seed, fold).
 
 ``submit-grid`` writes the grid as a tab-separated file with a header line::
 
@@ -10,6 +10,12 @@ Array task ``task`` runs ``run-experiment <config> --fold <fold>``
 (``scripts/slurm/train_array.sbatch`` looks its row up with awk), and the
 comparison job reads the run folders back (``pipeline.batch.collect``). Paths
 are absolute so that jobs do not depend on their working directory.
+
+A config of several seeds (``experiment.seeds``) gives one task per seed and
+fold, and the grid then has a fifth column ``seed``; its task runs
+``run-experiment <config> --fold <fold> --seed <seed>`` and owns
+``seed_S/fold_K/`` (``pipeline.run_layout``). A grid of one-seed configs
+keeps the four columns above.
 
 Tasks of one grid must write to disjoint folders: each config owns its run
 folder ``<output_root>/<experiment.name>`` and each task one ``fold_K/`` in it,
@@ -26,26 +32,35 @@ from typing import TYPE_CHECKING, Sequence
 
 from pipeline.atomic_files import write_atomically
 from pipeline.errors import ConfigError, DataError
+from pipeline.run_layout import fold_dir
 
 if TYPE_CHECKING:
     from pipeline.config import ExperimentConfig
 
 COLUMNS = ("task", "config", "fold", "run_dir")
+SEED_COLUMNS = (*COLUMNS, "seed")
+"""A grid with a config of several seeds: the seed of each task ('' for a one-seed config's task)."""
 
 
 @dataclass(frozen=True)
 class GridTask:
-    """One array task: train and score fold ``fold`` of the experiment in ``config``."""
+    """One array task: train and score fold ``fold`` (of seed ``seed``, several seeds) of the experiment."""
 
     task: int
     config: Path
     fold: int
     run_dir: Path
+    seed: int | None = None
 
     @property
     def done_marker(self) -> Path:
-        """``fold_K/done.json``, which run-experiment writes last when the fold is finished."""
-        return self.run_dir / f"fold_{self.fold}" / "done.json"
+        """``fold_K/done.json`` (``seed_S/fold_K/``), which run-experiment writes last when the fold is finished."""
+        return fold_dir(self.run_dir, self.fold, self.seed) / "done.json"
+
+    @property
+    def name(self) -> str:
+        """``fold K`` or ``seed S fold K``, for messages."""
+        return f"fold {self.fold}" if self.seed is None else f"seed {self.seed} fold {self.fold}"
 
 
 def plan_grid(config_paths: Sequence[str | Path], working_dir: Path, overrides: Sequence[str] = ()) -> list[GridTask]:
@@ -81,8 +96,9 @@ def plan_tasks(configs: Sequence[tuple[Path, "ExperimentConfig"]], working_dir: 
                     "give each config of a grid its own experiment.name"
                 )
         owners[run_dir] = config_file
-        for fold in range(config.cross_validation.folds):
-            tasks.append(GridTask(len(tasks), config_file, fold, run_dir))
+        for run_fold in config.run_folds():
+            seed = run_fold.seed if config.seeded_layout else None
+            tasks.append(GridTask(len(tasks), config_file, run_fold.fold, run_dir, seed))
     return tasks
 
 
@@ -92,10 +108,12 @@ def write_grid(path: Path, tasks: Sequence[GridTask]) -> None:
         for value in (task.config, task.run_dir):
             if any(character in str(value) for character in "\t\n\r"):
                 raise ConfigError(f"{value}: a tab or line break in a path cannot go into the grid file")
+    seeded = any(task.seed is not None for task in tasks)
     buffer = io.StringIO()
     writer = csv.writer(buffer, delimiter="\t", lineterminator="\n", quoting=csv.QUOTE_NONE)
-    writer.writerow(COLUMNS)
-    writer.writerows((task.task, task.config, task.fold, task.run_dir) for task in tasks)
+    writer.writerow(SEED_COLUMNS if seeded else COLUMNS)
+    writer.writerows((task.task, task.config, task.fold, task.run_dir, *([""] if task.seed is None else [task.seed]))
+                     if seeded else (task.task, task.config, task.fold, task.run_dir) for task in tasks)
     write_atomically(path, buffer.getvalue())
 
 
@@ -110,14 +128,18 @@ def read_grid(path: Path) -> list[GridTask]:
         lines = path.read_text(encoding="utf-8").splitlines()
     except OSError as error:
         raise DataError(path, f"cannot read the grid file ({error.strerror or error})") from None
-    if not lines or tuple(lines[0].split("\t")) != COLUMNS:
-        raise DataError(path, f"not a grid file: the first line must be {' '.join(COLUMNS)} (tab-separated)")
+    header = tuple(lines[0].split("\t")) if lines else ()
+    if header not in (COLUMNS, SEED_COLUMNS):
+        raise DataError(path, f"not a grid file: the first line must be {' '.join(COLUMNS)} [seed] (tab-separated)")
     tasks = []
     for number, line in enumerate(lines[1:], start=2):
         fields = line.split("\t")
-        if len(fields) != len(COLUMNS) or not fields[0].isdigit() or not fields[2].isdigit():
-            raise DataError(path, f"line {number}: expected task, config, fold, run_dir")
-        tasks.append(GridTask(int(fields[0]), Path(fields[1]), int(fields[2]), Path(fields[3])))
+        seed = fields[4] if len(fields) == len(header) == len(SEED_COLUMNS) else ""
+        if (len(fields) != len(header) or not fields[0].isdigit() or not fields[2].isdigit()
+                or not (seed == "" or seed.isdigit())):
+            raise DataError(path, f"line {number}: expected {', '.join(header)}")
+        tasks.append(GridTask(int(fields[0]), Path(fields[1]), int(fields[2]), Path(fields[3]),
+                              int(seed) if seed else None))
     if not tasks:
         raise DataError(path, "the grid lists no tasks")
     return tasks

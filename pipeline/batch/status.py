@@ -103,8 +103,13 @@ def failed(table: list[tuple[GridTask, str]]) -> list[GridTask]:
 
 
 def format_table(table: list[tuple[GridTask, str]]) -> str:
-    lines = ["task\tfold\tstate\tconfig"]
-    lines += [f"{task.task}\t{task.fold}\t{state}\t{task.config}" for task, state in table]
+    if any(task.seed is not None for task, _ in table):
+        lines = ["task\tseed\tfold\tstate\tconfig"]
+        lines += [f"{task.task}\t{'' if task.seed is None else task.seed}\t{task.fold}\t{state}\t{task.config}"
+                  for task, state in table]
+    else:
+        lines = ["task\tfold\tstate\tconfig"]
+        lines += [f"{task.task}\t{task.fold}\t{state}\t{task.config}" for task, state in table]
     return "\n".join(lines) + "\n"
 
 
@@ -121,7 +126,7 @@ def report(grid_dir: Path, write: bool = False) -> int:
     bad = failed(table)
     if bad:
         print(f"failed: {len(bad)} of {len(table)} tasks: "
-              + "; ".join(f"{task.config} fold {task.fold} ({state})" for task, state in table if task in bad))
+              + "; ".join(f"{task.config} {task.name} ({state})" for task, state in table if task in bad))
     if write:
         write_atomically(Path(grid_dir) / "status.tsv", text)
     return len(bad)

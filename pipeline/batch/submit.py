@@ -10,7 +10,7 @@ whole data set is verified once, then remembered), so a grid never starts on
 input that cannot work. Then three jobs are submitted with ``sbatch --parsable``:
 
 1. ``scripts/slurm/train_array.sbatch`` as an array of one task per row of
-   ``DIR/grid.tsv``, each running ``run-experiment CONFIG --fold K [--set KEY=VALUE ...]``. Tasks
+   ``DIR/grid.tsv``, each running ``run-experiment CONFIG --fold K [--seed S] [--set KEY=VALUE ...]``. Tasks
    ask for a warning signal before their time limit, and a task stopped by
    it (or by preemption) exits with ``REQUEUE_EXIT_CODE`` and is requeued;
    the runner resumes from its last checkpoint, losing at most one epoch.
@@ -104,6 +104,7 @@ def status_command(settings: ClusterSettings, out_dir: Path, working_dir: Path,
 def task_command(task: GridTask, overrides: Sequence[str] = ()) -> list[str]:
     """What array task ``task`` runs (``scripts/slurm/train_array.sbatch`` builds the same line)."""
     return ["run-experiment", str(task.config), "--fold", str(task.fold),
+            *(["--seed", str(task.seed)] if task.seed is not None else []),
             *(argument for override in overrides for argument in ("--set", override))]
 
 
@@ -229,6 +230,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a value of every config, in every task, e.g. --set training.epochs=3 "
                              "(repeatable)")
+    parser.add_argument("--seeds", metavar="S1,S2,...",
+                        help="train every config once per seed (same split), one task per seed and fold, "
+                             "as run-experiment --seeds; sets experiment.seeds")
     parser.add_argument("--sweep", dest="sweeps", action="append", default=[], metavar="KEY=V1,V2,...",
                         help="one task set per combination of values, as run-experiment --sweep (one CONFIG); "
                              "the comparison job runs sweep-report")
@@ -278,6 +282,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         cpus_per_task=args.cpus, time_limit=args.time, memory=args.mem,
     )
     working_dir = Path.cwd()
+    if args.seeds is not None:
+        from pipeline.config import seeds_override
+
+        args.overrides = [*args.overrides, seeds_override(args.seeds)]
     if any("\n" in override for override in args.overrides):
         raise ConfigError("--set: a value with a line break cannot be passed to the tasks")
     from pipeline.config import load_config

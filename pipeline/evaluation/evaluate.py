@@ -268,9 +268,17 @@ def evaluate_folders(prediction_dir, reference_dir, class_names: Sequence[str] |
 
 
 def summary_lines(summary: Mapping[str, Mapping[str, float]]) -> list[str]:
-    """One line per structure: its means (``summary.json``'s content), for the console."""
+    """One line per structure: its means (``summary.json``'s content), for the console.
+
+    With several seeds each mean is followed by its seed-to-seed SD: ``DSC 0.812 (seed SD 0.004)``.
+    """
     titles = {"dsc": "DSC", "precision": "precision", "recall": "recall", "hd95": "HD95 (mm)", "nsd": "NSD"}
-    return [f"  {name:<20} " + "  ".join(f"{title} {means[metric]:.3f}" for metric, title in titles.items()
+
+    def value(means, metric):
+        text = f"{means[metric]:.3f}"
+        return f"{text} (seed SD {means[metric + '_seed_sd']:.3f})" if f"{metric}_seed_sd" in means else text
+
+    return [f"  {name:<20} " + "  ".join(f"{title} {value(means, metric)}" for metric, title in titles.items()
                                        if metric in means)
             for name, means in summary.items()]
 

@@ -33,6 +33,7 @@ from typing import Iterable, Mapping, Sequence
 import numpy as np
 
 from pipeline.atomic_files import write_atomically
+from pipeline.run_layout import SEED_COLUMN
 
 METRICS = ("dsc", "precision", "recall")
 """The ratios, each in [0, 1], higher is better."""
@@ -45,7 +46,7 @@ COLUMNS = ("case", "fold", "class", *METRICS)
 CHUNK_VOXELS = 1 << 24
 """Voxels counted per pass of :func:`confusion_matrix` (its temporary array: 128 MiB)."""
 CSV_COLUMNS = ("case", "fold", "class", *COUNTS, *METRICS, *SURFACE_METRICS, "nsd_tolerance_mm")
-"""The columns :func:`write_metrics_csv` writes."""
+"""The columns :func:`write_metrics_csv` writes (and ``seed`` after ``fold`` for a run of several seeds)."""
 LOWER_IS_BETTER = ("hd95",)
 """Metrics for which a lower value is better (distances); every other metric: higher is better."""
 
@@ -163,10 +164,13 @@ def score_case(truth: np.ndarray, prediction: np.ndarray, class_names: Sequence[
 def write_metrics_csv(path, rows: Sequence[Mapping]) -> None:
     """Write ``metrics.csv`` atomically, rows in the given order.
 
-    Columns: :data:`CSV_COLUMNS` when the rows have them all, else :data:`COLUMNS`.
+    Columns: :data:`CSV_COLUMNS` when the rows have them all, else :data:`COLUMNS`; ``seed`` after ``fold``
+    when every row has one (a run of several seeds, ``pipeline.run_layout``).
     """
     text = io.StringIO()
     columns = CSV_COLUMNS if rows and all(column in row for row in rows for column in CSV_COLUMNS) else COLUMNS
+    if rows and all(SEED_COLUMN in row for row in rows):
+        columns = (*columns[:2], SEED_COLUMN, *columns[2:])
     writer = csv.DictWriter(text, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
@@ -176,9 +180,9 @@ def write_metrics_csv(path, rows: Sequence[Mapping]) -> None:
 def read_metrics_csv(path) -> list[dict]:
     """The rows written by :func:`write_metrics_csv`, with numbers parsed (counts as int)."""
     with open(path, newline="") as handle:
-        return [{name: (value if name in ("case", "class") else int(value) if name in ("fold", *COUNTS)
+        return [{name: (value if name in ("case", "class") else int(value) if name in ("fold", SEED_COLUMN, *COUNTS)
                         else float(value))
-                 for name, value in row.items() if name in CSV_COLUMNS}
+                 for name, value in row.items() if name in CSV_COLUMNS or name == SEED_COLUMN}
                 for row in csv.DictReader(handle)]
 
 
@@ -196,8 +200,32 @@ def summarize(rows: Sequence[Mapping]) -> dict[str, dict[str, float]]:
     return summary
 
 
+def summarize_seeds(rows: Sequence[Mapping]) -> dict[str, dict[str, float]]:
+    """:func:`summarize` of rows of several seeds: each mean with its seed-to-seed SD.
+
+    ``{class: {metric: mean, metric_seed_sd: SD, "cases": n, "seeds": S}}``: ``mean`` over every
+    (case, seed) row (each case is scored once per seed, so it is also the mean of the per-seed means),
+    ``metric_seed_sd`` the SD (``ddof=1``) over seeds of the per-seed means, ``cases`` the cases per seed.
+    """
+    seeds = list(dict.fromkeys(row[SEED_COLUMN] for row in rows))
+    per_seed = [summarize([row for row in rows if row[SEED_COLUMN] == seed]) for seed in seeds]
+    summary = {}
+    for name, means in summarize(rows).items():
+        summary[name] = {}
+        for metric, mean in means.items():
+            if metric == "cases":
+                continue
+            summary[name][metric] = mean
+            summary[name][f"{metric}_seed_sd"] = float(np.std([part[name][metric] for part in per_seed], ddof=1))
+        summary[name]["cases"] = per_seed[0][name]["cases"]
+        summary[name]["seeds"] = len(seeds)
+    return summary
+
+
 def write_summary_json(path, rows: Sequence[Mapping]) -> dict:
-    """Write ``summary.json`` (see :func:`summarize`) atomically and return it."""
-    summary = summarize(rows)
+    """Write ``summary.json`` atomically and return it: :func:`summarize`, or with several seeds
+    :func:`summarize_seeds`."""
+    several = len({row.get(SEED_COLUMN) for row in rows}) > 1
+    summary = summarize_seeds(rows) if several else summarize(rows)
     write_atomically(path, json.dumps(summary, indent=2) + "\n")
     return summary

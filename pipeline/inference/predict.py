@@ -56,6 +56,7 @@ from pipeline import console
 from pipeline.atomic_files import atomic_target, write_atomically
 from pipeline.data.nifti import NIFTI_SUFFIXES, check_same_grid, find_nifti, read_image, write_nifti_like
 from pipeline.errors import ConfigError, DataError, UnifocalError, exits_cleanly
+from pipeline.run_layout import run_folds
 
 if TYPE_CHECKING:
     from pipeline.config import InferenceSection
@@ -123,7 +124,10 @@ def weight_shapes(path: Path) -> list[tuple[int, ...]]:
 
 
 def fold_models(run_dir, config, folds: Sequence[int] | None) -> list[FoldModel]:
-    """Each chosen fold's best weights (default: every fold), checked to exist and to agree."""
+    """Each chosen fold's best weights (default: every fold), checked to exist and to agree.
+
+    A run of several seeds gives every seed's model of each chosen fold (``pipeline.run_layout``).
+    """
     run_dir = Path(run_dir)
     available = config.cross_validation.folds
     folds = list(range(available)) if not folds else sorted(set(folds))
@@ -132,8 +136,9 @@ def fold_models(run_dir, config, folds: Sequence[int] | None) -> list[FoldModel]
         raise ConfigError(f"--folds {bad[0]}: out of range; the run has cross_validation.folds={available} "
                           f"(folds 0..{available - 1})")
     models = []
-    for fold in folds:
-        weights = run_dir / f"fold_{fold}" / "checkpoints" / "best_model.h5"
+    for task in run_folds(run_dir, config.experiment.training_seeds, folds):
+        fold = task.fold
+        weights = task.path / "checkpoints" / "best_model.h5"
         if not weights.is_file():
             raise DataError(weights, f"missing: fold {fold} has no trained model (run run-experiment "
                                      f"--fold {fold} first, or leave it out with --folds)")

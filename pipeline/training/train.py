@@ -8,7 +8,8 @@ validation loss, down to ``min_learning_rate``; the validation loss is
 computed after every epoch and the weights with the lowest one are kept.
 
 Every fold starts from a fresh model and optimizer state, initialised with
-``tf.keras.utils.set_random_seed(seed + fold)`` (see :func:`fresh_model`).
+``tf.keras.utils.set_random_seed`` of the fold's seed (``experiment.seed + fold`` for one seed;
+``pipeline.run_layout.fold_seed``; see :func:`fresh_model`).
 
 Each function receives only the config sections it uses (``training``,
 ``model``, ``loss``), validated once by ``pipeline.config``.
@@ -103,17 +104,17 @@ def compile_model(model_section: ModelSection, loss: LossSection, learning_rate:
     return model
 
 
-def train_fold(training: TrainingSection, model_section: ModelSection, loss: LossSection, seed: int, fold: int,
-               fold_dir, train_batches: tf.keras.utils.Sequence, val_batches: tf.keras.utils.Sequence,
+def train_fold(training: TrainingSection, model_section: ModelSection, loss: LossSection, seed: int, fold_dir,
+               train_batches: tf.keras.utils.Sequence, val_batches: tf.keras.utils.Sequence,
                num_channels: int, num_classes: int,
                callbacks: Sequence[tf.keras.callbacks.Callback] = ()) -> FoldTraining:
     """Train (or resume training) one fold; return the model with its best weights.
 
     Args:
         training, model_section, loss: the config sections.
-        seed: ``experiment.seed``; the initial weights are seeded with ``seed + fold``.
-        fold: fold index.
-        fold_dir: ``<run>/fold_K``; checkpoints and logs go there.
+        seed: the fold's seed (``pipeline.run_layout.fold_seed``: ``experiment.seed + fold`` for a one-seed
+            run); the initial weights are seeded with it.
+        fold_dir: ``<run>/fold_K`` (``<run>/seed_S/fold_K`` with several seeds); checkpoints and logs go there.
         train_batches, val_batches: ``(x, y)`` batches of ``sampling.batch_size`` patches,
             ``y`` one-hot at full resolution, such as ``pipeline.training.sampling.PatchBatches``
             (``batch_size`` and ``patch_shape`` attributes give the batches' static shape).
@@ -131,7 +132,7 @@ def train_fold(training: TrainingSection, model_section: ModelSection, loss: Los
     checkpoints.mkdir(parents=True, exist_ok=True)
     state = _read_state(checkpoints)
 
-    model = fresh_model(training, model_section, loss, seed + fold, num_channels, num_classes,
+    model = fresh_model(training, model_section, loss, seed, num_channels, num_classes,
                         spatial_dims_of(train_batches.patch_shape))
     if state is not None:
         _restore(model, checkpoints / state["checkpoint"])
