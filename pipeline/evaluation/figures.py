@@ -101,7 +101,7 @@ def training_curves_figure(runs: Sequence[Run]) -> Figure:
     columns = min(3, len(runs))
     rows = math.ceil(len(runs) / columns)
     figure = Figure(figsize=(4.2 * columns + 1.4, 3.2 * rows), layout="constrained")
-    folds = sorted({fold for run in runs for fold in run.logs})
+    folds = sorted({_fold_of(key) for run in runs for key in run.logs})
     for index, run in enumerate(runs):
         axes = figure.add_subplot(rows, columns, index + 1)
         axes.set_title(run.label)
@@ -111,8 +111,8 @@ def training_curves_figure(runs: Sequence[Run]) -> Figure:
         if not run.logs:
             axes.text(0.5, 0.5, "no log.csv", ha="center", va="center", transform=axes.transAxes)
             continue
-        for fold, log in run.logs.items():
-            color = f"C{fold % 10}"
+        for key, log in run.logs.items():  # several seeds: every seed's curve in its fold's colour
+            color = f"C{_fold_of(key) % 10}"
             axes.plot(log["epoch"], log["loss"], color=color, marker=".")
             axes.plot(log["epoch"], log["val_loss"], color=color, linestyle="--", marker=".")
         epochs = [epoch for log in run.logs.values() for epoch in log["epoch"]]
@@ -121,6 +121,11 @@ def training_curves_figure(runs: Sequence[Run]) -> Figure:
     handles += [Line2D([], [], color="k", label="loss"), Line2D([], [], color="k", linestyle="--", label="val_loss")]
     figure.legend(handles=handles, loc="outside right upper", fontsize="small")
     return figure
+
+
+def _fold_of(log_key: int | tuple[int, int]) -> int:
+    """The fold of a ``Run.logs`` key: ``K``, or ``(S, K)`` in a run of several seeds."""
+    return log_key[1] if isinstance(log_key, tuple) else log_key
 
 
 def open_run_dataset(run: Run):

@@ -3,15 +3,18 @@
 Reads only the run-directory files of docs/architecture.md ("Run directory"):
 ``config.yaml`` (``experiment.name``, ``loss.name``, ``loss.params``,
 ``data.dataset``, ``data.root``), ``metrics.csv`` (``case, fold, class, dsc,
-precision, recall``), ``fold_K/log.csv`` (``epoch, loss, val_loss, lr``) and
-``fold_K/predictions/<case_id>.nii.gz``. Every problem is reported as a
+precision, recall``; ``case, fold, seed, class, ...`` for a run of several
+seeds), ``fold_K/log.csv`` (``epoch, loss, val_loss, lr``) and
+``fold_K/predictions/<case_id>.nii.gz`` (``seed_S/fold_K/...`` with several
+seeds, ``pipeline.run_layout``). A run of several seeds is compared by the
+mean of each case over its seeds (``Run.per_case``); ``Run.per_seed`` keeps
+the seeds apart for the seed SD and the two-level bootstrap. Every problem is reported as a
 one-line ``DataError``/``ConfigError`` naming the file, before anything is
 written.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -21,6 +24,7 @@ import yaml
 from pipeline.console import lazy_module
 from pipeline.errors import ConfigError, DataError, UnifocalError
 from pipeline.evaluation.metrics import COLUMNS as METRICS_COLUMNS, METRICS
+from pipeline.run_layout import SEED_COLUMN, fold_dir, found_fold_dirs
 
 # Loaded on first use: compare-losses --help need not load pandas or nibabel.
 pd = lazy_module("pandas")
@@ -51,7 +55,7 @@ class Run:
     data: dict
     regions: dict
     scores: pd.DataFrame
-    logs: dict[int, pd.DataFrame] = field(default_factory=dict)
+    logs: dict[int | tuple[int, int], pd.DataFrame] = field(default_factory=dict)
     deep_supervision: bool = False
 
     @property
@@ -70,15 +74,33 @@ class Run:
         """Scored classes in the order of ``metrics.csv``."""
         return list(dict.fromkeys(self.scores["class"]))
 
+    def seeds(self) -> list[int]:
+        """The training seeds scored, sorted; ``[]`` for a run of one seed (no ``seed`` column)."""
+        return sorted(self.scores[SEED_COLUMN].unique().tolist()) if SEED_COLUMN in self.scores else []
+
     def per_case(self, class_name: str, metric: str = "dsc") -> pd.Series:
-        """One class's metric (or ``"fold"``) per case, indexed by case id in sorted order."""
+        """One class's metric (or ``"fold"``) per case, indexed by case id in sorted order.
+
+        A run of several seeds gives each case's mean over the seeds (the unit of every test stays the case).
+        """
         rows = self.scores[self.scores["class"] == class_name]
+        if SEED_COLUMN in rows:
+            return rows.groupby("case")[metric].mean().sort_index()
         return rows.set_index("case")[metric].sort_index()
 
+    def per_seed(self, class_name: str, metric: str = "dsc") -> pd.DataFrame:
+        """One class's metric per case (rows, sorted) and seed (columns, sorted); one column for one seed."""
+        rows = self.scores[self.scores["class"] == class_name]
+        if SEED_COLUMN not in rows:
+            return rows.set_index("case")[[metric]].sort_index()
+        return rows.pivot(index="case", columns=SEED_COLUMN, values=metric).sort_index().sort_index(axis=1)
+
     def prediction_path(self, case_id: str) -> Path:
-        """Where ``run-experiment`` wrote the case's label map (its validation fold)."""
+        """Where ``run-experiment`` wrote the case's label map (its validation fold; the first seed's)."""
         fold = int(self.scores.loc[self.scores["case"] == case_id, "fold"].iloc[0])
-        return prediction_files.find_prediction(self.path / f"fold_{fold}" / "predictions", case_id)
+        seeds = self.seeds()
+        return prediction_files.find_prediction(fold_dir(self.path, fold, seeds[0] if seeds else None)
+                                                / "predictions", case_id)
 
 
 def display_name(loss_name: str) -> str:
@@ -139,6 +161,16 @@ def read_metrics(path: Path) -> pd.DataFrame:
         line = bad_fold.idxmax()
         raise DataError(path, f"line {line + 2}: fold '{scores['fold'][line]}' is not a fold number")
     scores["fold"] = folds.astype(int)
+    keys = ["case", "class"]
+    if SEED_COLUMN in scores.columns:
+        seeds = pd.to_numeric(scores[SEED_COLUMN], errors="coerce")
+        bad_seed = ~((seeds >= 0) & (seeds % 1 == 0))
+        if bad_seed.any():
+            line = bad_seed.idxmax()
+            raise DataError(path, f"line {line + 2}: seed '{scores[SEED_COLUMN][line]}' is not a seed (a whole "
+                                  "number >= 0)")
+        scores[SEED_COLUMN] = seeds.astype(int)
+        keys = ["case", SEED_COLUMN, "class"]
     for column in METRICS:
         values = pd.to_numeric(scores[column], errors="coerce")
         bad = ~values.between(0.0, 1.0)
@@ -146,11 +178,14 @@ def read_metrics(path: Path) -> pd.DataFrame:
             line = bad.idxmax()
             raise DataError(path, f"line {line + 2}: {column} '{scores[column][line]}' is not a number in [0, 1]")
         scores[column] = values.astype(float)
-    duplicated = scores.duplicated(["case", "class"])
+    duplicated = scores.duplicated(keys)
     if duplicated.any():
         line = duplicated.idxmax()
-        raise DataError(path, f"line {line + 2}: case {scores['case'][line]} class {scores['class'][line]} "
+        seed = f" seed {scores[SEED_COLUMN][line]}" if SEED_COLUMN in scores.columns else ""
+        raise DataError(path, f"line {line + 2}: case {scores['case'][line]}{seed} class {scores['class'][line]} "
                               "scored twice")
+    if SEED_COLUMN in scores.columns:
+        _check_every_seed(path, scores)
     classes = list(dict.fromkeys(scores["class"]))
     counts = scores.groupby("case")["class"].nunique()
     incomplete = counts[counts < len(classes)]
@@ -161,6 +196,18 @@ def read_metrics(path: Path) -> pd.DataFrame:
     if scores.groupby("case")["fold"].nunique().max() > 1:
         raise DataError(path, "a case is scored in more than one fold")
     return scores
+
+
+def _check_every_seed(path: Path, scores: pd.DataFrame) -> None:
+    """Every seed scores every case and class (a case's mean over seeds is then over all of them)."""
+    pairs = scores.groupby(["case", "class"])[SEED_COLUMN].nunique()
+    seeds = scores[SEED_COLUMN].nunique()
+    lacking = pairs[pairs < seeds]
+    if not lacking.empty:
+        case_id, class_name = lacking.index[0]
+        have = set(scores.loc[(scores["case"] == case_id) & (scores["class"] == class_name), SEED_COLUMN])
+        missing = sorted(set(scores[SEED_COLUMN]) - have)
+        raise DataError(path, f"case {case_id} class {class_name} has no row for seed {missing[0]}")
 
 
 def check_metric(runs: Sequence[Run], metric: str) -> None:
@@ -181,13 +228,12 @@ def check_metric(runs: Sequence[Run], metric: str) -> None:
         run.scores[metric] = values.astype(float)
 
 
-def read_training_logs(run_dir: Path) -> dict[int, pd.DataFrame]:
-    """``fold_K/log.csv`` of every fold that has one, keyed by ``K``."""
+def read_training_logs(run_dir: Path) -> dict[int | tuple[int, int], pd.DataFrame]:
+    """``fold_K/log.csv`` of every fold that has one, keyed by ``K``; ``seed_S/fold_K/log.csv`` keyed by ``(S, K)``."""
     logs = {}
-    for fold_dir in run_dir.glob("fold_*"):
-        match = re.fullmatch(r"fold_(\d+)", fold_dir.name)
-        log_path = fold_dir / "log.csv"
-        if not match or not log_path.is_file():
+    for seed, fold, folder in found_fold_dirs(run_dir):
+        log_path = folder / "log.csv"
+        if not log_path.is_file():
             continue
         try:
             log = pd.read_csv(log_path)
@@ -199,8 +245,8 @@ def read_training_logs(run_dir: Path) -> dict[int, pd.DataFrame]:
         numbers = log[list(LOG_COLUMNS)].apply(pd.to_numeric, errors="coerce")
         if numbers.isna().any().any():
             raise DataError(log_path, f"non-numeric values in {', '.join(LOG_COLUMNS)}")
-        logs[int(match.group(1))] = numbers
-    return dict(sorted(logs.items()))
+        logs[fold if seed is None else (seed, fold)] = numbers
+    return dict(sorted(logs.items(), key=lambda item: item[0] if isinstance(item[0], tuple) else (-1, item[0])))
 
 
 def read_run(run_dir: Path | str) -> Run:
