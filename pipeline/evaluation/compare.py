@@ -2,7 +2,7 @@
 
     compare-losses RUN_DIR [RUN_DIR ...] --out DIR [--paper] [--test signedrank|ranksum]
                    [--interval cases|folds] [--published TABLE] [--cases ID ...]
-                   [--metric dsc|precision|recall|hd95|nsd]
+                   [--metric dsc|precision|recall|hd95|nsd] [--bootstrap N]
 
 Each RUN_DIR is a finished ``run-experiment`` folder; the loss name comes from
 its config.yaml, and the tables list the runs in the order given. Runs must
@@ -25,6 +25,15 @@ Outputs in DIR:
   ``--metric hd95`` (or nsd, precision, recall) tests that metric instead, in
   ``pvalues_<metric>_<class>.*``, and adds its column to the performance table;
   for HD95 lower is better, so the bold marks the lowest mean and (+) a lower row.
+* Runs of several training seeds (``run-experiment --seeds``): every table
+  above is over each case's mean over its seeds, and each mean shows its
+  seed SD (``performance.csv``: columns ``seeds``, ``seed_sd``). Also
+  ``differences_<class>.md``, ``.csv`` (``differences_<metric>_<class>.*``
+  for another ``--metric``): every pair's difference of means with the 95 %
+  intervals of the two-level bootstrap (cases, then seeds; ``--bootstrap``
+  replicates) and of the cases alone, and ``seed_noise.png`` (the same beside
+  every loss's per-seed means; ``pipeline.evaluation.figures``). With one seed
+  per run none of this appears and every output is as before seeds existed.
 * ``runs.csv``: which run folder, loss, hyperparameters and experiment each
   table row comes from.
 * ``per_case.csv``: every run's per-case scores with its table label in a
@@ -40,6 +49,7 @@ The Markdown tables are also printed to stdout.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import logging
 import re
@@ -53,7 +63,7 @@ from pipeline.evaluation.methods import INTERVALS, PROJECT, StatisticsMethod, ch
 from pipeline.evaluation.metrics import METRICS, SURFACE_METRICS
 from pipeline.evaluation.published import PUBLISHED, PublishedTable, RowKey
 from pipeline.evaluation.runs import Run, check_metric, load_runs, name_list
-from pipeline.evaluation.statistics import TESTS, pairwise_tests
+from pipeline.evaluation.statistics import BOOTSTRAP_SAMPLES, TESTS, pairwise_tests, two_level_bootstrap
 
 # Loaded when the comparison runs: `compare-losses --help` answers without pandas and matplotlib.
 pd = console.lazy_module("pandas")
@@ -114,9 +124,33 @@ def _published_pvalues(runs: Sequence[Run], published: PublishedTable | None, cl
             if row in by_key and column in by_key}
 
 
+def seed_differences(runs: Sequence[Run], class_name: str, metric: str, samples: int = BOOTSTRAP_SAMPLES):
+    """Every pair's ``(row, column, BootstrapDifference)`` of ``metric``, pairs in the p-value tables' order."""
+    scores = {run.label: run.per_seed(class_name, metric).to_numpy() for run in runs}
+    return [(row.label, column.label, two_level_bootstrap(scores[row.label], scores[column.label], samples))
+            for column, row in itertools.combinations(runs, 2)]
+
+
+def difference_outputs(runs: Sequence[Run], summary, metric: str, samples: int) -> dict[str, str]:
+    """``differences_<class>.md`` and ``.csv`` per class (see the module doc); needs two runs."""
+    outputs = {}
+    seeds = {run.label: max(1, len(run.seeds())) for run in runs}
+    for class_name in runs[0].class_names():
+        rows = summary[(summary["class"] == class_name) & (summary["metric"] == metric)]
+        sds = dict(zip(rows["loss"], rows["seed_sd"]))
+        differences = seed_differences(runs, class_name, metric, samples)
+        stem = f"differences_{file_stem(class_name)}" if metric == "dsc" else \
+            f"differences_{metric}_{file_stem(class_name)}"
+        outputs[f"{stem}.md"] = tables.difference_markdown(differences, sds, class_name, metric,
+                                                           len(runs[0].case_ids()))
+        outputs[f"{stem}.csv"] = tables.difference_csv(differences, sds, class_name, metric, seeds)
+    return outputs
+
+
 def table_outputs(runs: Sequence[Run], method: StatisticsMethod, published: PublishedTable | None = None,
-                   metric: str = "dsc") -> dict[str, str]:
-    """The tables' file names and contents: performance, runs and per-class p-values of ``metric``."""
+                  metric: str = "dsc", samples: int = BOOTSTRAP_SAMPLES) -> dict[str, str]:
+    """The tables' file names and contents: performance, runs and per-class p-values of ``metric``
+    (and with several seeds the differences' bootstrap intervals, ``samples`` replicates)."""
     summary = tables.performance_summary(runs, method, metrics=list(dict.fromkeys([*METRICS, metric])))
     source = published.source if published else None
     rows = _published_rows(runs, published)
@@ -144,6 +178,8 @@ def table_outputs(runs: Sequence[Run], method: StatisticsMethod, published: Publ
         outputs[f"{stem}.tex"] = tables.pvalue_latex(pairs, labels, class_name, method, n_cases, metric,
                                                      theirs, pvalue_source)
         outputs[f"{stem}.csv"] = tables.pvalue_csv(pairs, class_name, method, metric, theirs)
+    if any(run.seeds() for run in runs):
+        outputs.update(difference_outputs(runs, summary, metric, samples))
     return outputs
 
 
@@ -169,7 +205,8 @@ def _case_figures(runs: Sequence[Run], case_ids: Sequence[str]) -> dict[str, byt
 
 def comparison_outputs(runs: Sequence[Run], method: StatisticsMethod = PROJECT,
                        case_ids: Sequence[str] | None = None,
-                       published: PublishedTable | None = None, metric: str = "dsc") -> dict[str, str | bytes]:
+                       published: PublishedTable | None = None, metric: str = "dsc",
+                       samples: int = BOOTSTRAP_SAMPLES) -> dict[str, str | bytes]:
     """Every output file's name and content, built in memory.
 
     Args:
@@ -178,9 +215,14 @@ def comparison_outputs(runs: Sequence[Run], method: StatisticsMethod = PROJECT,
         case_ids: cases to draw; default ``figures.default_cases``.
         published: a paper table's numbers to show beside ours.
         metric: what the pairwise tests compare (a column of every run's ``metrics.csv``).
+        samples: replicates of the two-level bootstrap (runs of several seeds only).
     """
-    outputs: dict[str, str | bytes] = dict(table_outputs(runs, method, published, metric))
+    outputs: dict[str, str | bytes] = dict(table_outputs(runs, method, published, metric, samples))
     outputs["dsc_distribution.png"] = figures.dsc_distribution_png(runs)
+    if any(run.seeds() for run in runs) and len(runs) >= 2:
+        outputs["seed_noise.png"] = figures.seed_noise_png(
+            runs, metric, {class_name: seed_differences(runs, class_name, metric, samples)
+                           for class_name in runs[0].class_names()})
     curves = figures.training_curves_png(runs)
     if curves is None:
         _notice("training curves skipped: no run has a fold_K/log.csv")
@@ -212,6 +254,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--metric", choices=(*METRICS, *SURFACE_METRICS), default="dsc",
                         help="per-case metric of the pairwise tests, added to the performance table "
                              "(default dsc; hd95: lower is better)")
+    parser.add_argument("--bootstrap", type=int, default=BOOTSTRAP_SAMPLES, metavar="N",
+                        help="replicates of the two-level bootstrap (cases, then seeds) of every difference, for "
+                             f"runs of several seeds (default {BOOTSTRAP_SAMPLES}, seeded: deterministic)")
     parser.add_argument("--cases", nargs="+", metavar="ID",
                         help="cases to draw under every loss (default: lowest, median, highest DSC)")
     return console.add_arguments(parser)
@@ -222,6 +267,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     console.configure(args)
     out_dir = Path(args.out)
+    if args.bootstrap < 1:
+        raise UnifocalError(f"--bootstrap {args.bootstrap}: expected a whole number of replicates >= 1")
     if out_dir.exists() and not out_dir.is_dir():
         raise UnifocalError(f"{out_dir}: --out exists and is not a folder")
     runs = load_runs(args.run_dirs)
@@ -234,7 +281,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if method.interval == "folds" and runs[0].scores["fold"].nunique() < 2:
         raise UnifocalError("--interval folds: the runs scored their cases in fewer than two folds")
     published = PUBLISHED[args.published] if args.published else None
-    outputs = comparison_outputs(runs, method, args.cases, published, args.metric)
+    outputs = comparison_outputs(runs, method, args.cases, published, args.metric, args.bootstrap)
     for name, content in outputs.items():
         write_atomically(out_dir / name, content)
     print("\n".join(content for name, content in outputs.items() if name.endswith(".md")))

@@ -2,6 +2,10 @@
 
 * ``dsc_distribution_png``: per-case DSC per loss, one panel per class (box
   plot with every case as a point).
+* ``seed_noise_png`` (runs of several seeds): per class, on the left every
+  loss's mean per seed (dots) with the mean over seeds ± its seed SD; on the
+  right every pair's difference of means with its 95 % two-level bootstrap
+  interval (cases and seeds, thick) and the cases-only interval (thin).
 * ``training_curves_png``: training and validation loss per epoch, one panel
   per loss, one colour per fold, integer epoch ticks, the legend outside.
 * ``case_slices_png``: one case under every loss, per class the axial slice
@@ -82,6 +86,49 @@ def dsc_distribution_png(runs: Sequence[Run]) -> bytes:
         axes.set_ylim(-0.02, 1.02)
         axes.tick_params(axis="x", labelrotation=30)
         axes.grid(axis="y", alpha=0.3)
+    return _png(figure)
+
+
+def seed_noise_png(runs: Sequence[Run], metric: str, differences: dict) -> bytes:
+    """Seed noise beside the loss differences (module doc); ``differences``: class -> ``seed_differences``."""
+    from pipeline.evaluation.tables import metric_title
+
+    class_names = list(differences)
+    pairs = max(len(value) for value in differences.values())
+    height = max(2.6, 0.45 * max(pairs, len(runs)) + 1.4)
+    figure = Figure(figsize=(10.5, height * len(class_names)), layout="constrained")
+    title = metric_title(metric)
+    for index, class_name in enumerate(class_names):
+        seeds_axes = figure.add_subplot(len(class_names), 2, 2 * index + 1)
+        for position, run in enumerate(runs):
+            per_seed_means = run.per_seed(class_name, metric).mean(axis=0).to_numpy()
+            y = len(runs) - 1 - position
+            seeds_axes.scatter(per_seed_means, np.full(per_seed_means.size, y), s=22, color="C0", alpha=0.7,
+                               label="one seed's mean" if position == 0 else None, zorder=3)
+            spread = per_seed_means.std(ddof=1) if per_seed_means.size > 1 else 0.0
+            seeds_axes.errorbar(per_seed_means.mean(), y, xerr=spread, fmt="|", color="k", markersize=14,
+                                capsize=4, label="mean ± seed SD" if position == 0 else None, zorder=2)
+        seeds_axes.set_yticks(range(len(runs)), [run.label for run in reversed(runs)])
+        seeds_axes.set_ylim(-0.7, len(runs) - 0.3)
+        seeds_axes.set_xlabel(f"mean {title} over cases")
+        seeds_axes.set_title(f"{class_name}: mean per seed")
+        seeds_axes.legend(fontsize="small", loc="best")
+        pair_axes = figure.add_subplot(len(class_names), 2, 2 * index + 2)
+        rows = differences[class_name]
+        for position, (_, _, result) in enumerate(rows):
+            y = len(rows) - 1 - position
+            pair_axes.plot([result.case_low, result.case_high], [y + 0.18] * 2, color="C1", linewidth=1.5,
+                           label="95 % interval, cases only" if position == 0 else None)
+            pair_axes.plot([result.low, result.high], [y] * 2, color="C3", linewidth=4, solid_capstyle="butt",
+                           label="95 % interval, cases and seeds" if position == 0 else None)
+            pair_axes.plot(result.difference, y, "o", color="k", markersize=5,
+                           label="difference" if position == 0 else None)
+        pair_axes.axvline(0.0, color="0.5", linewidth=0.8, linestyle="--")
+        pair_axes.set_yticks(range(len(rows)), [f"{row} − {column}" for row, column, _ in reversed(rows)])
+        pair_axes.set_ylim(-0.7, len(rows) - 0.3)
+        pair_axes.set_xlabel(f"difference of mean {title} (row − column)")
+        pair_axes.set_title(f"{class_name}: difference, two-level bootstrap")
+        pair_axes.legend(fontsize="small", loc="best")
     return _png(figure)
 
 

@@ -25,6 +25,22 @@
   adjusted together with Holm–Bonferroni (Holm 1979) via ``statsmodels``'
   ``multipletests``.
 
+* Several training seeds (SPEC.md section 5): every test and interval above
+  is over the per-case means over seeds, so the unit stays the case. Beside a
+  mean, ``seed_sd`` is the SD (``ddof=1``) over seeds of the per-seed mean
+  (the same statistic computed from one seed's scores alone). For a pair of
+  losses, ``two_level_bootstrap`` gives the difference of the means with a
+  95 % percentile interval that includes the seed noise: each of
+  ``BOOTSTRAP_SAMPLES`` replicates resamples the cases (with replacement, the
+  same cases for both losses: they are paired), then each loss's seeds (with
+  replacement, one draw per loss and replicate: a seed is one trained network
+  shared by every case), and takes the difference of the means of the
+  resampled (case, seed) scores. The replicates of each pair come from a fresh
+  ``numpy.random.default_rng(seed)``: cases first (``integers(0, n, (B, n))``),
+  then the row loss's seeds (``integers(0, S_row, (B, S_row))``), then the
+  column loss's (``integers(0, S_column, (B, S_column))``). The interval with
+  the seeds held fixed (cases only) is reported beside it.
+
 References: Wilcoxon, F. (1945) Individual comparisons by ranking methods;
 Holm, S. (1979) A simple sequentially rejective multiple test procedure.
 """
@@ -61,6 +77,11 @@ SIGN_DESCRIPTIONS = {
     "signedrank": "sign of W+ − W− of the per-case differences row − column",
     "ranksum": "sign of the rank-sum z statistic of row against column",
 }
+
+BOOTSTRAP_SAMPLES = 10000
+"""Replicates of the two-level bootstrap of a difference between losses (``compare-losses --bootstrap``)."""
+BOOTSTRAP_SEED = 0
+"""Seed of every pair's bootstrap generator, so that the same runs give the same intervals."""
 
 STAR_THRESHOLDS = ((0.001, "***"), (0.01, "**"), (0.05, "*"))
 """Significance stars for a p-value below each threshold, most significant first."""
@@ -209,3 +230,68 @@ def significance_stars(p_value: float) -> str:
         if p_value < threshold:
             return stars
     return ""
+
+
+def seed_sd(per_seed_values: Sequence[float]) -> float:
+    """SD (``ddof=1``) over seeds of a statistic computed per seed; NaN for a single seed."""
+    values = np.asarray(per_seed_values, dtype=np.float64)
+    return float(values.std(ddof=1)) if values.size > 1 else float("nan")
+
+
+@dataclass(frozen=True)
+class BootstrapDifference:
+    """Mean of ``row`` minus mean of ``column`` (per-case means over seeds), with two 95 % bootstrap intervals.
+
+    ``low, high``: the two-level interval (cases, then seeds within each loss); ``case_low, case_high``:
+    cases only, each case's mean over seeds held fixed. ``samples`` replicates.
+    """
+
+    difference: float
+    low: float
+    high: float
+    case_low: float
+    case_high: float
+    samples: int
+
+
+def two_level_bootstrap(row: np.ndarray, column: np.ndarray, samples: int = BOOTSTRAP_SAMPLES,
+                        seed: int = BOOTSTRAP_SEED, confidence: float = 0.95) -> BootstrapDifference:
+    """Difference of means with the percentile intervals of the module doc's two-level bootstrap.
+
+    Args:
+        row, column: ``(cases, seeds)`` scores of two losses, the same cases in the same row order; the
+            numbers of seeds may differ (a one-seed run is a single column).
+        samples: bootstrap replicates.
+        seed: seed of the replicates' generator.
+        confidence: coverage of the percentile intervals.
+    """
+    row = np.asarray(row, dtype=np.float64)
+    column = np.asarray(column, dtype=np.float64)
+    if row.ndim != 2 or column.ndim != 2 or row.shape[0] != column.shape[0] or row.shape[0] == 0:
+        raise ValueError(f"expected (cases, seeds) scores of the same cases, got {row.shape} and {column.shape}")
+    rng = np.random.default_rng(seed)
+    cases = rng.integers(0, row.shape[0], size=(samples, row.shape[0]))
+    row_seeds = rng.integers(0, row.shape[1], size=(samples, row.shape[1]))
+    column_seeds = rng.integers(0, column.shape[1], size=(samples, column.shape[1]))
+    two_level = _resampled_means(row, cases, row_seeds) - _resampled_means(column, cases, column_seeds)
+    case_only = row.mean(axis=1)[cases].mean(axis=1) - column.mean(axis=1)[cases].mean(axis=1)
+    tails = [(1 - confidence) / 2, (1 + confidence) / 2]
+    low, high = np.quantile(two_level, tails)
+    case_low, case_high = np.quantile(case_only, tails)
+    return BootstrapDifference(float(row.mean() - column.mean()), float(low), float(high), float(case_low),
+                               float(case_high), samples)
+
+
+def _resampled_means(scores: np.ndarray, cases: np.ndarray, seeds: np.ndarray) -> np.ndarray:
+    """Per replicate b: the mean of ``scores[cases[b, i], seeds[b, j]]`` over every i and j.
+
+    The mean over the drawn seeds is taken per case first, one block of replicates at a time
+    (memory: cases x block x seeds).
+    """
+    means = np.empty(cases.shape[0])
+    block = 1000
+    for start in range(0, cases.shape[0], block):
+        stop = min(start + block, cases.shape[0])
+        seed_means = scores[:, seeds[start:stop]].mean(axis=2)  # (cases, block): each case over the drawn seeds
+        means[start:stop] = np.take_along_axis(seed_means.T, cases[start:stop], axis=1).mean(axis=1)
+    return means

@@ -32,8 +32,10 @@ from pipeline.evaluation.statistics import (
     SIGN_DESCRIPTIONS,
     STATISTIC_DESCRIPTIONS,
     TEST_DESCRIPTIONS,
+    BootstrapDifference,
     PairTest,
     fold_means,
+    seed_sd,
     significance_stars,
     t_confidence_interval,
 )
@@ -114,7 +116,13 @@ def performance_summary(runs: Sequence[Run], method: StatisticsMethod = PROJECT,
     per ``(loss, class, metric)`` in table order with columns ``loss, class,
     metric, interval, n, mean, ci_low, ci_high, ci_half_width``; ``n`` counts
     the values the interval is over (cases or folds).
+
+    When a run has several seeds, every value is a case's mean over its seeds
+    and two columns follow: ``seeds`` (how many) and ``seed_sd``, the SD over
+    seeds of the same mean computed from each seed alone (NaN for one seed).
+    Without seeds the frame is exactly as before seeds existed.
     """
+    seeded = any(run.seeds() for run in runs)
     rows = []
     for run in runs:
         for class_name in run.class_names():
@@ -129,6 +137,11 @@ def performance_summary(runs: Sequence[Run], method: StatisticsMethod = PROJECT,
                     "n": interval.n, "mean": interval.mean, "ci_low": interval.low, "ci_high": interval.high,
                     "ci_half_width": interval.half_width,
                 })
+                if seeded:
+                    per_seed = run.per_seed(class_name, metric)
+                    means = [fold_means(per_seed[seed].to_numpy(), folds).mean() if method.interval == "folds"
+                             else per_seed[seed].mean() for seed in per_seed.columns]
+                    rows[-1].update({"seeds": len(means), "seed_sd": seed_sd(means)})
     return pd.DataFrame(rows)
 
 
@@ -161,6 +174,9 @@ def _performance_rows(summary: pd.DataFrame, decimals: int, plus_minus: str, bol
         for column in columns:
             mean, half_width = table.loc[(loss, *column), ["mean", "ci_half_width"]]
             text = _interval_text(mean, half_width, decimals, plus_minus)
+            if "seed_sd" in table.columns:
+                sd = table.loc[(loss, *column), "seed_sd"]
+                text += f" (seed SD {'n/a' if math.isnan(sd) else format_number(sd, decimals)})"
             cells.append(bold.format(text) if float(format_number(mean, decimals)) == best[column] else text)
         rows.append((loss, cells))
         if loss in published:
@@ -189,6 +205,10 @@ def _performance_caption(summary: pd.DataFrame, method: StatisticsMethod, publis
                + "). Bold: best mean of each column as printed (highest"
                + (f"; lowest for {', '.join(lower)}). " if lower else "). ") + method.sentence())
     )
+    if "seeds" in summary.columns:
+        caption += text(f" Several training seeds (up to {int(summary['seeds'].max())}): every value is a case's "
+                        "mean over its seeds; (seed SD) is the SD over seeds of the mean computed from each seed "
+                        "alone, n/a for a run of one seed.")
     if published_source:
         caption += text(f" Published: {published_source}; '–' where no value survived.")
     return caption
@@ -331,4 +351,52 @@ def pvalue_csv(tests: Sequence[PairTest], class_name: str, method: StatisticsMet
             "p_holm_published": published.get((pair.row, pair.column), float("nan")),
         }
         for pair in tests
+    ]))
+
+
+# --- differences across seeds ----------------------------------------------------------------
+
+DIFFERENCE_HEADERS = ["Row", "Column", "Difference", "95 % interval, cases and seeds", "95 % interval, cases only",
+                      "Seed SD row", "Seed SD column"]
+
+
+def _difference_caption(class_name: str, metric: str, n_cases: int, samples: int) -> str:
+    return (f"Difference of mean {class_name} {metric_title(metric)} (row − column; each case averaged over its "
+            f"seeds), n = {n_cases} cases, with 95 % percentile intervals of a two-level bootstrap ({samples} "
+            "replicates: cases resampled, then each loss's seeds) and of the cases alone (seeds held fixed). "
+            "Seed SD: SD over seeds of each loss's mean. Where the two-level interval is much wider than the "
+            "cases-only one, seed noise decides the comparison.")
+
+
+def _difference_number(value: float, decimals: int) -> str:
+    return "n/a" if math.isnan(value) else format_number(value, decimals)
+
+
+def difference_rows(differences: Sequence[tuple[str, str, BootstrapDifference]],
+                    seed_sds: Mapping[str, float], decimals: int = 3) -> list[list[str]]:
+    """Formatted table rows: the pair, the difference, both intervals and each loss's seed SD."""
+    return [[row, column, format_difference(result.difference, decimals),
+             f"[{format_number(result.low, decimals)}, {format_number(result.high, decimals)}]",
+             f"[{format_number(result.case_low, decimals)}, {format_number(result.case_high, decimals)}]",
+             _difference_number(seed_sds[row], decimals), _difference_number(seed_sds[column], decimals)]
+            for row, column, result in differences]
+
+
+def difference_markdown(differences: Sequence[tuple[str, str, BootstrapDifference]], seed_sds: Mapping[str, float],
+                        class_name: str, metric: str, n_cases: int, decimals: int = 3) -> str:
+    """One class's pairwise differences with their bootstrap intervals in Markdown, caption first."""
+    samples = differences[0][2].samples
+    table = _markdown_table(DIFFERENCE_HEADERS, difference_rows(differences, seed_sds, decimals))
+    return f"Table: {_difference_caption(class_name, metric, n_cases, samples)}\n\n{table}\n"
+
+
+def difference_csv(differences: Sequence[tuple[str, str, BootstrapDifference]], seed_sds: Mapping[str, float],
+                   class_name: str, metric: str, seeds: Mapping[str, int]) -> str:
+    """One class's differences unrounded: both intervals, each loss's seeds and seed SD."""
+    return _csv(pd.DataFrame([
+        {"class": class_name, "metric": metric, "row": row, "column": column, "difference": result.difference,
+         "ci_low": result.low, "ci_high": result.high, "case_ci_low": result.case_low,
+         "case_ci_high": result.case_high, "bootstrap_samples": result.samples, "row_seeds": seeds[row],
+         "column_seeds": seeds[column], "row_seed_sd": seed_sds[row], "column_seed_sd": seed_sds[column]}
+        for row, column, result in differences
     ]))
