@@ -4,7 +4,10 @@
                 [--bootstrap 1000] [--seed 0]
 
 Each RESULTS_DIR is a ``compare-losses`` output folder of one data set (its
-``per_case.csv``); every folder must compare the same losses. Each data set
+``per_case.csv``); every folder must compare the same losses. A ``per_case.csv``
+with a ``seed`` column (runs of several seeds) ranks each case's mean over its
+seeds, and the bootstrap resamples each loss's seeds after the cases
+(``ranking.bootstrap_task``). Each data set
 and class is a task (``pipeline.evaluation.ranking`` has the methods). Writes,
 after everything is read and computed:
 
@@ -91,12 +94,23 @@ def build_tasks(comparisons: dict[str, pd.DataFrame], metric: str, classes: Sequ
             raise DataError(path, f"none of --classes {', '.join(classes)} is scored here "
                                   f"(classes: {', '.join(available)})")
         for class_name in chosen:
-            table = frame[frame["class"] == class_name].pivot(index="case", columns="loss", values=metric)
+            rows = frame[frame["class"] == class_name]
+            seed_scores = None
+            if "seed" in rows.columns and rows["seed"].notna().any():
+                seeded = rows.pivot_table(index="case", columns=["loss", "seed"], values=metric, aggfunc="first")
+                if rows.duplicated(["loss", "case", "seed"]).any():
+                    raise DataError(path, f"class {class_name}: a case is scored twice for one loss and seed")
+                seed_scores = tuple(seeded[loss].dropna(axis=1, how="all").to_numpy() for loss in losses)
+                if any(np.isnan(scores).any() for scores in seed_scores):
+                    raise DataError(path, f"class {class_name}: not every seed of a loss scored every case")
+                table = rows.groupby(["case", "loss"])[metric].mean().unstack("loss")
+            else:
+                table = rows.pivot(index="case", columns="loss", values=metric)
             table = table[list(losses)]
             if table.isna().any().any():
                 raise DataError(path, f"class {class_name}: not every loss scored every case")
             tasks.append(Task(f"{name}: {class_name}", losses, table.to_numpy(),
-                              higher_is_better=higher_is_better(metric)))
+                              higher_is_better=higher_is_better(metric), seed_scores=seed_scores))
     if classes is not None:
         unused = [c for c in classes if not any(task.name.endswith(f": {c}") for task in tasks)]
         if unused:
@@ -156,9 +170,11 @@ def _stability_frame(boots: dict[str, BootstrapRanks], full: dict[str, np.ndarra
 
 def _caption(tasks: Sequence[Task], metric: str, samples: int) -> str:
     direction = "highest" if higher_is_better(metric) else "lowest"
+    resampled = ("the cases and then each loss's training seeds (each case's score: its mean over seeds)"
+                 if any(task.seed_scores is not None for task in tasks) else "the cases")
     return (f"Loss ranking over {len(tasks)} tasks (data set: class), aggregate-then-rank: rank 1 = {direction} "
             f"mean {metric.upper()} over cases, tied means share the best rank (challengeR's ties.method = min). "
-            f"In brackets: share of {samples} bootstrap resamples of the cases giving that rank. Consensus: the "
+            f"In brackets: share of {samples} bootstrap resamples of {resampled} giving that rank. Consensus: the "
             "mean rank over tasks, ranked.")
 
 

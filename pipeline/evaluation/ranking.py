@@ -42,13 +42,16 @@ stats = lazy_module("scipy.stats")  # loaded on first use, so that --help answer
 class Task:
     """Per-case scores of every loss on one data set and class.
 
-    ``scores[i, j]`` is case ``i`` under loss ``losses[j]``.
+    ``scores[i, j]`` is case ``i`` under loss ``losses[j]`` (its mean over seeds when the runs had several).
+    ``seed_scores``, for runs of several seeds: per loss the ``(cases, seeds)`` scores; the bootstrap then
+    resamples each loss's seeds too (``bootstrap_task``).
     """
 
     name: str
     losses: tuple[str, ...]
     scores: np.ndarray
     higher_is_better: bool = True
+    seed_scores: tuple[np.ndarray, ...] | None = None
 
     def __post_init__(self):
         scores = np.asarray(self.scores, dtype=np.float64)
@@ -95,10 +98,22 @@ class BootstrapRanks:
 
 
 def bootstrap_task(task: Task, samples: int, rng: np.random.Generator) -> BootstrapRanks:
-    """Resample the task's cases ``samples`` times (paired across losses) and rank each resample."""
+    """Resample the task's cases ``samples`` times (paired across losses) and rank each resample.
+
+    With ``seed_scores`` the bootstrap has two levels: after the cases, each loss's seeds are drawn
+    (``rng.integers(0, S_j, (samples, S_j))``, loss by loss), and a loss's score in a replicate is the mean
+    over the drawn cases of each case's mean over the drawn seeds
+    (``pipeline.evaluation.statistics`` explains why seeds are drawn once per replicate).
+    """
     cases = task.scores.shape[0]
     picks = rng.integers(0, cases, size=(samples, cases))
-    means = task.scores[picks].mean(axis=1)
+    if task.seed_scores is None:
+        means = task.scores[picks].mean(axis=1)
+    else:
+        from pipeline.evaluation.statistics import resampled_means
+
+        means = np.stack([resampled_means(scores, picks, rng.integers(0, scores.shape[1], (samples, scores.shape[1])))
+                          for scores in task.seed_scores], axis=1)
     return BootstrapRanks(task.losses, rank_means(means, task.higher_is_better))
 
 

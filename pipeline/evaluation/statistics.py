@@ -273,7 +273,7 @@ def two_level_bootstrap(row: np.ndarray, column: np.ndarray, samples: int = BOOT
     cases = rng.integers(0, row.shape[0], size=(samples, row.shape[0]))
     row_seeds = rng.integers(0, row.shape[1], size=(samples, row.shape[1]))
     column_seeds = rng.integers(0, column.shape[1], size=(samples, column.shape[1]))
-    two_level = _resampled_means(row, cases, row_seeds) - _resampled_means(column, cases, column_seeds)
+    two_level = resampled_means(row, cases, row_seeds) - resampled_means(column, cases, column_seeds)
     case_only = row.mean(axis=1)[cases].mean(axis=1) - column.mean(axis=1)[cases].mean(axis=1)
     tails = [(1 - confidence) / 2, (1 + confidence) / 2]
     low, high = np.quantile(two_level, tails)
@@ -282,7 +282,7 @@ def two_level_bootstrap(row: np.ndarray, column: np.ndarray, samples: int = BOOT
                                float(case_high), samples)
 
 
-def _resampled_means(scores: np.ndarray, cases: np.ndarray, seeds: np.ndarray) -> np.ndarray:
+def resampled_means(scores: np.ndarray, cases: np.ndarray, seeds: np.ndarray) -> np.ndarray:
     """Per replicate b: the mean of ``scores[cases[b, i], seeds[b, j]]`` over every i and j.
 
     The mean over the drawn seeds is taken per case first, one block of replicates at a time
