@@ -218,7 +218,8 @@ def collect_metrics(config: ExperimentConfig) -> dict | None:
     missing = [task for task in tasks if not (task.path / "done.json").exists()]
     if missing:
         logger.info("%s: metrics not collected yet, folds %s not done", run_dir,
-                    ", ".join(str(task.path.relative_to(run_dir)) for task in missing))
+                    ", ".join(str(task.path.relative_to(run_dir)) if config.seeded_layout else str(task.fold)
+                              for task in missing))
         return None
     rows = collect_fold_rows(tasks, "metrics.csv", read_metrics_csv, config.seeded_layout)
     write_metrics_csv(run_dir / "metrics.csv", rows)
