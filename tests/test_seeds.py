@@ -10,7 +10,6 @@ import yaml
 
 from pipeline.batch.grid import COLUMNS, SEED_COLUMNS, plan_tasks, read_grid, write_grid
 from pipeline.config import load_config
-from pipeline.errors import ConfigError
 from pipeline.evaluation import tables
 from pipeline.evaluation.compare import main as compare_main
 from pipeline.evaluation.methods import PROJECT
@@ -260,3 +259,70 @@ def test_one_seed_runs_are_unchanged_and_two_seeds_give_a_seed_column_and_seed_n
     differences = pd.read_csv(tmp_path / "cmp" / "differences_kidney.csv")
     assert (differences["ci_low"] <= differences["difference"]).all()
     assert (differences["difference"] <= differences["ci_high"]).all()
+
+
+@pytest.mark.parametrize("seeds, task, expected", [
+    (None, 1, "CONFIG --fold 1 --set training.epochs=1"),
+    ([0, 1], 3, "CONFIG --fold 1 --seed 1 --set training.epochs=1"),
+])
+def test_the_array_task_runs_its_seed_and_fold(tmp_path, seeds, task, expected):
+    import subprocess
+
+    overrides = [f"experiment.seeds={seeds}"] if seeds else []
+    config = demo(tmp_path, "cross_validation.folds=2", *overrides)
+    tasks = plan_tasks([(tmp_path / "CONFIG", config)], tmp_path)
+    write_grid(tmp_path / "grid.tsv", tasks)
+    (tmp_path / "cluster.env").write_text("unifocal_setup() { :; }\n")
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "bin" / "run-experiment").write_text('#!/bin/bash\necho "$@" > "$ARGS_FILE"\n')
+    (tmp_path / "bin" / "run-experiment").chmod(0o755)
+    environment = {"PATH": f"{tmp_path / 'bin'}:/usr/bin:/bin", "UNIFOCAL_GRID": str(tmp_path / "grid.tsv"),
+                   "UNIFOCAL_CLUSTER_ENV": str(tmp_path / "cluster.env"), "SLURM_ARRAY_TASK_ID": str(task),
+                   "UNIFOCAL_OVERRIDES": "training.epochs=1", "ARGS_FILE": str(tmp_path / "args.txt")}
+    subprocess.run(["bash", "scripts/slurm/train_array.sbatch"], env=environment, check=True, capture_output=True)
+    assert (tmp_path / "args.txt").read_text().strip() == expected.replace("CONFIG", str(tmp_path / "CONFIG"))
+
+
+def test_submit_grid_seeds_make_one_task_per_seed_and_fold(tmp_path, capsys, monkeypatch):
+    from pipeline.batch import submit
+
+    monkeypatch.setattr(submit, "preflight_grid", lambda *arguments: None)  # no BraTS20 data here
+    assert submit.main(["configs/brats20_combo.yaml", "--seeds", "0,1", "--out", str(tmp_path / "grid"),
+                        "--dry-run"]) == 0
+    printed = capsys.readouterr().out
+    folds = load_config("configs/brats20_combo.yaml").cross_validation.folds
+    tasks = read_grid(tmp_path / "grid" / "grid.tsv")
+    assert [(task.seed, task.fold) for task in tasks] == [(seed, fold) for seed in (0, 1) for fold in range(folds)]
+    assert f"--fold {folds - 1} --seed 1 --set 'experiment.seeds=[0, 1]'" in printed
+    with pytest.raises(SystemExit) as exit_info:
+        submit.main(["configs/brats20_combo.yaml", "--seeds", "zero", "--out", str(tmp_path / "bad"), "--dry-run"])
+    assert exit_info.value.code == 2 and not (tmp_path / "bad").exists()
+
+
+def test_sweep_and_reproduce_paper_pass_the_seeds_to_every_run(tmp_path, capsys):
+    from pipeline.config import seeds_override
+    from pipeline.paper import reproduce
+    from pipeline.sweep import expand_sweep
+
+    sweep = expand_sweep("configs/demo_dice.yaml", ["training.learning_rate=0.01,0.001"],
+                         [f"experiment.output_root={tmp_path}", seeds_override("0,1")])
+    assert [member.config.experiment.seeds for member in sweep.members] == [[0, 1], [0, 1]]
+    assert reproduce.main(["mixed_focal_brats20", "--set", "experiment.seeds=[0, 1]", "--results", str(tmp_path),
+                           "--print"]) == 0
+    runs = [line for line in capsys.readouterr().out.splitlines() if line.startswith("run-experiment")]
+    assert runs and all("--set 'experiment.seeds=[0, 1]'" in line for line in runs)
+    reproduce._write_resolved("configs/brats20_combo.yaml", tmp_path / "c.yaml", ["experiment.seeds=[0, 1]"])
+    assert load_config(tmp_path / "c.yaml").experiment.seeds == [0, 1]
+    with pytest.raises(SystemExit) as exit_info:
+        reproduce.main(["mixed_focal_brats20", "--set", "experiment.seeds=[1, 1]", "--print"])
+    assert exit_info.value.code == 2 and "seed 1 given twice" in capsys.readouterr().err
+
+
+def test_plan_shows_the_seeds(tmp_path, phantoms, capsys):
+    argv = tiny(tmp_path, phantoms, "planned")
+    assert run_main([*argv, "--seeds", "0,1", "--plan"]) == 0
+    printed = capsys.readouterr().out
+    assert "seeds        2 (0, 1)" in printed and "4 training tasks in seed_<S>/fold_<K>/" in printed
+    assert run_main([*argv, "--plan"]) == 0
+    assert "seeds " not in capsys.readouterr().out  # one seed: the plan as before
+    assert not (tmp_path / "runs").exists()
