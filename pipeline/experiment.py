@@ -17,6 +17,9 @@ Writes the run directory of docs/architecture.md under
   from the last epoch checkpoint, and keeps predictions already written.
 * ``metrics.csv`` and ``summary.json`` (``pipeline.evaluation.metrics``),
   once every fold is done; until then the missing folds are logged.
+* With several training seeds (``experiment.seeds``) every fold folder is
+  ``seed_S/fold_K/``, trained once per seed on the same split, and the
+  collected ``metrics.csv`` has a ``seed`` column (``pipeline.run_layout``).
 
 On the console (``pipeline.console``): a header per fold with its cases, a
 progress bar while the cache fills and while the validation cases are
@@ -55,11 +58,11 @@ from pipeline.inference.prediction_files import prediction_path, write_predictio
 from pipeline.inference.sliding_window import keras_predictor, resolve_batch_size
 from pipeline.preflight import check_experiment, check_run_dir, existing_splits
 from pipeline.preprocessing import PreprocessedCache, restore_to_original
+from pipeline.run_layout import collect_fold_rows, fold_seed
 from pipeline.training.cross_validation import make_splits
 from pipeline.training.progress import EpochClock, EpochProgress
 from pipeline.training.sampling import PatchBatches
 from pipeline.training.train import train_fold
-from pipeline.run_layout import collect_fold_rows, fold_seed
 
 logger = logging.getLogger(__name__)
 

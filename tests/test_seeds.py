@@ -248,6 +248,11 @@ def test_one_seed_runs_are_unchanged_and_two_seeds_give_a_seed_column_and_seed_n
             == pd.read_csv(runs / "plain" / "metrics.csv").to_csv(index=False))
     summary = json.loads((runs / "two" / "summary.json").read_text())
     assert summary["kidney"]["seeds"] == 2 and "dsc_seed_sd" in summary["kidney"]
+    from pipeline.inference.predict import main as predict_main
+
+    predict_main([str(runs / "two"), "-i", str(phantoms), "-o", str(tmp_path / "predicted"), "--folds", "0", "-q"])
+    record = json.loads((tmp_path / "predicted" / "predict.json").read_text())
+    assert (record["folds"], record["seeds"]) == ([0, 0], [0, 1])  # fold 0 of every seed in the ensemble
 
     assert run_main([*tiny(tmp_path, phantoms, "two_tversky"), "--seeds", "0,1", "--set", "loss.name=tversky"]) == 0
     capsys.readouterr()

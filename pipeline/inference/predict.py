@@ -13,7 +13,8 @@
 * Preprocessing is the run's (``config.yaml``: clipping, resampling to the
   target spacing, normalisation), through the same code as training
   (``pipeline.preprocessing.preprocess_image``).
-* Every chosen fold's ``fold_K/checkpoints/best_model.h5`` (the model rebuilt
+* Every chosen fold's ``fold_K/checkpoints/best_model.h5`` (every seed's ``seed_S/fold_K/`` in a run of several
+  seeds; the model rebuilt
   from the config) predicts each sliding window; the softmax outputs are
   averaged (the ensemble). ``--mirror`` adds nnU-Net's test-time
   augmentation: each window is also predicted flipped along every subset of
@@ -83,12 +84,20 @@ class InputCase:
 
 @dataclass(frozen=True)
 class FoldModel:
-    """A fold's best weights and the input channels and output classes they were trained with."""
+    """A fold's best weights and the input channels and output classes they were trained with.
+
+    ``seed``: the training seed, in a run of several seeds (``pipeline.run_layout``); else ``None``.
+    """
 
     fold: int
     weights: Path
     num_channels: int
     num_classes: int
+    seed: int | None = None
+
+    @property
+    def name(self) -> str:
+        return str(self.fold) if self.seed is None else f"{self.fold} (seed {self.seed})"
 
 
 # --- validation (no TensorFlow needed) ------------------------------------------------------
@@ -145,7 +154,8 @@ def fold_models(run_dir, config, folds: Sequence[int] | None) -> list[FoldModel]
         kernels = weight_shapes(weights)
         if not kernels:
             raise DataError(weights, "holds no convolution kernels")
-        models.append(FoldModel(fold, weights, num_channels=kernels[0][-2], num_classes=kernels[-1][-1]))
+        models.append(FoldModel(fold, weights, num_channels=kernels[0][-2], num_classes=kernels[-1][-1],
+                                seed=task.seed if config.seeded_layout else None))
     for model in models[1:]:
         if (model.num_channels, model.num_classes) != (models[0].num_channels, models[0].num_classes):
             raise DataError(model.weights, f"{model.num_channels} channels and {model.num_classes} classes, but "
@@ -392,13 +402,14 @@ def predict(run_dir, input_dir, output_dir, folds: Sequence[int] | None = None, 
     predict_batch = ensemble_predictor(networks, config.sampling.patch_shape, models[0].num_channels,
                                        config.inference.batch_size, mirror)
     logger.info("predicting %d case(s) with fold(s) %s%s into %s", len(cases),
-                ", ".join(str(model.fold) for model in models), " and mirroring" if mirror else "", output_dir)
+                ", ".join(model.name for model in models), " and mirroring" if mirror else "", output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     records = [predict_case(case, config, predict_batch, models[0].num_channels, models[0].num_classes, output_dir,
                             save_probabilities)
                for case in console.progress(cases, description="predict", unit="case")]
     write_atomically(output_dir / "predict.json", json.dumps({
-        "run_dir": str(run_dir.resolve()), "folds": [model.fold for model in models], "mirror": mirror,
+        "run_dir": str(run_dir.resolve()), "folds": [model.fold for model in models],
+        **({"seeds": [model.seed for model in models]} if config.seeded_layout else {}), "mirror": mirror,
         "flips": len(flips(len(config.sampling.patch_shape), mirror)), "classes": models[0].num_classes,
         "preprocessing": config.preprocessing.settings().as_dict(), "cases": records}, indent=1) + "\n")
     return records
