@@ -17,7 +17,14 @@ from pipeline.evaluation.metrics import read_metrics_csv, write_metrics_csv
 from pipeline.evaluation.ranking import Task, bootstrap_task
 from pipeline.evaluation.runs import load_runs
 from pipeline.evaluation.statistics import seed_sd, two_level_bootstrap
-from pipeline.run_layout import collect_fold_rows, fold_seed, read_csv_rows, run_folds, with_seed_column
+from pipeline.run_layout import (
+    collect_fold_rows,
+    csv_text,
+    fold_seed,
+    read_csv_rows,
+    run_folds,
+    with_seed_column,
+)
 from pipeline.runner_cli import main as run_main
 
 
@@ -54,6 +61,9 @@ def test_collected_rows_get_the_seed_right_after_the_fold(tmp_path):
     collected = collect_fold_rows(run_folds(tmp_path, [0, 1], 1), "table.csv", read_csv_rows, seeded=True)
     assert collected == [{"case": "a", "fold": "0", "seed": 0, "class": "kidney", "ece": "0.1"},
                          {"case": "a", "fold": "0", "seed": 1, "class": "kidney", "ece": "0.2"}]
+    assert csv_text(collected) == "case,fold,seed,class,ece\na,0,0,kidney,0.1\na,0,1,kidney,0.2\n"
+    one_seed = collect_fold_rows(run_folds(tmp_path, [0, 1], 1)[:1], "table.csv", read_csv_rows, seeded=False)
+    assert csv_text(one_seed) == (tmp_path / "seed_0" / "fold_0" / "table.csv").read_text()  # unchanged
     write_metrics_csv(tmp_path / "metrics.csv", [
         {"case": "a", "fold": 0, "seed": 4, "class": "kidney", "dsc": 0.5, "precision": 0.25, "recall": 1.0}])
     assert (tmp_path / "metrics.csv").read_text().splitlines()[0] == "case,fold,seed,class,dsc,precision,recall"
