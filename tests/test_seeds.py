@@ -2,6 +2,7 @@
 
 import itertools
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -26,6 +27,8 @@ from pipeline.run_layout import (
     with_seed_column,
 )
 from pipeline.runner_cli import main as run_main
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def demo(tmp_path, *overrides):
@@ -341,3 +344,22 @@ def test_plan_shows_the_seeds(tmp_path, phantoms, capsys):
     assert run_main([*argv, "--plan"]) == 0
     assert "seeds " not in capsys.readouterr().out  # one seed: the plan as before
     assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize("mode", ["default", "paper"])
+def test_one_seed_comparison_is_byte_identical_to_the_code_before_seeds(tmp_path, capsys, mode):
+    """tests/data/one_seed_compare/: compare-losses outputs of test_compare_outputs' fixture runs, written by
+    the code before seeds existed (every text file but runs.csv, which holds the run folders' paths)."""
+    from test_compare_outputs import FIXTURE_SCORES, write_run
+
+    expected = ROOT / "tests" / "data" / "one_seed_compare" / mode
+    run_dirs = [str(write_run(tmp_path / "runs", f"kits19_{loss}", loss, scores))
+                for loss, scores in FIXTURE_SCORES.items()]
+    capsys.readouterr()
+    assert compare_main([*run_dirs, "--out", str(tmp_path / "out"), "-q", *(["--paper"] if mode == "paper" else [])]) == 0
+    assert capsys.readouterr().out == (expected / "stdout.txt").read_text()
+    written = sorted(path.name for path in (tmp_path / "out").iterdir())
+    golden = sorted(path.name for path in expected.iterdir() if path.name != "stdout.txt")
+    assert written == sorted([*golden, "runs.csv", "dsc_distribution.png", "training_curves.png"])
+    for name in golden:
+        assert (tmp_path / "out" / name).read_bytes() == (expected / name).read_bytes(), name
