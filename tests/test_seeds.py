@@ -363,3 +363,23 @@ def test_one_seed_comparison_is_byte_identical_to_the_code_before_seeds(tmp_path
     assert written == sorted([*golden, "runs.csv", "dsc_distribution.png", "training_curves.png"])
     for name in golden:
         assert (tmp_path / "out" / name).read_bytes() == (expected / name).read_bytes(), name
+
+
+def test_grid_status_and_collection_name_the_seed(tmp_path):
+    from pipeline.batch.collect import finished_run_dirs
+    from pipeline.batch.status import format_table
+    from pipeline.errors import DataError
+
+    config = demo(tmp_path, "experiment.seeds=[0, 1]", "cross_validation.folds=2")
+    tasks = plan_tasks([(tmp_path / "a.yaml", config)], tmp_path)
+    write_grid(tmp_path / "grid.tsv", tasks)
+    for task in tasks[:3]:
+        task.done_marker.parent.mkdir(parents=True)
+        task.done_marker.write_text("{}")
+    with pytest.raises(DataError, match=r"1 of 4 folds unfinished: .*a\.yaml seed 1 fold 1$"):
+        finished_run_dirs(tmp_path / "grid.tsv")
+    tasks[3].done_marker.parent.mkdir(parents=True)
+    tasks[3].done_marker.write_text("{}")
+    assert finished_run_dirs(tmp_path / "grid.tsv") == [tasks[0].run_dir]
+    table = format_table([(task, "DONE") for task in tasks]).splitlines()
+    assert table[0] == "task\tseed\tfold\tstate\tconfig" and table[4].startswith("3\t1\t1\tDONE\t")
