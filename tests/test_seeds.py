@@ -383,3 +383,23 @@ def test_grid_status_and_collection_name_the_seed(tmp_path):
     assert finished_run_dirs(tmp_path / "grid.tsv") == [tasks[0].run_dir]
     table = format_table([(task, "DONE") for task in tasks]).splitlines()
     assert table[0] == "task\tseed\tfold\tstate\tconfig" and table[4].startswith("3\t1\t1\tDONE\t")
+
+
+def test_a_one_seed_run_compares_and_ranks_beside_runs_of_several_seeds(tmp_path):
+    from pipeline.evaluation.rank_losses import main as rank_main
+
+    dice = seeded_run(tmp_path, "a", "dice", {0: [0.2, 0.4, 0.6, 0.8], 1: [0.4, 0.6, 0.8, 1.0]})
+    focal = tmp_path / "b"
+    focal.mkdir()
+    (focal / "config.yaml").write_text(yaml.safe_dump({"experiment": {"name": "b"}, "loss": {"name": "focal"},
+                                                       "data": {"dataset": "kits19", "root": "none"}}))
+    (focal / "metrics.csv").write_text("case,fold,class,dsc,precision,recall\n" + "".join(
+        f"case_{case},{case % 2},kidney,{0.5 + 0.01 * case},0.5,0.5\n" for case in range(4)))
+    assert compare_main([str(dice), str(focal), "--out", str(tmp_path / "out"), "-q", "--bootstrap", "300"]) == 0
+    assert "(seed SD n/a)" in (tmp_path / "out" / "performance.md").read_text()
+    differences = pd.read_csv(tmp_path / "out" / "differences_kidney.csv")
+    assert differences.loc[0, ["row_seeds", "column_seeds"]].tolist() == [1, 2]
+    per_case = pd.read_csv(tmp_path / "out" / "per_case.csv", dtype={"seed": "Int64"})
+    assert per_case.loc[per_case["loss"] == "Focal", "seed"].isna().all()
+    assert rank_main([str(tmp_path / "out"), "--out", str(tmp_path / "rank"), "-q", "--bootstrap", "100"]) == 0
+    assert "training seeds" in (tmp_path / "rank" / "ranking.md").read_text()

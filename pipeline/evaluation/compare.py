@@ -100,6 +100,8 @@ def _runs_csv(runs: Sequence[Run]) -> str:
 
 def _per_case_csv(runs: Sequence[Run]) -> str:
     frame = pd.concat([run.scores.assign(loss=run.label) for run in runs], ignore_index=True)
+    if "seed" in frame.columns:  # whole numbers, empty for a run of one seed beside runs of several
+        frame["seed"] = frame["seed"].astype("Int64")
     return frame[["loss", *(column for column in frame.columns if column != "loss")]].to_csv(
         index=False, lineterminator="\n")
 

@@ -97,6 +97,7 @@ def build_tasks(comparisons: dict[str, pd.DataFrame], metric: str, classes: Sequ
             rows = frame[frame["class"] == class_name]
             seed_scores = None
             if "seed" in rows.columns and rows["seed"].notna().any():
+                rows = rows.assign(seed=rows["seed"].fillna(-1))  # a run of one seed beside runs of several
                 seeded = rows.pivot_table(index="case", columns=["loss", "seed"], values=metric, aggfunc="first")
                 if rows.duplicated(["loss", "case", "seed"]).any():
                     raise DataError(path, f"class {class_name}: a case is scored twice for one loss and seed")
