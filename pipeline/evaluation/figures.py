@@ -39,6 +39,7 @@ from matplotlib.ticker import MaxNLocator
 from pipeline.errors import ConfigError, DataError
 from pipeline.evaluation.evaluate import read_label_map
 from pipeline.evaluation.runs import Run
+from pipeline.evaluation.tables import metric_title
 
 FALSE_POSITIVE_RGBA = (1.0, 0.0, 1.0, 0.75)   # magenta
 FALSE_NEGATIVE_RGBA = (0.0, 1.0, 0.0, 0.75)   # green
@@ -91,8 +92,6 @@ def dsc_distribution_png(runs: Sequence[Run]) -> bytes:
 
 def seed_noise_png(runs: Sequence[Run], metric: str, differences: dict) -> bytes:
     """Seed noise beside the loss differences (module doc); ``differences``: class -> ``seed_differences``."""
-    from pipeline.evaluation.tables import metric_title
-
     class_names = list(differences)
     pairs = max(len(value) for value in differences.values())
     height = max(2.6, 0.45 * max(pairs, len(runs)) + 1.4)
