@@ -22,8 +22,6 @@ import threading
 from collections.abc import Callable
 
 from pipeline.errors import REQUEUE_EXIT_CODE  # exit status "run me again" (BSD's EX_TEMPFAIL); re-exported
-
-__all__ = ["REQUEUE_EXIT_CODE", "STOP_SIGNALS", "Preempted", "requeues_when_preempted", "stop_on_signals"]
 #: The signals a cluster sends before it ends a job.
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
 
