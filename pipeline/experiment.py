@@ -50,6 +50,7 @@ from pipeline.evaluation.evaluate import (
     summary_lines,
 )
 from pipeline.evaluation.metrics import read_metrics_csv, write_metrics_csv, write_summary_json
+from pipeline.faults import reported_faults
 from pipeline.inference.predict import network_calls, predict_probabilities
 from pipeline.inference.prediction_files import prediction_path, write_prediction
 from pipeline.inference.sliding_window import keras_predictor, resolve_batch_size
@@ -58,7 +59,7 @@ from pipeline.preprocessing import PreprocessedCache, restore_to_original
 from pipeline.training.cross_validation import make_splits
 from pipeline.training.progress import EpochClock, EpochProgress
 from pipeline.training.sampling import PatchBatches
-from pipeline.training.train import train_fold
+from pipeline.training.train import read_retries, train_fold
 
 logger = logging.getLogger(__name__)
 
@@ -72,7 +73,8 @@ def run_experiment(config: ExperimentConfig, folds: Iterable[int] | None = None)
     Raises:
         ConfigError: a fold number out of range, or a run folder made with another config.
         DataError: bad data, or a splits file that does not fit the data set.
-        TrainingDiverged: a fold's loss became NaN.
+        TrainingDiverged: a fold's loss or weights became NaN or infinite (exit 65).
+        OutOfMemory, DiskFull, DataVanished: see ``pipeline.faults`` (exit 71, 73, 74).
     """
     all_folds = list(range(config.cross_validation.folds))
     folds = all_folds if folds is None else sorted(set(folds))
@@ -84,15 +86,17 @@ def run_experiment(config: ExperimentConfig, folds: Iterable[int] | None = None)
     check_evaluation(dataset.class_names, config.evaluation.regions, config.evaluation.nsd_tolerance_mm)
     _check_dimensions(config, dataset)
     existing = check_experiment(config, dataset)  # bad input stops here, before the first write
-    _claim_run_dir(config.run_dir, config)
-    cache = PreprocessedCache(config.preprocessing.cache_dir, dataset, config.preprocessing.settings())
-    splits = _splits(config, dataset.case_ids(), existing)
-    pending = [fold for fold in folds if not (config.run_dir / f"fold_{fold}" / "done.json").exists()]
-    cache.prepare(sorted({case_id for fold in pending for part in ("train", "val") for case_id in splits[fold][part]}))
-    clock = EpochClock(config.training.epochs * len(pending))
-    for fold in folds:
-        run_fold(config, fold, splits[fold], dataset, cache, clock)
-    return collect_metrics(config)
+    with reported_faults(config, dataset):  # memory, disk and vanished data from here on: one line, own exit code
+        _claim_run_dir(config.run_dir, config)
+        cache = PreprocessedCache(config.preprocessing.cache_dir, dataset, config.preprocessing.settings())
+        splits = _splits(config, dataset.case_ids(), existing)
+        pending = [fold for fold in folds if not (config.run_dir / f"fold_{fold}" / "done.json").exists()]
+        cache.prepare(sorted({case_id for fold in pending for part in ("train", "val")
+                              for case_id in splits[fold][part]}))
+        clock = EpochClock(config.training.epochs * len(pending))
+        for fold in folds:
+            run_fold(config, fold, splits[fold], dataset, cache, clock)
+        return collect_metrics(config)
 
 
 def run_fold(config: ExperimentConfig, fold: int, split: dict, dataset, cache: PreprocessedCache,
@@ -145,7 +149,8 @@ def run_fold(config: ExperimentConfig, fold: int, split: dict, dataset, cache: P
     write_metrics_csv(fold_dir / "metrics.csv", rows)
     write_atomically(fold_dir / "done.json", json.dumps(
         {"fold": fold, "epochs": training.epochs, "best_val_loss": training.best_val_loss,
-         "val_cases": len(val_cases), "seconds": round(time.perf_counter() - started, 1)}, indent=1) + "\n")
+         "val_cases": len(val_cases), "seconds": round(time.perf_counter() - started, 1),
+         **({"nonfinite_retries": len(training.retries)} if training.retries else {})}, indent=1) + "\n")
     logger.info("%s: done in %s", label, console.duration(time.perf_counter() - started))
 
 
@@ -206,6 +211,13 @@ def collect_metrics(config: ExperimentConfig) -> dict | None:
             for row in read_metrics_csv(run_dir / f"fold_{fold}" / "metrics.csv")]
     write_metrics_csv(run_dir / "metrics.csv", rows)
     summary = write_summary_json(run_dir / "summary.json", rows)
+    retries = {str(fold): read_retries(run_dir / f"fold_{fold}") for fold in range(config.cross_validation.folds)}
+    retries = {fold: records for fold, records in retries.items() if records}
+    if retries:  # only then: a fault-free run's summary holds the classes alone
+        write_atomically(run_dir / "summary.json", json.dumps({**summary, "nonfinite_retries": retries}, indent=2)
+                         + "\n")
+        logger.warning("%s: training retried after non-finite values in folds %s (summary.json: nonfinite_retries)",
+                       run_dir, ", ".join(retries))
     print(f"{run_dir}: mean over {len({row['case'] for row in rows})} cases", flush=True)
     print("\n".join(summary_lines(summary)), flush=True)
     return summary
