@@ -49,9 +49,11 @@ def atomic_target(path, suffix: str = "", expected_bytes: int | None = None) -> 
         yield temporary
         os.replace(temporary, path)
     except Exception as error:
-        if isinstance(error, DiskFull) or not is_disk_full(error):
+        if isinstance(error, DiskFull) or not is_disk_full(error, path.parent):
             raise
-        raise DiskFull(path, expected_bytes or _size(temporary) or None) from None
+        written = _size(temporary)
+        temporary.unlink(missing_ok=True)  # first, so that the message counts the space it held as free
+        raise DiskFull(path, expected_bytes or written or None) from None
     finally:
         temporary.unlink(missing_ok=True)
 

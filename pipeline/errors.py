@@ -107,11 +107,23 @@ class DataVanished(UnifocalError):
     exit_code = DATA_VANISHED_EXIT_CODE
 
 
-def is_disk_full(error: BaseException) -> bool:
-    """Whether ``error`` (an ``OSError``, or a library's error wrapping one) says the disk or quota is full."""
+#: Free bytes below which a write's ``OSError`` without an errno counts as a full disk.
+NEARLY_FULL_BYTES = 1024 ** 2
+
+
+def is_disk_full(error: BaseException, folder=None) -> bool:
+    """Whether ``error`` (an ``OSError``, or a library's error wrapping one) says the disk or quota is full.
+
+    Some writers lose the errno (NumPy's ``tofile``: "60500 requested and 4064
+    written"); given the ``folder`` written to, such an ``OSError`` counts when
+    less than :data:`NEARLY_FULL_BYTES` are free there at that moment.
+    """
     if isinstance(error, OSError) and error.errno in DISK_FULL_ERRNOS:
         return True
-    return any(message in str(error) for message in DISK_FULL_MESSAGES)
+    if any(message in str(error) for message in DISK_FULL_MESSAGES):
+        return True
+    return (isinstance(error, OSError) and error.errno is None and folder is not None
+            and free_bytes(folder) < NEARLY_FULL_BYTES)
 
 
 def free_bytes(path) -> int:

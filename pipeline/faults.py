@@ -50,7 +50,7 @@ def reported_faults(config: ExperimentConfig, dataset) -> Iterator[None]:
     except MemoryError:
         raise OutOfMemory(out_of_memory_message(config, dataset, "host")) from None
     except Exception as error:
-        if is_disk_full(error):
+        if is_disk_full(error, config.run_dir):
             raise DiskFull(getattr(error, "filename", None) or config.run_dir) from None
         if _is_resource_exhausted(error):
             raise OutOfMemory(out_of_memory_message(config, dataset, "GPU", error)) from None

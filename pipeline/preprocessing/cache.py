@@ -175,7 +175,8 @@ class PreprocessedCache:
                 if self._read_meta(folder) is None:      # neither ours nor a complete concurrent result
                     raise
         except Exception as error:
-            if isinstance(error, DiskFull) or is_disk_full(error):
+            if isinstance(error, DiskFull) or is_disk_full(error, self.directory):
+                shutil.rmtree(temporary, ignore_errors=True)
                 raise DiskFull(folder, pre.image.nbytes + pre.label.nbytes) from None
             raise
         finally:

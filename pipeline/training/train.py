@@ -333,7 +333,7 @@ class EpochCheckpoint(tf.keras.callbacks.Callback):
             tf.train.Checkpoint(model=self.model, optimizer=self.model.optimizer).write(str(staging / "ckpt"))
         except BaseException as error:
             shutil.rmtree(staging, ignore_errors=True)
-            if isinstance(error, Exception) and is_disk_full(error):
+            if isinstance(error, Exception) and is_disk_full(error, self.checkpoints):
                 raise DiskFull(self.checkpoints / name, _weight_bytes(self.model, optimizer=True)) from None
             raise
         shutil.rmtree(self.checkpoints / name, ignore_errors=True)
