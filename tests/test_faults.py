@@ -418,21 +418,67 @@ def test_a_checkpoint_on_a_full_disk_keeps_the_last_complete_one(tmp_path, monke
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("leave_kib", [150, 600])
+@pytest.mark.parametrize("leave_kib, writer", [(50, "cache/"), (1100, "fold_0/checkpoints/epoch_0001"),
+                                               (1300, "fold_0/checkpoints/best_model.h5")],
+                         ids=["cache", "checkpoint", "best-model"])
 def test_a_run_on_a_full_disk_exits_73_and_resumes_to_the_same_metrics(workspace, reference, small_disk, leave_kib,
-                                                                       capsys):
-    """For real: the run folder and the cache on a tmpfs with ``leave_kib`` KiB free (150: while caching or
-    checkpointing; 600: later, while predicting or scoring), then the ballast is deleted and the run rerun."""
+                                                                       writer, capsys):
+    """For real: the run folder and the cache on a tmpfs with ``leave_kib`` KiB free (which writer fills it
+    was measured on this tiny run), then the ballast is deleted and the same command rerun."""
     runs, cache = small_disk / "runs", small_disk / "cache"
     ballast = fill(small_disk, leave_kib * 1024)
     line = fails_with(DISK_FULL_EXIT_CODE, arguments(workspace, "full", runs=runs, cache=cache), capsys)
-    assert line.startswith(f"error: {small_disk}/") and ": disk full (" in line and "rerun" in line
+    assert re.fullmatch(rf"error: {small_disk}/\S*{writer}\S*: disk full \(needs about \d+\.\d KiB, \d+(\.\d)? KiB "
+                        r"free there\); nothing partial was kept: free space and rerun the same command to resume", line)
     assert temporaries(small_disk) == []
-    for done in runs.rglob("*.json"):  # what exists is complete
-        json.loads(done.read_text())
+    for finished in runs.rglob("*.json"):  # what exists is complete
+        json.loads(finished.read_text())
     ballast.unlink()
     assert main(arguments(workspace, "full", runs=runs, cache=cache)) == 0
     assert outputs(runs / "full") == reference
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["case_", "metrics.csv"], ids=["prediction", "metrics"])
+def test_a_prediction_or_metrics_file_on_a_full_disk_exits_73_and_resumes(workspace, reference, monkeypatch, name,
+                                                                          capsys):
+    """Injected: the first write of a fold-1 prediction (NIfTI, by nibabel) or of the run's metrics.csv writes
+    half of its bytes, then finds the disk full."""
+    import nibabel as nib
+
+    real_to_filename, real_write_bytes = nib.Nifti1Image.to_filename, Path.write_bytes
+    full = {"left": 1}
+
+    def fills(path) -> bool:
+        hit = name in Path(path).name and "fold_1" in str(path) if name == "case_" else \
+            Path(path).name.startswith(".metrics.csv") and "fold_" not in str(path)
+        if hit and full["left"]:
+            full["left"] -= 1
+            Path(path).write_bytes(b"half")
+            return True
+        return False
+
+    def to_filename(self, path, *args, **kwargs):
+        if fills(path):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_to_filename(self, path, *args, **kwargs)
+
+    def write_bytes(self, data):
+        if fills(self):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_write_bytes(self, data)
+
+    monkeypatch.setattr(nib.Nifti1Image, "to_filename", to_filename)
+    monkeypatch.setattr(Path, "write_bytes", write_bytes)
+    run = "full-prediction" if name == "case_" else "full-metrics"
+    line = fails_with(DISK_FULL_EXIT_CODE, arguments(workspace, run), capsys)
+    run_dir = workspace / "runs" / run
+    target = "fold_1/predictions/case_" if name == "case_" else "metrics.csv"
+    assert line.startswith(f"error: {run_dir}/{target}") and ": disk full (needs about " in line
+    assert temporaries(run_dir) == [] and not (run_dir / "metrics.csv").exists()
+    monkeypatch.undo()
+    assert main(arguments(workspace, run)) == 0
+    assert outputs(run_dir) == reference
 
 
 # --- damaged cache ------------------------------------------------------------------------------

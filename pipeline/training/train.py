@@ -59,13 +59,15 @@ from typing import Sequence
 import numpy as np
 
 from pipeline import console
-from pipeline.atomic_files import atomic_target, write_atomically
+from pipeline.atomic_files import write_atomically
 from pipeline.config import LossSection, ModelSection, TrainingSection
 from pipeline.errors import DiskFull, TrainingDiverged, is_disk_full
 from pipeline.training import distribute
 from pipeline.training.model import build_unet, deep_supervision_weights, downsample_targets, spatial_dims_of
 
+import h5py  # noqa: E402
 import tensorflow as tf  # noqa: E402  (after pipeline: TF_USE_LEGACY_KERAS)
+from tf_keras.src.saving.legacy import hdf5_format  # noqa: E402  (what model.save_weights(h5) calls)
 
 import losses  # noqa: E402
 
@@ -321,9 +323,7 @@ class EpochCheckpoint(tf.keras.callbacks.Callback):
             return
         if val_loss < self.best_val_loss:
             self.best_val_loss = val_loss
-            with atomic_target(self.checkpoints / "best_model.h5", suffix=".h5",
-                               expected_bytes=_weight_bytes(self.model)) as temporary:
-                self.model.save_weights(temporary, save_format="h5")
+            write_atomically(self.checkpoints / "best_model.h5", _h5_weights(self.model))
         self.rows.append({"epoch": number, "loss": loss, "val_loss": val_loss, "lr": lr,
                           RETRY_COLUMN: len(self.retries)})
         name = f"epoch_{number:04d}"
@@ -362,6 +362,19 @@ def _nonfinite(loss: float, val_loss: float, model: tf.keras.Model) -> tuple[str
 def _json_number(value: float) -> float | str:
     """A float as JSON can hold it: finite numbers as they are, ``nan``/``inf`` as text."""
     return value if math.isfinite(value) else str(value)
+
+
+def _h5_weights(model: tf.keras.Model) -> bytes:
+    """The bytes ``model.save_weights(path, save_format="h5")`` writes (the same bytes), made in memory.
+
+    HDF5 crashes the process (a segmentation fault in ``h5py.File.close``)
+    when the disk fills while it writes a file; writing the finished bytes
+    with Python instead gives a clean ``DiskFull``.
+    """
+    with h5py.File("best_model.h5", "w", driver="core", backing_store=False) as handle:  # no file is created
+        hdf5_format.save_weights_to_hdf5_group(handle, model)
+        handle.flush()
+        return handle.id.get_file_image()
 
 
 def _weight_bytes(model: tf.keras.Model, optimizer: bool = False) -> int:
