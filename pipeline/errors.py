@@ -126,6 +126,14 @@ def is_disk_full(error: BaseException, folder=None) -> bool:
             and free_bytes(folder) < NEARLY_FULL_BYTES)
 
 
+def is_resource_exhausted(error: BaseException) -> bool:
+    """TensorFlow's out-of-memory error, or a ``MemoryError`` it passed on from a data thread (checked by name:
+    this module does not import TensorFlow)."""
+    if any(cls.__name__ == "ResourceExhaustedError" for cls in type(error).__mro__):
+        return True
+    return type(error).__module__.startswith("tensorflow") and "MemoryError" in str(error)
+
+
 def free_bytes(path) -> int:
     """Free space on the file system of ``path`` (its nearest existing ancestor); 0 if unknown."""
     path = Path(path).absolute()
@@ -163,10 +171,14 @@ def exits_cleanly(main: Callable[..., int | None]) -> Callable[..., int]:
         except MemoryError:
             _fail("out of host memory; ask for more memory (Slurm --mem) or make the inputs smaller",
                   OUT_OF_MEMORY_EXIT_CODE)
-        except OSError as error:
-            if not is_disk_full(error):
-                raise
-            _fail(str(DiskFull(error.filename or ".")), DISK_FULL_EXIT_CODE)
+        except Exception as error:
+            if is_disk_full(error):
+                _fail(str(DiskFull(getattr(error, "filename", None) or ".")), DISK_FULL_EXIT_CODE)
+            if is_resource_exhausted(error):
+                _fail(f"out of GPU memory ({str(error).splitlines()[0] if str(error) else 'OOM'}); lower the batch "
+                      "size (--batch-size, inference.batch_size, sampling.batch_size) or the patch",
+                      OUT_OF_MEMORY_EXIT_CODE)
+            raise
         except KeyboardInterrupt:
             print("interrupted", file=sys.stderr)
             sys.exit(INTERRUPTED_EXIT_CODE)

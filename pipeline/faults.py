@@ -27,7 +27,8 @@ from pathlib import Path
 from typing import Iterator
 
 from pipeline.config import ExperimentConfig
-from pipeline.errors import DataError, DataVanished, DiskFull, OutOfMemory, UnifocalError, human_bytes, is_disk_full
+from pipeline.errors import (DataError, DataVanished, DiskFull, OutOfMemory, UnifocalError, human_bytes, is_disk_full,
+                             is_resource_exhausted)
 
 logger = logging.getLogger(__name__)
 
@@ -52,8 +53,9 @@ def reported_faults(config: ExperimentConfig, dataset) -> Iterator[None]:
     except Exception as error:
         if is_disk_full(error, config.run_dir):
             raise DiskFull(getattr(error, "filename", None) or config.run_dir) from None
-        if _is_resource_exhausted(error):
-            raise OutOfMemory(out_of_memory_message(config, dataset, "GPU", error)) from None
+        if is_resource_exhausted(error):
+            where = "host" if "MemoryError" in str(error) else "GPU"
+            raise OutOfMemory(out_of_memory_message(config, dataset, where, error)) from None
         if isinstance(error, OSError) and error.errno in VANISHED_ERRNOS and error.filename:
             vanished = vanished_data(config, error.filename, error.strerror or str(error))
             if vanished is not None:
@@ -109,8 +111,3 @@ def _model_size(config: ExperimentConfig, dataset) -> str:
         return ""
     return (f", {memory.parameters:,} parameters; scripts/estimate_gpu_memory.py estimates "
             f"{human_bytes(memory.estimate_bytes)} per training step")
-
-
-def _is_resource_exhausted(error: BaseException) -> bool:
-    """TensorFlow's out-of-memory error (checked by name: this module does not import TensorFlow itself)."""
-    return any(cls.__name__ == "ResourceExhaustedError" for cls in type(error).__mro__)

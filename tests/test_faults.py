@@ -155,6 +155,22 @@ def test_commands_exit_with_the_faults_code_and_one_line(raised, code, text, cap
     assert exited.value.code == code and error.startswith(text) and error.count("\n") == 1, error
 
 
+class ResourceExhaustedError(Exception):
+    """Stands for TensorFlow's, recognised by name in commands that did not name the sizes themselves."""
+
+
+def test_a_gpu_out_of_memory_in_any_command_exits_71(capsys):
+    @exits_cleanly
+    def command():
+        raise ResourceExhaustedError("OOM when allocating tensor with shape[32,2,64,64,64]\nmore")
+
+    with pytest.raises(SystemExit) as exited:
+        command()
+    error = capsys.readouterr().err
+    assert exited.value.code == OUT_OF_MEMORY_EXIT_CODE and error.count("\n") == 1
+    assert error.startswith("error: out of GPU memory (OOM when allocating tensor with shape[32,2,64,64,64]); lower")
+
+
 def test_other_os_errors_stay_bugs():
     @exits_cleanly
     def command():
