@@ -211,16 +211,24 @@ def collect_metrics(config: ExperimentConfig) -> dict | None:
             for row in read_metrics_csv(run_dir / f"fold_{fold}" / "metrics.csv")]
     write_metrics_csv(run_dir / "metrics.csv", rows)
     summary = write_summary_json(run_dir / "summary.json", rows)
-    retries = {str(fold): read_retries(run_dir / f"fold_{fold}") for fold in range(config.cross_validation.folds)}
-    retries = {fold: records for fold, records in retries.items() if records}
-    if retries:  # only then: a fault-free run's summary holds the classes alone
-        write_atomically(run_dir / "summary.json", json.dumps({**summary, "nonfinite_retries": retries}, indent=2)
-                         + "\n")
-        logger.warning("%s: training retried after non-finite values in folds %s (summary.json: nonfinite_retries)",
-                       run_dir, ", ".join(retries))
+    _record_retries(run_dir, [run_dir / f"fold_{fold}" for fold in range(config.cross_validation.folds)], summary)
     print(f"{run_dir}: mean over {len({row['case'] for row in rows})} cases", flush=True)
     print("\n".join(summary_lines(summary)), flush=True)
     return summary
+
+
+def _record_retries(run_dir: Path, fold_dirs: list[Path], summary: dict) -> None:
+    """Add the folds' non-finite retries to ``summary.json`` (``nonfinite_retries``, keyed by fold folder), if any.
+
+    Only then: a fault-free run's summary holds the classes alone.
+    """
+    retries = {str(fold_dir.relative_to(run_dir)): read_retries(fold_dir) for fold_dir in fold_dirs}
+    retries = {fold: records for fold, records in retries.items() if records}
+    if retries:
+        write_atomically(run_dir / "summary.json", json.dumps({**summary, "nonfinite_retries": retries}, indent=2)
+                         + "\n")
+        logger.warning("%s: training retried after non-finite values in %s (summary.json: nonfinite_retries)",
+                       run_dir, ", ".join(retries))
 
 
 def _some(case_ids: list[str]) -> str:

@@ -296,7 +296,8 @@ def test_a_diverged_run_exits_65_and_resumes_with_restore_to_a_straight_restore_
     assert main(arguments(workspace, "restore-straight", *diverging, *restore)) == 0
     straight_dir = workspace / "runs" / "restore-straight"
     summary = json.loads((straight_dir / "summary.json").read_text())
-    assert sorted(summary["nonfinite_retries"]) == ["0", "1"]
+    assert sorted(summary["nonfinite_retries"]) == ["fold_0", "fold_1"]
+    assert summary["nonfinite_retries"]["fold_0"] == read_retries(straight_dir / "fold_0")
     assert json.loads((straight_dir / "fold_0" / "done.json").read_text())["nonfinite_retries"] == 1
 
     line = fails_with(DIVERGED_EXIT_CODE, arguments(workspace, "stopped", *diverging), capsys)
