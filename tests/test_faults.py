@@ -546,26 +546,53 @@ def test_the_cache_records_each_arrays_size_and_crc32(workspace, tmp_path):
 # --- data that vanishes -------------------------------------------------------------------------
 
 @pytest.mark.slow
-def test_data_vanishing_between_folds_exits_74_and_the_run_resumes_when_it_is_back(workspace, reference,
-                                                                                     monkeypatch, capsys):
+@pytest.mark.parametrize("moment", ["between-folds", "while-scoring"])
+def test_vanished_data_exits_74_and_the_run_resumes_when_it_is_back(workspace, reference, monkeypatch, capsys,
+                                                                     moment):
+    """The data folder is moved away before fold 1 starts (its cases are read from the cache, whose check of the
+    source files finds them gone), or while fold 0's predictions are scored against the masks."""
     data, away = workspace / "data", workspace / "data-unmounted"
-    real_run_fold = experiment.run_fold
+    if moment == "between-folds":
+        real_run_fold = experiment.run_fold
 
-    def unmount_before_fold_1(config, fold, *args, **kwargs):
-        if fold == 1:
+        def unmount_then_run_fold(config, fold, *args, **kwargs):
+            if fold == 1:
+                data.rename(away)
+            return real_run_fold(config, fold, *args, **kwargs)
+
+        monkeypatch.setattr(experiment, "run_fold", unmount_then_run_fold)
+    else:
+        real_evaluate = experiment.evaluate_cases
+
+        def unmount_then_evaluate(*args, **kwargs):
             data.rename(away)
-        return real_run_fold(config, fold, *args, **kwargs)
+            return real_evaluate(*args, **kwargs)
 
-    monkeypatch.setattr(experiment, "run_fold", unmount_before_fold_1)
+        monkeypatch.setattr(experiment, "evaluate_cases", unmount_then_evaluate)
+    run = f"vanished-{moment}"
     try:
-        line = fails_with(DATA_VANISHED_EXIT_CODE, arguments(workspace, "vanished"), capsys)
+        line = fails_with(DATA_VANISHED_EXIT_CODE, arguments(workspace, run), capsys)
     finally:
         if away.exists():
             away.rename(data)
     assert line.startswith(f"error: {data}/case_") and f"data.root {data} is gone" in line
     assert "rerun the same command to resume" in line
-    run_dir = workspace / "runs" / "vanished"
-    assert (run_dir / "fold_0" / "done.json").exists() and not (run_dir / "fold_1" / "done.json").exists()
+    run_dir = workspace / "runs" / run
+    fold_0_done = (run_dir / "fold_0" / "done.json").exists()
+    assert fold_0_done == (moment == "between-folds") and not (run_dir / "fold_1" / "done.json").exists()
+    if moment == "while-scoring":  # trained and predicted: the rerun only scores
+        assert len(list((run_dir / "fold_0" / "predictions").iterdir())) == 2
     monkeypatch.undo()
-    assert main(arguments(workspace, "vanished")) == 0
+    assert main(arguments(workspace, run)) == 0
     assert outputs(run_dir) == reference
+
+
+@pytest.mark.slow
+def test_the_console_script_reports_a_divergence_in_one_line(workspace):
+    """The installed command, not main(): exit 65, one line, no traceback."""
+    finished = subprocess.run([str(PROJECT_ROOT / ".venv" / "bin" / "run-experiment"), "-q",
+                               *arguments(workspace, "diverged-script", "--set", f"training.learning_rate={DIVERGING}")],
+                              capture_output=True, text=True, timeout=300)
+    assert finished.returncode == DIVERGED_EXIT_CODE, finished.stderr
+    assert finished.stderr.startswith("error: fold 0: epoch 1: loss is nan; training stopped")
+    assert finished.stderr.count("\n") == 1 and "Traceback" not in finished.stderr
