@@ -99,9 +99,9 @@ def temporaries(folder: Path) -> list[Path]:
 
 def with_callback(monkeypatch, callback_for_fold):
     """Make ``run-experiment``'s training of each fold also run ``callback_for_fold(fold)`` (if not None)."""
-    def training(training_section, model, loss, seed, fold, *args, callbacks=(), **kwargs):
-        extra = callback_for_fold(fold)
-        return train_fold(training_section, model, loss, seed, fold, *args,
+    def training(training_section, model, loss, seed, fold_dir, *args, callbacks=(), **kwargs):
+        extra = callback_for_fold(int(Path(fold_dir).name.removeprefix("fold_")))
+        return train_fold(training_section, model, loss, seed, fold_dir, *args,
                           callbacks=[*callbacks, *([extra] if extra else [])], **kwargs)
 
     monkeypatch.setattr(experiment, "train_fold", training)
@@ -284,9 +284,9 @@ def test_restore_from_a_checkpoint_survives_an_interruption_and_gives_up_after_i
 
     with pytest.raises(TrainingDiverged, match=r"fold 0: epoch 1: loss is nan again after 2 retries"):
         train(make_config(tmp_path, learning_rate=DIVERGING, on_nonfinite="restore", nonfinite_retries=2),
-              tmp_path / "hopeless")
-    assert len(read_retries(tmp_path / "hopeless")) == 2
-    assert not (tmp_path / "hopeless" / "checkpoints" / "best_model.h5").exists()
+              tmp_path / "hopeless" / "fold_0")
+    assert len(read_retries(tmp_path / "hopeless" / "fold_0")) == 2
+    assert not (tmp_path / "hopeless" / "fold_0" / "checkpoints" / "best_model.h5").exists()
 
 
 @pytest.mark.slow
