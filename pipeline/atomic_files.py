@@ -7,6 +7,10 @@ file, never a truncated result under the real name. The host name and a random
 token keep two Slurm tasks on different nodes (which may share a PID) from
 writing the same temporary file on a shared file system. ``remove_stale_temporaries``
 clears what killed writers left behind.
+
+A write that finds the disk (or the quota) full raises ``DiskFull`` naming
+the destination and about how much it needed; its temporary file is removed,
+and the destination keeps its previous content.
 """
 
 from __future__ import annotations
@@ -20,34 +24,52 @@ import uuid
 from pathlib import Path
 from typing import Iterator
 
+from pipeline.errors import DiskFull, is_disk_full
+
 
 @contextlib.contextmanager
-def atomic_target(path, suffix: str = "") -> Iterator[Path]:
+def atomic_target(path, suffix: str = "", expected_bytes: int | None = None) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; move it onto ``path`` if the block succeeds.
 
     Args:
         path: the destination file.
         suffix: appended to the temporary name, for writers that choose the
             format by extension (e.g. ``".h5"``).
+        expected_bytes: about how large the file will be, for the message of a
+            full disk (else the bytes written before it filled are named).
+
+    Raises:
+        DiskFull: the block (or the folder's creation) found no space left.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     token = f"{temporary_owner()}.{uuid.uuid4().hex[:8]}"
     temporary = path.with_name(f".{path.name}.{token}.tmp{suffix}")
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         yield temporary
         os.replace(temporary, path)
+    except Exception as error:
+        if isinstance(error, DiskFull) or not is_disk_full(error, path.parent):
+            raise
+        written = _size(temporary)
+        temporary.unlink(missing_ok=True)  # first, so that the message counts the space it held as free
+        raise DiskFull(path, expected_bytes or written or None) from None
     finally:
         temporary.unlink(missing_ok=True)
 
 
 def write_atomically(path, content: str | bytes) -> None:
     """Write text (UTF-8) or bytes to ``path`` atomically."""
-    with atomic_target(path) as temporary:
-        if isinstance(content, str):
-            temporary.write_text(content, encoding="utf-8")
-        else:
-            temporary.write_bytes(content)
+    data = content.encode("utf-8") if isinstance(content, str) else content
+    with atomic_target(path, expected_bytes=len(data)) as temporary:
+        temporary.write_bytes(data)
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
 
 
 #: Temporary files of this module (``.<name>.<host>.<pid>.<token>.tmp[suffix]``) and staging folders (``.<name>.tmp``).

@@ -447,6 +447,12 @@ class TrainingSection(Section):
     precision: Literal["float32", "mixed_float16", "mixed_bfloat16"] = "float32"
     distribute: Literal["default", "mirrored"] = "default"
     jit_compile: bool = Field(False, description="XLA-compile the training step (GPUs)")
+    on_nonfinite: Literal["stop", "restore"] = Field(
+        "stop", description="a NaN/inf loss or weight: stop the fold (exit 65), or restore the last good "
+                            "checkpoint and retry at a lower learning rate")
+    nonfinite_retries: int = Field(3, ge=1, le=20, description="restore: retries per fold before stopping")
+    nonfinite_lr_factor: float = Field(0.5, gt=0.0, lt=1.0,
+                                       description="restore: learning-rate multiplier at each retry")
 
     @field_validator("min_learning_rate")
     @classmethod

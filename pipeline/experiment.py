@@ -48,6 +48,7 @@ from pipeline.errors import ConfigError
 from pipeline.evaluation.evaluate import check_evaluation, evaluate_cases, read_label_map, summary_lines
 from pipeline.evaluation.references import reference_label_map, scoring_region
 from pipeline.evaluation.metrics import read_metrics_csv, write_metrics_csv, write_summary_json
+from pipeline.faults import reported_faults
 from pipeline.inference.predict import network_calls, predict_probabilities
 from pipeline.inference.prediction_files import prediction_path, write_prediction
 from pipeline.inference.sliding_window import keras_predictor, resolve_batch_size
@@ -57,7 +58,7 @@ from pipeline.run_layout import collect_fold_rows, fold_seed
 from pipeline.training.cross_validation import make_splits
 from pipeline.training.progress import EpochClock, EpochProgress
 from pipeline.training.sampling import PatchBatches
-from pipeline.training.train import train_fold
+from pipeline.training.train import read_retries, train_fold
 
 logger = logging.getLogger(__name__)
 
@@ -74,7 +75,8 @@ def run_experiment(config: ExperimentConfig, folds: Iterable[int] | None = None,
     Raises:
         ConfigError: a fold number or seed out of range, or a run folder made with another config.
         DataError: bad data, or a splits file that does not fit the data set.
-        TrainingDiverged: a fold's loss became NaN.
+        TrainingDiverged: a fold's loss or weights became NaN or infinite (exit 65).
+        OutOfMemory, DiskFull, DataVanished: see ``pipeline.faults`` (exit 71, 73, 74).
     """
     all_folds = list(range(config.cross_validation.folds))
     folds = all_folds if folds is None else sorted(set(folds))
@@ -87,16 +89,17 @@ def run_experiment(config: ExperimentConfig, folds: Iterable[int] | None = None,
     check_evaluation(dataset.class_names, config.evaluation.regions, config.evaluation.nsd_tolerance_mm)
     _check_dimensions(config, dataset)
     existing = check_experiment(config, dataset)  # bad input stops here, before the first write
-    _claim_run_dir(config.run_dir, config)
-    cache = PreprocessedCache(config.preprocessing.cache_dir, dataset, config.preprocessing.settings())
-    splits = _splits(config, dataset.case_ids(), existing)
-    pending = [task for task in tasks if not (task.path / "done.json").exists()]
-    cache.prepare(sorted({case_id for task in pending for part in ("train", "val")
-                          for case_id in splits[task.fold][part]}))
-    clock = EpochClock(config.training.epochs * len(pending))
-    for task in tasks:
-        run_fold(config, task.fold, splits[task.fold], dataset, cache, clock, seed=task.seed)
-    return collect_metrics(config)
+    with reported_faults(config, dataset):  # memory, disk and vanished data from here on: one line, own exit code
+        _claim_run_dir(config.run_dir, config)
+        cache = PreprocessedCache(config.preprocessing.cache_dir, dataset, config.preprocessing.settings())
+        splits = _splits(config, dataset.case_ids(), existing)
+        pending = [task for task in tasks if not (task.path / "done.json").exists()]
+        cache.prepare(sorted({case_id for task in pending for part in ("train", "val")
+                              for case_id in splits[task.fold][part]}))
+        clock = EpochClock(config.training.epochs * len(pending))
+        for task in tasks:
+            run_fold(config, task.fold, splits[task.fold], dataset, cache, clock, seed=task.seed)
+        return collect_metrics(config)
 
 
 def run_fold(config: ExperimentConfig, fold: int, split: dict, dataset, cache: PreprocessedCache,
@@ -157,7 +160,8 @@ def run_fold(config: ExperimentConfig, fold: int, split: dict, dataset, cache: P
     seed_entry = {"seed": seed} if config.seeded_layout else {}
     write_atomically(fold_dir / "done.json", json.dumps(
         {"fold": fold, **seed_entry, "epochs": training.epochs, "best_val_loss": training.best_val_loss,
-         "val_cases": len(val_cases), "seconds": round(time.perf_counter() - started, 1)}, indent=1) + "\n")
+         "val_cases": len(val_cases), "seconds": round(time.perf_counter() - started, 1),
+         **({"nonfinite_retries": len(training.retries)} if training.retries else {})}, indent=1) + "\n")
     logger.info("%s: done in %s", label, console.duration(time.perf_counter() - started))
 
 
@@ -203,10 +207,25 @@ def collect_metrics(config: ExperimentConfig) -> dict | None:
     rows = collect_fold_rows(tasks, "metrics.csv", read_metrics_csv, config.seeded_layout)
     write_metrics_csv(run_dir / "metrics.csv", rows)
     summary = write_summary_json(run_dir / "summary.json", rows)
+    _record_retries(run_dir, [task.path for task in tasks], summary)
     seeds = f" and {len(config.experiment.training_seeds)} seeds" if config.seeded_layout else ""
     print(f"{run_dir}: mean over {len({row['case'] for row in rows})} cases{seeds}", flush=True)
     print("\n".join(summary_lines(summary)), flush=True)
     return summary
+
+
+def _record_retries(run_dir: Path, fold_dirs: list[Path], summary: dict) -> None:
+    """Add the folds' non-finite retries to ``summary.json`` (``nonfinite_retries``, keyed by fold folder), if any.
+
+    Only then: a fault-free run's summary holds the classes alone.
+    """
+    retries = {str(fold_dir.relative_to(run_dir)): read_retries(fold_dir) for fold_dir in fold_dirs}
+    retries = {fold: records for fold, records in retries.items() if records}
+    if retries:
+        write_atomically(run_dir / "summary.json", json.dumps({**summary, "nonfinite_retries": retries}, indent=2)
+                         + "\n")
+        logger.warning("%s: training retried after non-finite values in %s (summary.json: nonfinite_retries)",
+                       run_dir, ", ".join(retries))
 
 
 def _some(case_ids: list[str]) -> str:

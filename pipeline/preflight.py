@@ -53,6 +53,11 @@ def check_folds(config: ExperimentConfig, cases: int) -> None:
                           f"{config.data.root} has {cases} to use")
 
 
+#: ``training`` keys that decide only what happens after a non-finite loss; a rerun may change them
+#: (e.g. to ``on_nonfinite: restore`` after a stop): a fault-free fold trains the same either way.
+FAULT_HANDLING_KEYS = ("on_nonfinite", "nonfinite_retries", "nonfinite_lr_factor")
+
+
 def check_run_dir(config: ExperimentConfig) -> None:
     """Raise ``ConfigError`` if the run folder's ``config.yaml`` differs from ``config`` (naming the keys)."""
     path = config.run_dir / "config.yaml"
@@ -63,6 +68,11 @@ def check_run_dir(config: ExperimentConfig) -> None:
     except (OSError, yaml.YAMLError):
         raise ConfigError(f"{path}: unreadable; delete the run folder or choose another experiment.name") from None
     current = yaml.safe_load(config.to_yaml())
+    for mapping in (previous, current):  # how a fault is handled may change between attempts
+        training = mapping.get("training") if isinstance(mapping, dict) else None
+        if isinstance(training, dict):
+            for key in FAULT_HANDLING_KEYS:
+                training.pop(key, None)
     if previous != current:
         keys = differing_keys(previous, current)
         raise ConfigError(

@@ -286,6 +286,21 @@ def impossible_value_on_the_command_line(ws):
 
 
 @kind("run-experiment")
+def unknown_nonfinite_policy(ws):
+    return [ws.config(), "--set", "training.on_nonfinite=retry"], "training.on_nonfinite"
+
+
+@kind("run-experiment")
+def nonfinite_lr_factor_out_of_range(ws):
+    return [ws.config(training={"epochs": 1, "nonfinite_lr_factor": 1.5})], "training.nonfinite_lr_factor"
+
+
+@kind("run-experiment")
+def nonfinite_retries_out_of_range(ws):
+    return [ws.config(), "--set", "training.nonfinite_retries=0"], "training.nonfinite_retries"
+
+
+@kind("run-experiment")
 def malformed_set(ws):
     return [ws.config(), "--set", "training.epochs"], "--set 'training.epochs': expected dotted.key=value"
 

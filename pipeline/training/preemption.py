@@ -21,8 +21,7 @@ import sys
 import threading
 from collections.abc import Callable
 
-#: Exit status of a command stopped by a preemption signal: "run me again" (BSD's EX_TEMPFAIL).
-REQUEUE_EXIT_CODE = 75
+from pipeline.errors import REQUEUE_EXIT_CODE  # exit status "run me again" (BSD's EX_TEMPFAIL); re-exported
 #: The signals a cluster sends before it ends a job.
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
 

@@ -28,8 +28,19 @@ Files in ``fold_K/`` (all written atomically):
   (epochs counted from 1; ``lr`` is the rate used during the epoch).
 * ``tensorboard/``: TensorBoard scalars.
 
-A NaN or infinite loss stops training with :class:`TrainingDiverged`; the
-checkpoint of the last finished epoch with finite losses is kept.
+Non-finite values (``training.on_nonfinite``): an epoch whose loss, validation
+loss or weights hold a NaN or infinity is never saved, neither as the last
+checkpoint nor as the best model. ``stop`` raises :class:`TrainingDiverged`
+(exit 65) naming the epoch, the value and the last good checkpoint. ``restore``
+reloads the last good checkpoint (or the seeded initial weights), multiplies
+the learning rate by ``nonfinite_lr_factor`` and trains on, up to
+``nonfinite_retries`` times per fold. Only then (a fault-free fold's files
+are unchanged): ``nonfinite.json`` lists the retries (epoch, quantity, value,
+restored epoch, new learning rate), written before the retry starts, and
+``log.csv`` gets a ``retry`` column (the retries made before the row's epoch
+was trained) and one row per diverged attempt, with its non-finite values.
+A rerun reads ``nonfinite.json``, so an interrupted retry resumes with the
+lowered rate and the same retry count.
 """
 
 from __future__ import annotations
@@ -46,24 +57,28 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
+import numpy as np
+
 from pipeline import console
-from pipeline.atomic_files import atomic_target, write_atomically
+from pipeline.atomic_files import write_atomically
 from pipeline.config import LossSection, ModelSection, TrainingSection
-from pipeline.errors import UnifocalError
+from pipeline.errors import DiskFull, TrainingDiverged, is_disk_full
 from pipeline.training import distribute
 from pipeline.training.model import build_unet, deep_supervision_weights, downsample_targets, spatial_dims_of
 
+import h5py  # noqa: E402
 import tensorflow as tf  # noqa: E402  (after pipeline: TF_USE_LEGACY_KERAS)
+from tf_keras.src.saving.legacy import hdf5_format  # noqa: E402  (what model.save_weights(h5) calls)
 
 import losses  # noqa: E402
 
 LOG_COLUMNS = ("epoch", "loss", "val_loss", "lr")
+#: ``log.csv``'s extra column in a fold that retried after non-finite values.
+RETRY_COLUMN = "retry"
+#: The retries of a fold under ``training.on_nonfinite: restore`` (absent when there were none).
+RETRIES_FILE = "nonfinite.json"
 
 logger = logging.getLogger(__name__)
-
-
-class TrainingDiverged(UnifocalError):
-    """The loss became NaN or infinite; the last good checkpoint is kept."""
 
 
 @dataclass(frozen=True)
@@ -75,6 +90,7 @@ class FoldTraining:
     best_val_loss: float
     epochs: int
     resumed_after_epoch: int
+    retries: tuple[dict, ...] = ()  # the records of nonfinite.json, oldest first
 
 
 def build_model(section: ModelSection, num_channels: int, num_classes: int, spatial_dims: int = 3) -> tf.keras.Model:
@@ -125,27 +141,34 @@ def train_fold(training: TrainingSection, model_section: ModelSection, loss: Los
         callbacks: extra Keras callbacks, run after the built-in ones.
 
     Raises:
-        TrainingDiverged: the loss became NaN or infinite.
+        TrainingDiverged: the loss, validation loss or weights became NaN or infinite
+            (``training.on_nonfinite: stop``, or its retries used up).
+        DiskFull: a checkpoint found no space; the last complete one stays.
     """
     fold_dir = Path(fold_dir)
     checkpoints = fold_dir / "checkpoints"
     checkpoints.mkdir(parents=True, exist_ok=True)
-    state = _read_state(checkpoints)
-
-    model = fresh_model(training, model_section, loss, seed, num_channels, num_classes,
-                        spatial_dims_of(train_batches.patch_shape))
-    if state is not None:
-        _restore(model, checkpoints / state["checkpoint"])
-
-    start_epoch = state["epoch"] if state else 0
-    plateau = ResumablePlateau(
-        resume_state=state["plateau"] if state else None, monitor="val_loss",
-        factor=training.plateau_factor, patience=training.plateau_patience,
-        min_lr=training.min_learning_rate, verbose=1)
-    saver = EpochCheckpoint(checkpoints, fold_dir / "log.csv", plateau,
-                            best_val_loss=state["best_val_loss"] if state else math.inf,
-                            rows=_read_log(fold_dir / "log.csv", start_epoch))
-    if start_epoch < training.epochs:
+    retries = read_retries(fold_dir)
+    first_start = None
+    while True:  # once, or once more per retry after non-finite values: each round starts as a rerun would
+        state = _read_state(checkpoints)
+        start_epoch = state["epoch"] if state else 0
+        first_start = start_epoch if first_start is None else first_start
+        model = fresh_model(training, model_section, loss, seed, num_channels, num_classes,
+                            spatial_dims_of(train_batches.patch_shape))
+        if state is not None:
+            _restore(model, checkpoints / state["checkpoint"])
+        if retries and retries[-1]["restored_epoch"] == start_epoch:  # a retry starts here: its lowered rate
+            tf.keras.backend.set_value(model.optimizer.learning_rate, retries[-1]["learning_rate"])
+        plateau = ResumablePlateau(
+            resume_state=state["plateau"] if state else None, monitor="val_loss",
+            factor=training.plateau_factor, patience=training.plateau_patience,
+            min_lr=training.min_learning_rate, verbose=1)
+        saver = EpochCheckpoint(checkpoints, fold_dir / "log.csv", plateau,
+                                best_val_loss=state["best_val_loss"] if state else math.inf,
+                                rows=_read_log(fold_dir / "log.csv", start_epoch), retries=retries)
+        if start_epoch >= training.epochs:
+            break
         if start_epoch:
             logger.info("%s: resuming after epoch %d", fold_dir, start_epoch)
         shapes = _BatchShapes(train_batches.batch_size, tuple(train_batches.patch_shape), num_channels, num_classes,
@@ -163,16 +186,51 @@ def train_fold(training: TrainingSection, model_section: ModelSection, loss: Los
         except BaseException:
             _compiled.clear()  # an interrupted fit leaves Keras state behind (e.g. its validation data)
             raise
-    if saver.diverged_epoch is not None:
-        raise TrainingDiverged(
-            f"{fold_dir}: the loss became NaN or infinite in epoch {saver.diverged_epoch}; "
-            f"training stopped, the checkpoint of epoch {saver.last_saved_epoch} is kept "
-            "(try a lower training.learning_rate or training.precision=float32)")
+        if saver.diverged is None:
+            break
+        retries = _retry_or_stop(training, fold_dir, saver, retries)
     final = _read_state(checkpoints)
     model.load_weights(checkpoints / "best_model.h5")
     return FoldTraining(model=model, best_weights=checkpoints / "best_model.h5",
                         best_val_loss=final["best_val_loss"], epochs=final["epoch"],
-                        resumed_after_epoch=start_epoch)
+                        resumed_after_epoch=first_start, retries=tuple(retries))
+
+
+def _fold_name(fold_dir: Path) -> str:
+    """``fold K`` for ``fold_K/``, ``seed S fold K`` for ``seed_S/fold_K/`` (``pipeline.run_layout``)."""
+    names = [fold_dir.name] if not fold_dir.parent.name.startswith("seed_") else [fold_dir.parent.name, fold_dir.name]
+    return " ".join(name.replace("_", " ") for name in names)
+
+
+def read_retries(fold_dir) -> list[dict]:
+    """The fold's retries after non-finite values (``nonfinite.json``), oldest first; ``[]`` when none."""
+    path = Path(fold_dir) / RETRIES_FILE
+    return json.loads(path.read_text())["retries"] if path.exists() else []
+
+
+def _retry_or_stop(training: TrainingSection, fold_dir: Path, saver: "EpochCheckpoint",
+                   retries: list[dict]) -> list[dict]:
+    """After a diverged epoch: record a retry and return the retries, or raise :class:`TrainingDiverged`."""
+    diverged, good = saver.diverged, saver.last_saved_epoch
+    kept = (f"the last good checkpoint is {saver.checkpoints / f'epoch_{good:04d}'} (epoch {good})" if good
+            else "no epoch finished with finite values, nothing is kept")
+    what = f"{_fold_name(fold_dir)}: epoch {diverged['epoch']}: {diverged['quantity']} is {diverged['value']}"
+    if training.on_nonfinite == "stop":
+        raise TrainingDiverged(
+            f"{what}; training stopped, {kept}; the fold is not done: rerun with "
+            "--set training.on_nonfinite=restore to retry at a lower learning rate, or lower "
+            "training.learning_rate in a new run (another experiment.name)")
+    if len(retries) >= training.nonfinite_retries:
+        raise TrainingDiverged(
+            f"{what} again after {len(retries)} retries (training.nonfinite_retries); training stopped, {kept}; "
+            "the fold is not done: lower training.learning_rate in a new run (another experiment.name)")
+    learning_rate = diverged["lr"] * training.nonfinite_lr_factor
+    retries = [*retries, {**diverged, "restored_epoch": good, "learning_rate": learning_rate}]
+    write_atomically(fold_dir / RETRIES_FILE, json.dumps({"retries": retries}, indent=1) + "\n")
+    write_atomically(fold_dir / "log.csv", _csv(saver.rows, retries))
+    logger.warning("%s; retry %d/%d from epoch %d at learning rate %g (training.on_nonfinite=restore)",
+                   what, len(retries), training.nonfinite_retries, good, learning_rate)
+    return retries
 
 
 _compiled: dict[str, tf.keras.Model] = {}
@@ -242,41 +300,52 @@ class EpochCheckpoint(tf.keras.callbacks.Callback):
 
     Runs after :class:`ResumablePlateau` (which records the epoch's learning
     rate in the logs and may lower it for the next epoch). An epoch with a
-    non-finite loss is not saved; training stops and ``diverged_epoch`` is set.
+    non-finite loss, validation loss or weight is not saved; training stops
+    and ``diverged`` describes it (epoch, quantity, value, losses, learning rate).
     """
 
     def __init__(self, checkpoints: Path, log_path: Path, plateau: ResumablePlateau,
-                 best_val_loss: float, rows: list[dict]):
+                 best_val_loss: float, rows: list[dict], retries: Sequence[dict] = ()):
         super().__init__()
         self.checkpoints = checkpoints
         self.log_path = log_path
         self.plateau = plateau
         self.best_val_loss = best_val_loss
         self.rows = rows
-        self.diverged_epoch: int | None = None
+        self.retries = list(retries)
+        self.diverged: dict | None = None
         self.last_saved_epoch = rows[-1]["epoch"] if rows else 0
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
         number = epoch + 1
         loss, val_loss = float(logs.get("loss", math.nan)), float(logs.get("val_loss", math.nan))
-        if not (math.isfinite(loss) and math.isfinite(val_loss)):
-            self.diverged_epoch = number
+        lr = float(logs.get("lr", tf.keras.backend.get_value(self.model.optimizer.learning_rate)))
+        nonfinite = _nonfinite(loss, val_loss, self.model)
+        if nonfinite is not None:
+            self.diverged = {"epoch": number, "quantity": nonfinite[0], "value": nonfinite[1],
+                             "loss": _json_number(loss), "val_loss": _json_number(val_loss), "lr": lr,
+                             RETRY_COLUMN: len(self.retries)}
             self.model.stop_training = True
             return
         if val_loss < self.best_val_loss:
             self.best_val_loss = val_loss
-            with atomic_target(self.checkpoints / "best_model.h5", suffix=".h5") as temporary:
-                self.model.save_weights(temporary, save_format="h5")
-        self.rows.append({"epoch": number, "loss": loss, "val_loss": val_loss,
-                          "lr": float(logs.get("lr", tf.keras.backend.get_value(self.model.optimizer.learning_rate)))})
+            write_atomically(self.checkpoints / "best_model.h5", _h5_weights(self.model))
+        self.rows.append({"epoch": number, "loss": loss, "val_loss": val_loss, "lr": lr,
+                          RETRY_COLUMN: len(self.retries)})
         name = f"epoch_{number:04d}"
         staging = self.checkpoints / f".{name}.tmp"
         shutil.rmtree(staging, ignore_errors=True)
-        tf.train.Checkpoint(model=self.model, optimizer=self.model.optimizer).write(str(staging / "ckpt"))
+        try:
+            tf.train.Checkpoint(model=self.model, optimizer=self.model.optimizer).write(str(staging / "ckpt"))
+        except BaseException as error:
+            shutil.rmtree(staging, ignore_errors=True)
+            if isinstance(error, Exception) and is_disk_full(error, self.checkpoints):
+                raise DiskFull(self.checkpoints / name, _weight_bytes(self.model, optimizer=True)) from None
+            raise
         shutil.rmtree(self.checkpoints / name, ignore_errors=True)
         staging.rename(self.checkpoints / name)
-        write_atomically(self.log_path, _csv(self.rows))
+        write_atomically(self.log_path, _csv(self.rows, self.retries))
         write_atomically(self.checkpoints / "state.json", json.dumps(
             {"epoch": number, "checkpoint": name, "best_val_loss": self.best_val_loss,
              "plateau": self.plateau.state()}, indent=1) + "\n")
@@ -284,6 +353,41 @@ class EpochCheckpoint(tf.keras.callbacks.Callback):
             if old.name != name:
                 shutil.rmtree(old, ignore_errors=True)
         self.last_saved_epoch = number
+
+
+def _nonfinite(loss: float, val_loss: float, model: tf.keras.Model) -> tuple[str, str] | None:
+    """``(quantity, value)`` of the first non-finite one of the losses and the weights, or ``None``."""
+    for name, value in (("loss", loss), ("val_loss", val_loss)):
+        if not math.isfinite(value):
+            return name, str(value)
+    for variable in model.weights:
+        if variable.dtype.is_floating and not bool(tf.reduce_all(tf.math.is_finite(variable))):
+            return f"weight {variable.name}", "non-finite"
+    return None
+
+
+def _json_number(value: float) -> float | str:
+    """A float as JSON can hold it: finite numbers as they are, ``nan``/``inf`` as text."""
+    return value if math.isfinite(value) else str(value)
+
+
+def _h5_weights(model: tf.keras.Model) -> bytes:
+    """The bytes ``model.save_weights(path, save_format="h5")`` writes (the same bytes), made in memory.
+
+    HDF5 crashes the process (a segmentation fault in ``h5py.File.close``)
+    when the disk fills while it writes a file; writing the finished bytes
+    with Python instead gives a clean ``DiskFull``.
+    """
+    with h5py.File("best_model.h5", "w", driver="core", backing_store=False) as handle:  # no file is created
+        hdf5_format.save_weights_to_hdf5_group(handle, model)
+        handle.flush()
+        return handle.id.get_file_image()
+
+
+def _weight_bytes(model: tf.keras.Model, optimizer: bool = False) -> int:
+    """Bytes of the model's variables (and the optimizer's): about what a checkpoint of them takes."""
+    variables = [*model.weights, *(model.optimizer.variables if optimizer else ())]
+    return sum(int(np.prod(variable.shape)) * variable.dtype.size for variable in variables)
 
 
 @dataclass(frozen=True)
@@ -348,17 +452,28 @@ def _restore(model: tf.keras.Model, checkpoint: Path) -> None:
 
 
 def _read_log(path: Path, last_epoch: int) -> list[dict]:
-    """Rows of ``log.csv`` up to the checkpointed epoch (later rows belong to a lost epoch)."""
+    """Finished epochs of ``log.csv`` up to the checkpointed one (later rows belong to a lost epoch).
+
+    Rows of diverged attempts are left out: ``nonfinite.json`` holds them.
+    """
     if not path.exists():
         return []
     with open(path, newline="") as handle:
-        return [{key: (int(value) if key == "epoch" else float(value)) for key, value in row.items()}
-                for row in csv.DictReader(handle) if int(row["epoch"]) <= last_epoch]
+        rows = [{key: (int(value) if key in ("epoch", RETRY_COLUMN) else float(value)) for key, value in row.items()}
+                for row in csv.DictReader(handle)]
+    return [{RETRY_COLUMN: 0, **row} for row in rows
+            if row["epoch"] <= last_epoch and math.isfinite(row["loss"]) and math.isfinite(row["val_loss"])]
 
 
-def _csv(rows: list[dict]) -> str:
+def _csv(rows: list[dict], retries: Sequence[dict] = ()) -> str:
+    """``log.csv``: the finished epochs; after retries also the diverged attempts and the ``retry`` column."""
+    columns = LOG_COLUMNS
+    if retries:
+        columns = (*LOG_COLUMNS, RETRY_COLUMN)
+        attempts = [{key: retry[key] for key in columns} for retry in retries]
+        rows = sorted([*rows, *attempts], key=lambda row: (row[RETRY_COLUMN], row["epoch"]))
     text = io.StringIO()
-    writer = csv.DictWriter(text, fieldnames=LOG_COLUMNS, lineterminator="\n")
+    writer = csv.DictWriter(text, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
     return text.getvalue()
