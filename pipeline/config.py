@@ -9,6 +9,14 @@ Example: ``configs/kits19_asymmetric_unified_focal.yaml``.
 merged *underneath* this one: mappings merge key by key, any other value in
 this file replaces the base's. The paper's configs share ``configs/base/``.
 
+``null`` (or ``~``) removes a key, whatever the base set: the key then takes
+its default, as if no file had named it. ``evaluation: {regions: null}``
+drops every region of the base, ``evaluation: {regions: {kidney_and_tumour:
+null}}`` drops that one region, ``preprocessing: {clip: null}`` drops the
+base's intensity window. (Every key that may be empty defaults to empty, so
+``null`` still means "none" there.) ``--set evaluation.regions=null`` does the
+same from the command line.
+
 Command-line overrides (``--set training.epochs=3``) are applied last; the
 value is parsed as a YAML scalar or flow list (``--set sampling.patch_shape=[16,32,32]``).
 
@@ -608,7 +616,7 @@ def load_config(path, overrides: list[str] | tuple[str, ...] = ()) -> Experiment
     for override in overrides:
         _apply_override(raw, override, path)
     try:
-        return ExperimentConfig.model_validate(raw)
+        return ExperimentConfig.model_validate(_without_removed_keys(raw))
     except ValidationError as error:
         raise ConfigError(f"{path}: {_describe(error)}") from None
 
@@ -621,7 +629,7 @@ def load_section(path, key: str, schema: type[Section]) -> Section:
     """
     path = Path(path)
     try:
-        return schema.model_validate(_read_with_bases(path, seen=()).get(key, {}))
+        return schema.model_validate(_without_removed_keys(_read_with_bases(path, seen=())).get(key, {}))
     except ValidationError as error:
         raise ConfigError(f"{path}: {key}.{_describe(error)}") from None
 
@@ -655,14 +663,26 @@ def _read_with_bases(path: Path, seen: tuple[Path, ...]) -> dict:
 
 
 def _merge(base: dict, override: dict) -> dict:
-    """``override`` on top of ``base``: mappings merge recursively, other values replace."""
+    """``override`` on top of ``base``: mappings merge recursively, other values replace, ``null`` removes."""
     merged = copy.deepcopy(base)
     for key, value in override.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+        if value is None:
+            merged.pop(key, None)
+        elif isinstance(value, dict) and isinstance(merged.get(key), dict):
             merged[key] = _merge(merged[key], value)
         else:
             merged[key] = copy.deepcopy(value)
     return merged
+
+
+def _without_removed_keys(raw: dict) -> dict:
+    """``raw`` without its ``null`` entries, at every depth: a removed key takes the schema's default.
+
+    Every key of the schema that accepts ``null`` defaults to ``null`` (a test checks), so removing such
+    an entry changes nothing; any other key set to ``null`` is removed rather than refused.
+    """
+    return {key: _without_removed_keys(value) if isinstance(value, dict) else value
+            for key, value in raw.items() if value is not None}
 
 
 def _apply_override(raw: dict, override: str, path: Path) -> None:

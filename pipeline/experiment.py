@@ -45,13 +45,8 @@ from pipeline.atomic_files import remove_stale_temporaries, write_atomically
 from pipeline.config import ExperimentConfig
 from pipeline.data import open_dataset
 from pipeline.errors import ConfigError
-from pipeline.evaluation.evaluate import (
-    LabelMap,
-    check_evaluation,
-    evaluate_cases,
-    read_label_map,
-    summary_lines,
-)
+from pipeline.evaluation.evaluate import check_evaluation, evaluate_cases, read_label_map, summary_lines
+from pipeline.evaluation.references import reference_label_map, scoring_region
 from pipeline.evaluation.metrics import read_metrics_csv, write_metrics_csv, write_summary_json
 from pipeline.faults import reported_faults
 from pipeline.inference.predict import network_calls, predict_probabilities
@@ -170,12 +165,6 @@ def run_fold(config: ExperimentConfig, fold: int, split: dict, dataset, cache: P
     logger.info("%s: done in %s", label, console.duration(time.perf_counter() - started))
 
 
-def scoring_region(dataset, case_id: str) -> np.ndarray | None:
-    """The pixels a case is scored on (DRIVE's field of view), or ``None`` for all of them."""
-    scoring_mask = getattr(dataset, "scoring_mask", None)
-    return None if scoring_mask is None else scoring_mask(case_id)
-
-
 def predict_case(config: ExperimentConfig, predict, pre, num_classes: int, out_dir: Path,
                  region: np.ndarray | None = None) -> Path:
     """Write the case's label map on its published grid to ``out_dir/<case_id>.nii.gz`` (2D: ``.png``); return
@@ -200,19 +189,6 @@ def predict_case(config: ExperimentConfig, predict, pre, num_classes: int, out_d
     copy = Path(out_dir).parent / "predictions_nifti" / f"{pre.case_id}.nii.gz"
     write_prediction(path, labels, pre.affine, num_classes, copy if config.inference.write_nifti else None)
     return path
-
-
-def reference_label_map(dataset, case_id: str) -> LabelMap:
-    """The case's ground truth (after the data set's label map) with the spacing and affine of its image.
-
-    Outside the scoring region (DRIVE's field of view) it is background, as the prediction there.
-    """
-    geometry = dataset.geometry(case_id)
-    labels = dataset.load_segmentation(case_id)
-    region = scoring_region(dataset, case_id)
-    if region is not None:
-        labels = np.where(region, labels, 0).astype(labels.dtype)
-    return LabelMap(path=geometry.path, labels=labels, spacing=geometry.spacing, affine=geometry.affine)
 
 
 def collect_metrics(config: ExperimentConfig) -> dict | None:

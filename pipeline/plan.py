@@ -53,6 +53,8 @@ def experiment_plan(config: ExperimentConfig) -> dict:
             "dataset": dataset.name, "root": str(config.data.root), "cases": len(case_ids),
             "excluded": list(dataset.excluded), "skipped_without_mask": list(dataset.skipped_without_mask),
             "excluded_without_label": list(dataset.excluded_without_label),
+            # None: the data set has no such option (2D sets and MIScnn interfaces keep every case)
+            "exclude_without_label": getattr(dataset, "exclude_without_label", None),
             "test_cases": len(dataset.test_images()) if hasattr(dataset, "test_images") else None,
             "classes": list(dataset.class_names), "channels": list(dataset.modalities),
             "median_spacing": _numbers(np.median(spacings, axis=0)),
@@ -114,10 +116,14 @@ def _numbers(values, digits: int = 3) -> list:
 def format_plan(plan: dict) -> str:
     """The plan as the lines ``run-experiment --plan`` prints."""
     data, pre, model, training, folds = (plan[key] for key in ("data", "preprocessing", "model", "training", "folds"))
+    reasons = [("excluded", "excluded"), ("skipped_without_mask", "skipped for want of a mask")]
+    if data["exclude_without_label"]:
+        reasons.append(("excluded_without_label", "excluded for an empty mask (no foreground voxel)"))
     left_out = [f"{len(data[key])} {label}" + (f" ({', '.join(map(str, data[key][:8]))}"
                                                f"{' ...' if len(data[key]) > 8 else ''})" if data[key] else "")
-                for key, label in (("excluded", "excluded"), ("skipped_without_mask", "without a mask"),
-                                   ("excluded_without_label", "without a foreground voxel"))]
+                for key, label in reasons]
+    if data["exclude_without_label"] is False:
+        left_out.append("cases with an empty mask kept (data.exclude_without_label: false)")
     test = "" if data["test_cases"] is None else f"; {data['test_cases']} unlabelled test case(s)"
     patch_share = " x ".join(f"{share:.2f}" for share in pre["patch_fraction"])
     padded = ("; larger than the median size along axis " + ", ".join(

@@ -22,6 +22,8 @@ from pathlib import Path
 from typing import Callable, Iterable, Mapping, Sequence
 
 SEED_COLUMN = "seed"
+RESCORE_RECORD = "rescore.json"
+"""What ``evaluate RUN_DIR`` used to rescore a run; it marks ``RUN_DIR/rescored/<name>/`` as a rescoring."""
 
 
 @dataclass(frozen=True)
@@ -42,6 +44,17 @@ def fold_dir(run_dir: Path | str, fold: int, seed: int | None = None) -> Path:
     """``run_dir/fold_K``, or ``run_dir/seed_S/fold_K`` when ``seed`` is given (a run of several seeds)."""
     run_dir = Path(run_dir)
     return run_dir / f"fold_{fold}" if seed is None else run_dir / f"seed_{seed}" / f"fold_{fold}"
+
+
+def rescored_dir(run_dir: Path | str, name: str) -> Path:
+    """``run_dir/rescored/<name>``: where ``evaluate RUN_DIR --name NAME`` writes its scores."""
+    return Path(run_dir) / "rescored" / name
+
+
+def rescoring_of(folder: Path | str) -> Path | None:
+    """The run folder that ``folder`` is a rescoring of (``RUN_DIR/rescored/<name>``), else ``None``."""
+    folder = Path(folder)
+    return folder.parent.parent if (folder / RESCORE_RECORD).is_file() else None
 
 
 def run_folds(run_dir: Path | str, seeds: Sequence[int], folds: int | Iterable[int]) -> list[RunFold]:

@@ -155,3 +155,59 @@ def test_gpu_step_and_worker_settings(config_file):
     assert "sampling.workers:" in error_of(config_file, ["sampling.workers=0"])
     hausdorff = load_config(config_file, ["training.jit_compile=true", "loss.name=hausdorff_dt", "loss.params={}"])
     assert hausdorff.training.jit_compile is True  # its prediction's distance map is computed in TensorFlow ops
+
+
+def test_null_removes_a_key_or_region_the_base_sets(tmp_path):
+    """A config derived from the demo base drops the base's kidney-and-tumour region (whole, or by name)."""
+    demo = ROOT / "configs" / "base" / "demo.yaml"
+    assert load_config(_derived(tmp_path, demo, {})).evaluation.regions == {"kidney_and_tumour": [1, 2]}
+    for evaluation in ({"regions": None}, {"regions": {"kidney_and_tumour": None}}):
+        config = load_config(_derived(tmp_path, demo, {"evaluation": evaluation}))
+        assert config.evaluation.regions == {}
+    kept = load_config(_derived(tmp_path, demo, {"evaluation": {"regions": {"kidney_and_tumour": None,
+                                                                              "kidney": [1]}}}))
+    assert kept.evaluation.regions == {"kidney": [1]}
+    clip = load_config(_derived(tmp_path, demo, {"preprocessing": {"clip": None}}))
+    assert clip.preprocessing.clip is None and clip.preprocessing.target_spacing == (5.0, 4.0, 4.0)
+    assert load_config(_derived(tmp_path, demo, {}), ["evaluation.regions=null"]).evaluation.regions == {}
+    assert load_config(_derived(tmp_path, demo, {}), ["evaluation.regions=~"]).evaluation.regions == {}
+    # what remains is validated as ever: removing a required key names it
+    message = error_of(_derived(tmp_path, demo, {"data": {"dataset": None}}))
+    assert "data.dataset: required key is missing" in message
+
+
+def test_every_nullable_key_defaults_to_null():
+    """Removing a key (null) and setting it to null are the same for every key that accepts null."""
+    import typing
+
+    from pydantic import BaseModel
+
+    def nullable_with_other_default(model, prefix=""):
+        for name, field in model.model_fields.items():
+            arguments = typing.get_args(field.annotation)
+            if type(None) in arguments and not field.is_required() and field.get_default(
+                    call_default_factory=True) is not None:
+                yield prefix + name
+            for argument in (field.annotation, *arguments):
+                if isinstance(argument, type) and issubclass(argument, BaseModel):
+                    yield from nullable_with_other_default(argument, f"{prefix}{name}.")
+
+    assert list(nullable_with_other_default(ExperimentConfig)) == []
+
+
+def test_every_shipped_config_resolves_as_before_null_removed_keys():
+    """The shipped configs' nulls (clip: null, target_shape: null) mean what they meant: no window, no grid."""
+    for path in sorted((ROOT / "configs").glob("*.yaml")):
+        raw = yaml.safe_load(path.read_text())
+        config = load_config(path)
+        for section, values in raw.items():
+            for key, value in (values.items() if isinstance(values, dict) else ()):
+                if value is None:
+                    assert getattr(getattr(config, section), key) is None, f"{path.name}: {section}.{key}"
+
+
+def _derived(tmp_path, base, sections):
+    path = tmp_path / "derived.yaml"
+    path.write_text(yaml.safe_dump({"base": str(base), "experiment": {"name": "derived"},
+                                    "loss": {"name": "dice"}, **sections}))
+    return path

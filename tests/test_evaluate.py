@@ -187,3 +187,78 @@ def test_float_label_maps_are_read_if_integral(tmp_path, capsys):
     _fails_cleanly(capsys, [str(tmp_path / "pred"), str(tmp_path / "ref"), "--out", str(tmp_path / "x.csv")],
                    "ref/a.nii.gz", "non-integer")
     assert not (tmp_path / "x.csv").exists()
+
+
+def test_label_map_equals_scoring_the_converted_references(tmp_path):
+    """BraTS-style references (labels 1, 2, 4) through --label-map 4=1,1=0,2=0 score as the converted files."""
+    rng = np.random.default_rng(3)
+    for index in range(3):
+        published = np.zeros((10, 16, 16), np.uint8)
+        for label in (1, 2, 4):
+            start = rng.integers(0, 8, size=3)
+            published[start[0]:start[0] + 3, start[1]:start[1] + 6, start[2]:start[2] + 6] = label
+        write(tmp_path / "ref" / f"case_{index}.nii.gz", published)
+        write(tmp_path / "converted" / f"case_{index}.nii.gz", (published == 4).astype(np.uint8))
+        write(tmp_path / "pred" / f"case_{index}.nii.gz", (rng.random((10, 16, 16)) > 0.7).astype(np.uint8))
+    assert main([str(tmp_path / "pred"), str(tmp_path / "ref"), "--classes", "enhancing_tumour",
+                 "--label-map", "4=1,1=0,2=0", "--out", str(tmp_path / "mapped.csv")]) == 0
+    assert main([str(tmp_path / "pred"), str(tmp_path / "converted"), "--classes", "enhancing_tumour",
+                 "--out", str(tmp_path / "converted.csv")]) == 0
+    mapped = (tmp_path / "mapped.csv").read_text()
+    assert mapped == (tmp_path / "converted.csv").read_text()
+    assert any(float(row["dsc"]) > 0 for row in read_metrics_csv(tmp_path / "mapped.csv"))
+    # labels the map leaves out become background, as data.label_map: "4=1" alone is the same task
+    assert main([str(tmp_path / "pred"), str(tmp_path / "ref"), "--classes", "enhancing_tumour",
+                 "--label-map", "4=1", "--out", str(tmp_path / "short.csv")]) == 0
+    assert (tmp_path / "short.csv").read_text() == mapped
+
+
+def test_2d_png_and_tiff_are_scored_per_pixel_or_with_a_given_spacing(tmp_path):
+    from PIL import Image
+
+    truth = np.zeros((30, 40), np.uint8)
+    truth[5:20, 8:30] = 1
+    prediction = np.zeros_like(truth)
+    prediction[8:24, 10:33] = 1
+    (tmp_path / "pred").mkdir()
+    (tmp_path / "ref").mkdir()
+    Image.fromarray(prediction * 255).save(tmp_path / "pred" / "frame_1.png")
+    Image.fromarray(truth * 255).save(tmp_path / "ref" / "frame_1.tif")
+    Image.fromarray(np.stack([prediction * 255] * 3, axis=-1)).save(tmp_path / "pred" / "frame_2.tiff")
+    Image.fromarray(truth * 255).save(tmp_path / "ref" / "frame_2.png")
+    for spacing, out in ((None, "unit.csv"), ((0.5, 0.25), "mm.csv")):
+        arguments = [str(tmp_path / "pred"), str(tmp_path / "ref"), "--classes", "polyp", "--nsd-tolerance", "1",
+                     "--out", str(tmp_path / out)]
+        assert main(arguments + ([] if spacing is None else ["--spacing", *map(str, spacing)])) == 0
+        rows = read_metrics_csv(tmp_path / out)
+        assert [row["case"] for row in rows] == ["frame_1", "frame_2"]
+        expected = surface_scores(truth == 1, prediction == 1, spacing or (1.0, 1.0), 1.0)
+        in_memory = score_case(truth, prediction, ("background", "polyp"))["polyp"]
+        for row in rows:
+            assert float(row["dsc"]) == pytest.approx(in_memory.dsc, abs=1e-12)
+            assert float(row["hd95"]) == pytest.approx(expected.hd95, abs=1e-9)
+            assert float(row["nsd"]) == pytest.approx(expected.nsd, abs=1e-9)
+    assert float(read_metrics_csv(tmp_path / "mm.csv")[0]["hd95"]) < float(read_metrics_csv(tmp_path / "unit.csv")[0]["hd95"])
+
+
+@pytest.mark.parametrize("arguments, expected", [
+    (["--label-map", "4:1"], "--label-map '4:1': expected LABEL=CLASS pairs"),
+    (["--label-map", "4=1,4=0"], "label 4 given twice"),
+    (["--spacing", "0.5", "-1"], "--spacing 0.5 -1: expected positive mm per pixel"),
+    (["--spacing", "0.5", "0.5"], "has its own spacing in its header"),
+])
+def test_bad_label_map_or_spacing_is_one_line_and_writes_nothing(folders, capsys, arguments, expected):
+    tmp_path, _ = folders
+    with pytest.raises(SystemExit) as caught:
+        main([str(tmp_path / "pred"), str(tmp_path / "ref"), *arguments])
+    assert caught.value.code == 2
+    error = capsys.readouterr().err
+    assert expected in error and "Traceback" not in error and len(error.strip().splitlines()) == 1
+    assert not (tmp_path / "pred" / "metrics.csv").exists()
+
+
+def test_a_folder_without_references_must_be_a_run(folders, capsys):
+    tmp_path, _ = folders
+    with pytest.raises(SystemExit) as caught:
+        main([str(tmp_path / "pred")])
+    assert caught.value.code == 2 and "give REF_DIR, or a run-experiment folder" in capsys.readouterr().err

@@ -99,3 +99,17 @@ def test_plan_of_a_sweep_shows_every_member_and_writes_nothing(tmp_path, nnunet_
     printed = capsys.readouterr().out
     assert "sweep 1/2: demo_dice_n_filters-4\n" in printed and "sweep 2/2: demo_dice_n_filters-8\n" in printed
     assert printed.count("data set     nnunet at") == 2
+
+
+def test_plan_says_what_it_counts_when_empty_masks_are_kept_or_excluded(tmp_path, nnunet_root, capsys):
+    """Kept empty masks are not reported as '0 without a foreground voxel'; excluded ones are counted as such."""
+    arguments = ["configs/demo_dice.yaml", "--plan"]
+    for override in overrides(tmp_path, nnunet_root):
+        arguments += ["--set", override]
+    assert main(arguments) == 0
+    kept = capsys.readouterr().out
+    assert "cases with an empty mask kept (data.exclude_without_label: false)" in kept
+    assert "foreground voxel" not in kept and "0 skipped for want of a mask" in kept
+    assert main(arguments + ["--set", "data.exclude_without_label=true"]) == 0
+    excluded = capsys.readouterr().out
+    assert "0 excluded for an empty mask (no foreground voxel)" in excluded and "kept" not in excluded

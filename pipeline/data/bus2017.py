@@ -37,6 +37,7 @@ class BUS2017(ImageDataset):
     name = "bus2017"
     foreground_name = "lesion"
     default_color = "grey"
+    image_folders = (IMAGES,)
 
     def case_id_of(self, case: int | str) -> str:
         try:

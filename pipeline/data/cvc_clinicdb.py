@@ -55,6 +55,7 @@ class CVCClinicDB(ImageDataset):
     name = "cvc"
     foreground_name = "polyp"
     default_color = "rgb"
+    image_folders = ("Original", "TIF/Original", "PNG/Original")
 
     def case_id_of(self, case: int | str) -> str:
         try:

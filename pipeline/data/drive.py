@@ -53,6 +53,7 @@ class DRIVE(ImageDataset):
     name = "drive"
     foreground_name = "vessel"
     default_color = "rgb"
+    image_folders = ("test/images", "training/images")
 
     def __init__(self, root, *, color: Color | None = None, restrict_to_fov: bool = True,
                  exclude: Iterable[int | str] = ()):
@@ -76,6 +77,11 @@ class DRIVE(ImageDataset):
             return None
         files = self._files_of(case_id)
         return read_binary_mask(files.fov, image_size(files.image)).astype(bool)
+
+    @classmethod
+    def field_of_view_file(cls, image: Path) -> Path | None:
+        """``<subset>/mask/<stem>_mask.gif`` beside ``<subset>/images/<stem>.tif``, if it is there."""
+        return find_image(Path(image).parent.parent / "mask", f"{Path(image).stem}_mask")
 
     def locate_cases(self, root: Path) -> dict[str, ImageCaseFiles]:
         if not (root / "training" / "images").is_dir():

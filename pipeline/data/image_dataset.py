@@ -106,6 +106,8 @@ class ImageDataset(LabelledCases, Abstract_IO):
     foreground_name: ClassVar[str]
     #: How the publisher's images are coloured.
     default_color: ClassVar[Color]
+    #: Folders under the root that hold images in the publisher's layout (what ``predict`` reads, no masks needed).
+    image_folders: ClassVar[tuple[str, ...]]
 
     def __init__(self, root, *, color: Color | None = None, exclude: Iterable[int | str] = ()):
         color = self.default_color if color is None else color
@@ -138,6 +140,25 @@ class ImageDataset(LabelledCases, Abstract_IO):
 
     def scoring_mask(self, case_id: str) -> np.ndarray | None:
         """Pixels that count when scoring (bool (H, W)); ``None``: the whole image."""
+        return None
+
+    @classmethod
+    def layout_images(cls, root: Path) -> list[Path]:
+        """Every image in the layout's :attr:`image_folders` under ``root``, in natural order; masks not needed.
+
+        An image whose stem an earlier folder already gave is left out (CVC-ClinicDB's ``TIF/`` before its
+        ``PNG/`` copy of the same frames).
+        """
+        images: dict[str, Path] = {}
+        for folder in (Path(root) / name for name in cls.image_folders):
+            for path in sorted(folder.iterdir(), key=lambda path: natural_key(path.name)) if folder.is_dir() else ():
+                if path.is_file() and is_image_name(path.name) and not path.name.startswith("."):
+                    images.setdefault(path.stem, path)
+        return list(images.values())
+
+    @classmethod
+    def field_of_view_file(cls, image: Path) -> Path | None:
+        """The field-of-view mask of an image in the publisher's layout, if the data set has one (DRIVE)."""
         return None
 
     # ---- the project's interface ----------------------------------------------------

@@ -111,6 +111,20 @@ def read_binary_mask(path: Path, shape: tuple[int, int] | None = None) -> np.nda
     raise DataError(path, f"mask values {{{shown}}} are not a binary encoding (0/1 or 0/255)")
 
 
+def colour_channels(path: Path) -> int:
+    """1 for a grey image (a grey palette included), 3 for a colour one (alpha not counted).
+
+    Raises ``DataError`` for an unreadable file or a stack of several images (a multi-page TIFF).
+    """
+    path = Path(path)
+    image = _open(path)
+    with Image.open(path) as stack:
+        frames = getattr(stack, "n_frames", 1)
+    if frames > 1:
+        raise DataError(path, f"holds {frames} images (a multi-page file); expected one 2D image")
+    return 3 if len([band for band in image.getbands() if band != "A"]) >= 3 else 1
+
+
 def image_size(path: Path) -> tuple[int, int]:
     """(H, W) from the file's header, without decoding the pixels."""
     path = Path(path)

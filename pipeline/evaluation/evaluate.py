@@ -1,7 +1,9 @@
 """Evaluation as its own stage: score predicted label-map files against reference label maps.
 
     evaluate PRED_DIR REF_DIR [--classes NAME ...] [--regions NAME=L,L ...]
-             [--nsd-tolerance MM | NAME=MM ...] [--fold K] [--out FILE]
+             [--nsd-tolerance MM | NAME=MM ...] [--label-map L=C,L=C] [--spacing MM MM]
+             [--fold K] [--out FILE]
+    evaluate RUN_DIR [--name NAME] [--regions NAME=L,L ...] [--nsd-tolerance MM | NAME=MM ...]
 
 Scores come from files alone, so a new metric never needs a new prediction.
 Per case and structure (each foreground class, then each composite region) a
@@ -15,11 +17,17 @@ surface metrics (HD95, NSD in mm from the image spacing;
 ``evaluate`` does the same for any two folders:
 
 * ``PRED_DIR``: ``<case_id><suffix>`` for every suffix with a reader
-  (:data:`READERS`: ``.nii.gz``, ``.nii``, ``.png`` for 2D images); other files are ignored.
+  (:data:`READERS`: ``.nii.gz``, ``.nii``; ``.png``, ``.tif``, ``.tiff`` for
+  2D images, 0/255 binary masks read as 0/1); other files are ignored.
 * ``REF_DIR``: ``<case_id><suffix>`` (the nnU-Net ``labelsTr`` layout), or a
   case folder ``<case_id>/`` holding one label file with "seg" in its name
   (KiTS19 ``segmentation.nii.gz``, BraTS ``<case>_seg.nii.gz``). Reference
-  labels are scored as stored (no label map).
+  labels are scored as stored, or through ``--label-map`` (published label ->
+  class; labels it leaves out become background, as ``data.label_map``).
+* 2D files carry no geometry: their pixels are 1 unit apart unless
+  ``--spacing`` gives the mm per pixel (rows, then columns) for HD95 and NSD.
+
+``evaluate RUN_DIR`` rescores a finished run (``pipeline.evaluation.rescore``).
 
 Every prediction needs a reference on the same grid (shape, and the affine up to
 1 µm where both files have one), with labels in ``[0, len(classes))``.
@@ -32,7 +40,7 @@ from __future__ import annotations
 
 import argparse
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Iterable, Mapping, Sequence
 
@@ -83,13 +91,56 @@ def read_nifti_labels(path: Path) -> LabelMap:
                     affine=volume.affine)
 
 
-def read_png_labels(path: Path) -> LabelMap:
-    """A 2D label map written as PNG (0/255 binary read as 0/1); one unit per pixel, no affine."""
+def read_image_labels(path: Path) -> LabelMap:
+    """A 2D label map in an image file (PNG, TIFF; 0/255 binary read as 0/1); one unit per pixel, no affine."""
     return LabelMap(path=Path(path), labels=read_label_png(path), spacing=PIXEL_SPACING)
 
 
-READERS: dict[str, Reader] = {".nii.gz": read_nifti_labels, ".nii": read_nifti_labels, ".png": read_png_labels}
-"""Label-map readers by file suffix; another format registers itself here (e.g. ``READERS[".png"] = ...``)."""
+READERS: dict[str, Reader] = {".nii.gz": read_nifti_labels, ".nii": read_nifti_labels, ".png": read_image_labels,
+                              ".tif": read_image_labels, ".tiff": read_image_labels}
+"""Label-map readers by file suffix; another format registers itself here (e.g. ``READERS[".bmp"] = ...``)."""
+
+
+def parse_label_map(text: str) -> dict[int, int]:
+    """``"4=1,1=0,2=0"`` as ``{4: 1, 1: 0, 2: 0}`` (published label -> class).
+
+    Raises:
+        UnifocalError: not ``LABEL=CLASS`` pairs of whole numbers >= 0, or a label given twice.
+    """
+    mapping: dict[int, int] = {}
+    for entry in text.split(","):
+        source, sep, target = (part.strip() for part in entry.partition("="))
+        if not (sep and source.isdigit() and target.isdigit()):
+            raise UnifocalError(f"--label-map {text!r}: expected LABEL=CLASS pairs of whole numbers, e.g. 4=1,1=0,2=0")
+        if int(source) in mapping:
+            raise UnifocalError(f"--label-map {text!r}: label {int(source)} given twice")
+        mapping[int(source)] = int(target)
+    return mapping
+
+
+def mapped(label_map: LabelMap, mapping: Mapping[int, int]) -> LabelMap:
+    """``label_map`` with its labels mapped (labels ``mapping`` leaves out become 0, as ``data.label_map``)."""
+    lookup = np.zeros(max([*mapping, int(label_map.labels.max(initial=0))]) + 1, dtype=np.uint8)
+    for source, target in mapping.items():
+        lookup[source] = target
+    return replace(label_map, labels=lookup[label_map.labels])
+
+
+def with_spacing(label_map: LabelMap, spacing: Sequence[float] | None) -> LabelMap:
+    """``label_map`` with ``spacing`` (mm per axis) if given; only files without geometry (PNG, TIFF) take one.
+
+    Raises:
+        UnifocalError: the file has its own geometry (NIfTI), or the spacing has another number of axes.
+    """
+    if spacing is None:
+        return label_map
+    if label_map.affine is not None:
+        raise UnifocalError(f"--spacing: {label_map.path} has its own spacing in its header; --spacing is for "
+                            f"2D images (PNG, TIFF) without one")
+    if len(spacing) != label_map.labels.ndim:
+        raise UnifocalError(f"--spacing {' '.join(map(str, spacing))}: {label_map.path} has "
+                            f"{label_map.labels.ndim} axes; give one spacing per axis")
+    return replace(label_map, spacing=tuple(float(value) for value in spacing))
 
 
 def integer_labels(array: np.ndarray, path) -> np.ndarray:
@@ -248,22 +299,34 @@ def evaluate_cases(case_ids: Sequence[str], read_prediction: Callable[[str], Lab
 
 def evaluate_folders(prediction_dir, reference_dir, class_names: Sequence[str] | None = None,
                      regions: Mapping[str, Sequence[int]] | None = None,
-                     nsd_tolerance: Tolerance = DEFAULT_NSD_TOLERANCE_MM, fold: int = 0) -> list[dict]:
+                     nsd_tolerance: Tolerance = DEFAULT_NSD_TOLERANCE_MM, fold: int = 0,
+                     label_map: Mapping[int, int] | None = None,
+                     spacing: Sequence[float] | None = None) -> list[dict]:
     """Rows of every prediction in ``prediction_dir`` against its reference in ``reference_dir``.
 
     Without ``class_names`` the classes are ``background, label_1 .. label_K``
-    with ``K`` the largest label in any file (read in a first pass).
+    with ``K`` the largest label in any file (read in a first pass, references
+    after ``label_map``). ``label_map`` maps the references' labels to classes
+    (:func:`mapped`); ``spacing`` sets the mm per pixel of 2D image files
+    (:func:`with_spacing`).
     """
     predictions = label_map_files(prediction_dir)
     if not predictions:
         raise DataError(prediction_dir, f"no label maps ({', '.join(f'*{suffix}' for suffix in READERS)})")
     references = {case_id: reference_file(reference_dir, case_id) for case_id in predictions}
+
+    def read_prediction(case_id: str) -> LabelMap:
+        return with_spacing(read_label_map(predictions[case_id]), spacing)
+
+    def read_reference(case_id: str) -> LabelMap:
+        reference = with_spacing(read_label_map(references[case_id]), spacing)
+        return reference if label_map is None else mapped(reference, label_map)
+
     if class_names is None:
-        largest = max(int(read_label_map(path).labels.max(initial=0))
-                      for path in [*predictions.values(), *references.values()])
+        largest = max(int(read(case_id).labels.max(initial=0))
+                      for case_id in predictions for read in (read_prediction, read_reference))
         class_names = ["background", *(f"label_{label}" for label in range(1, largest + 1))]
-    return evaluate_cases(list(predictions), lambda case_id: read_label_map(predictions[case_id]),
-                          lambda case_id: read_label_map(references[case_id]), class_names, regions,
+    return evaluate_cases(list(predictions), read_prediction, read_reference, class_names, regions,
                           nsd_tolerance, fold)
 
 
@@ -309,38 +372,86 @@ def _tolerances(entries: Sequence[str]) -> Tolerance:
     raise UnifocalError(f"--nsd-tolerance {' '.join(entries)}: expected MM, or NAME=MM for every class and region")
 
 
+def _spacing(values: Sequence[str] | None) -> tuple[float, ...] | None:
+    if values is None:
+        return None
+    try:
+        spacing = tuple(float(value) for value in ",".join(values).split(",") if value)
+    except ValueError:
+        spacing = ()
+    if not spacing or not all(value > 0 for value in spacing):
+        raise UnifocalError(f"--spacing {' '.join(values)}: expected positive mm per pixel, e.g. --spacing 0.5 0.5")
+    return spacing
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="evaluate",
         description="Score predicted label maps against references: voxel counts, DSC, precision, recall, "
-                    "HD95 and NSD per case and class; writes metrics.csv and summary.json.")
-    parser.add_argument("prediction_dir", metavar="PRED_DIR", help="folder of <case_id>.nii.gz label maps")
-    parser.add_argument("reference_dir", metavar="REF_DIR",
-                        help="folder of <case_id>.nii.gz references, or of <case_id>/ folders with a *seg* file")
+                    "HD95 and NSD per case and class; writes metrics.csv and summary.json. Given a run folder "
+                    "alone, rescore its saved predictions into RUN_DIR/rescored/NAME/.")
+    parser.add_argument("prediction_dir", metavar="PRED_DIR",
+                        help="folder of <case_id>.nii.gz (2D: .png, .tif) label maps, or a finished run folder")
+    parser.add_argument("reference_dir", metavar="REF_DIR", nargs="?",
+                        help="folder of <case_id>.nii.gz (2D: .png, .tif) references, or of <case_id>/ folders "
+                             "with a *seg* file; left out for a run folder")
     parser.add_argument("--classes", nargs="+", metavar="NAME",
                         help="names of labels 1, 2, ... (default: label_1 .. label_K, K the largest label found)")
-    parser.add_argument("--regions", nargs="+", default=[], metavar="NAME=L,L",
-                        help="composite regions scored beside the classes, e.g. kidney_and_tumour=1,2")
-    parser.add_argument("--nsd-tolerance", nargs="+", default=[str(DEFAULT_NSD_TOLERANCE_MM)], metavar="MM",
+    parser.add_argument("--regions", nargs="+", metavar="NAME=L,L",
+                        help="composite regions scored beside the classes, e.g. kidney_and_tumour=1,2 "
+                             "(a run: replaces its evaluation.regions)")
+    parser.add_argument("--nsd-tolerance", nargs="+", metavar="MM",
                         help=f"NSD tolerance in mm: one number, or NAME=MM for every class and region "
-                             f"(default {DEFAULT_NSD_TOLERANCE_MM})")
+                             f"(default {DEFAULT_NSD_TOLERANCE_MM}; a run: its evaluation.nsd_tolerance_mm)")
+    parser.add_argument("--label-map", metavar="L=C,L=C",
+                        help="map reference labels to classes before scoring, e.g. 4=1,1=0,2=0 (labels left out "
+                             "become background; a run: its data.label_map)")
+    parser.add_argument("--spacing", nargs="+", metavar="MM",
+                        help="mm per pixel of 2D image files (PNG, TIFF), rows then columns (default 1 1)")
     parser.add_argument("--fold", type=int, default=0, metavar="K", help="value of the fold column (default 0)")
     parser.add_argument("--out", metavar="FILE", help="metrics CSV (default PRED_DIR/metrics.csv); "
                                                       "summary.json is written beside it")
+    parser.add_argument("--name", default="rescore", metavar="NAME",
+                        help="a run's rescoring folder, RUN_DIR/rescored/NAME/ (default rescore)")
     return console.add_arguments(parser)
+
+
+def _is_run_dir(path) -> bool:
+    return (Path(path) / "config.yaml").is_file()
 
 
 @exits_cleanly
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     console.configure(args)
-    regions = _regions(args.regions)
-    tolerance = _tolerances(args.nsd_tolerance)
+    regions = None if args.regions is None else _regions(args.regions)
+    tolerance = None if args.nsd_tolerance is None else _tolerances(args.nsd_tolerance)
+    if args.reference_dir is None:
+        if not _is_run_dir(args.prediction_dir):
+            raise UnifocalError(f"{args.prediction_dir}: give REF_DIR, or a run-experiment folder (with config.yaml) "
+                                f"to rescore")
+        given = [option for option, value in (("--classes", args.classes), ("--label-map", args.label_map),
+                                              ("--spacing", args.spacing), ("--out", args.out))
+                 if value is not None] + (["--fold"] if args.fold else [])
+        if given:
+            raise UnifocalError(f"{given[0]}: not for a run folder (its config.yaml gives the classes, label map and "
+                                f"spacing; the scores go to {Path(args.prediction_dir) / 'rescored' / args.name})")
+        from pipeline.evaluation.rescore import rescore_run
+
+        out_dir, rows, summary = rescore_run(args.prediction_dir, args.name, regions, tolerance)
+        print(f"{out_dir}: mean over {len({row['case'] for row in rows})} cases")
+        print("\n".join(summary_lines(summary)))
+        return 0
+    label_map = None if args.label_map is None else parse_label_map(args.label_map)
+    spacing = _spacing(args.spacing)
     class_names = None if args.classes is None else ["background", *args.classes]
     out = Path(args.out) if args.out else Path(args.prediction_dir) / "metrics.csv"
     if out.is_dir():
         raise UnifocalError(f"{out}: --out is a folder; name the CSV file")
-    rows = evaluate_folders(args.prediction_dir, args.reference_dir, class_names, regions, tolerance, args.fold)
+    rows = evaluate_folders(args.prediction_dir, args.reference_dir, class_names, regions or {},
+                            DEFAULT_NSD_TOLERANCE_MM if tolerance is None else tolerance, args.fold, label_map,
+                            spacing)
     write_metrics_csv(out, rows)
     summary = write_summary_json(out.with_name("summary.json"), rows)
     print(f"{args.prediction_dir}: mean over {len({row['case'] for row in rows})} cases")

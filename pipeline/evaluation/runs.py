@@ -24,7 +24,7 @@ import yaml
 from pipeline.console import lazy_module
 from pipeline.errors import ConfigError, DataError, UnifocalError
 from pipeline.evaluation.metrics import COLUMNS as METRICS_COLUMNS, METRICS
-from pipeline.run_layout import SEED_COLUMN, fold_dir, found_fold_dirs
+from pipeline.run_layout import RESCORE_RECORD, SEED_COLUMN, fold_dir, found_fold_dirs, rescoring_of
 
 # Loaded on first use: compare-losses --help need not load pandas or nibabel.
 pd = lazy_module("pandas")
@@ -57,6 +57,7 @@ class Run:
     scores: pd.DataFrame
     logs: dict[int | tuple[int, int], pd.DataFrame] = field(default_factory=dict)
     deep_supervision: bool = False
+    scores_dir: Path | None = None
 
     @property
     def dataset(self) -> str:
@@ -64,7 +65,8 @@ class Run:
 
     @property
     def metrics_path(self) -> Path:
-        return self.path / "metrics.csv"
+        """The run's ``metrics.csv``, or that of the rescoring it was read from (``RUN_DIR/rescored/<name>``)."""
+        return (self.scores_dir or self.path) / "metrics.csv"
 
     def case_ids(self) -> list[str]:
         """Scored cases, sorted."""
@@ -218,7 +220,7 @@ def check_metric(runs: Sequence[Run], metric: str) -> None:
     for run in runs:
         if metric not in run.scores.columns:
             raise DataError(run.metrics_path, f"no {metric} column: scored before {metric} was kept; "
-                                              "score the folds' predictions again with `evaluate`")
+                                              "score the run's predictions again with `evaluate RUN_DIR`")
         values = pd.to_numeric(run.scores[metric], errors="coerce")
         bad = ~(values.between(0.0, float("inf"), inclusive="left") if metric == "hd95" else values.between(0.0, 1.0))
         if bad.any():
@@ -250,10 +252,15 @@ def read_training_logs(run_dir: Path) -> dict[int | tuple[int, int], pd.DataFram
 
 
 def read_run(run_dir: Path | str) -> Run:
-    """Load one run folder; its ``label`` is the readable loss name (see ``load_runs``)."""
+    """Load one run folder; its ``label`` is the readable loss name (see ``load_runs``).
+
+    ``RUN_DIR/rescored/<name>`` (``evaluate RUN_DIR``) reads that rescoring's ``metrics.csv`` and regions, and
+    the rest from ``RUN_DIR``.
+    """
     path = Path(run_dir)
     if not path.is_dir():
         raise DataError(path, "not a folder")
+    scores_dir, path = (path, rescoring_of(path)) if rescoring_of(path) is not None else (None, path)
     config_path = path / "config.yaml"
     config = _read_config(config_path)
     experiment = str(_config_value(config, "experiment.name", config_path))
@@ -264,6 +271,8 @@ def read_run(run_dir: Path | str) -> Run:
     data = _config_value(config, "data", config_path)
     _config_value(config, "data.dataset", config_path)
     regions = _config_value(config, "evaluation.regions", config_path, default={}, required=False) or {}
+    if scores_dir is not None:
+        regions = _read_config(scores_dir / RESCORE_RECORD).get("regions") or {}
     if not isinstance(regions, dict):
         raise ConfigError(f"{config_path}: evaluation.regions must be a mapping")
     return Run(
@@ -274,10 +283,11 @@ def read_run(run_dir: Path | str) -> Run:
         loss_params=loss_params,
         data=data,
         regions=regions,
-        scores=read_metrics(path / "metrics.csv"),
+        scores=read_metrics((scores_dir or path) / "metrics.csv"),
         logs=read_training_logs(path),
         deep_supervision=_config_value(config, "model.deep_supervision", config_path, default=False,
                                        required=False) is True,
+        scores_dir=scores_dir,
     )
 
 

@@ -10,6 +10,16 @@
   in the run's data layout (KiTS19 ``case_XXXXX/imaging.nii.gz``, BraTS20
   ``<case>/<case>_<modality>.nii.gz`` for the run's ``data.modalities``); or
   a data set root whose ``imagesTs/`` holds them (nnU-Net, Decathlon).
+* A 2D run (``sampling.patch_shape`` of two axes: CVC-ClinicDB, DRIVE,
+  BUS2017) takes images instead: PNG or TIFF files (any format Pillow reads
+  that the data sets use), or a data set root in the run's layout (CVC-ClinicDB
+  ``Original/``, DRIVE ``test/images/`` and ``training/images/``, BUS2017
+  ``original/``); colour as the run's ``data.color`` reads it. It writes
+  ``<case_id>.png`` (0/255 for a binary task, at the image's size; cleared
+  outside DRIVE's field of view when the layout has its mask) and, with
+  ``--save-probabilities``, ``<case_id>.npz`` with ``(C, H, W)``. A 3D model
+  given images, a 2D model given volumes, a multi-page image or a grey image
+  for a colour data set's model is refused in one line.
 * Preprocessing is the run's (``config.yaml``: clipping, resampling to the
   target spacing, normalisation), through the same code as training
   (``pipeline.preprocessing.preprocess_image``).
@@ -55,6 +65,8 @@ import numpy as np
 import pipeline  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 from pipeline import console
 from pipeline.atomic_files import atomic_target, write_atomically
+from pipeline.data.image_files import IMAGE_SUFFIXES, PIXEL_SPACING, colour_channels, is_image_name
+from pipeline.data.image_files import read_binary_mask, read_image as read_image_2d, write_label_png
 from pipeline.data.nifti import NIFTI_SUFFIXES, check_same_grid, find_nifti, read_image, write_nifti_like
 from pipeline.errors import ConfigError, DataError, UnifocalError, exits_cleanly
 from pipeline.run_layout import run_folds
@@ -76,10 +88,14 @@ DEFAULT_MODALITIES = {"kits19": ("ct",), "brats20": ("t1ce",)}
 
 @dataclass(frozen=True)
 class InputCase:
-    """A scan to predict: its case id and one image file per channel, in channel order."""
+    """A scan to predict: its case id and one image file per channel, in channel order.
+
+    ``field_of_view``: a 2D image's field-of-view mask (DRIVE), outside which the prediction is background.
+    """
 
     case_id: str
     images: tuple[Path, ...]
+    field_of_view: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -164,13 +180,24 @@ def fold_models(run_dir, config, folds: Sequence[int] | None) -> list[FoldModel]
     return models
 
 
+def is_two_dimensional(config) -> bool:
+    """Whether the run's model takes 2D images (its patch has two axes)."""
+    return len(config.sampling.patch_shape) == 2
+
+
 def find_inputs(input_dir, config) -> list[InputCase]:
-    """The cases in ``input_dir``: NIfTI files (one per case, or nnU-Net ``_XXXX`` channels) or case folders."""
+    """The cases in ``input_dir``: NIfTI files (one per case, or nnU-Net ``_XXXX`` channels) or case folders;
+    for a 2D run, image files or a data set root in the run's 2D layout (:func:`find_images`)."""
     input_dir = Path(input_dir)
     if not input_dir.is_dir():
         raise DataError(input_dir, "input folder not found")
     files = sorted(path for path in input_dir.iterdir() if path.is_file() and path.name.endswith(NIFTI_SUFFIXES)
                    and not path.name.startswith("._"))  # macOS resource forks in the Decathlon's archives
+    if is_two_dimensional(config):
+        return find_images(input_dir, config, volumes=bool(files))
+    if not files and any(path.is_file() and is_image_name(path.name) for path in input_dir.iterdir()):
+        raise DataError(input_dir, f"2D images, but the run's model is 3D ({config.data.dataset}, patch "
+                                   f"{list(config.sampling.patch_shape)}): give NIfTI volumes")
     if files:
         return _cases_of_files(files)
     if (input_dir / "imagesTs").is_dir():  # a data set root in the nnU-Net or Decathlon layout
@@ -194,6 +221,41 @@ def find_inputs(input_dir, config) -> list[InputCase]:
     return cases
 
 
+def find_images(input_dir: Path, config, volumes: bool = False) -> list[InputCase]:
+    """A 2D run's inputs: the image files in ``input_dir``, else the images of the run's data set layout under it.
+
+    ``volumes``: ``input_dir`` holds NIfTI files (refused: the model is 2D).
+    """
+    from pipeline.data.registry import DATASETS
+
+    images = sorted((path for path in input_dir.iterdir()
+                     if path.is_file() and is_image_name(path.name) and not path.name.startswith(".")),
+                    key=lambda path: path.name)
+    layout = DATASETS.get(config.data.dataset)
+    if not images and hasattr(layout, "layout_images"):
+        images = layout.layout_images(input_dir)
+    if not images:
+        found = "NIfTI volumes, but" if volumes else "no PNG or TIFF images, and"
+        raise DataError(input_dir, f"{found} the run's model is 2D ({config.data.dataset}, patch "
+                                   f"{list(config.sampling.patch_shape)}): give images ({', '.join(IMAGE_SUFFIXES)})"
+                                   + (f" or a {config.data.dataset} data set root" if layout else ""))
+    cases: dict[str, InputCase] = {}
+    for path in images:
+        if path.stem in cases:
+            raise DataError(path, f"a second image of case {path.stem} (also {cases[path.stem].images[0].name})")
+        field_of_view = layout.field_of_view_file(path) if hasattr(layout, "field_of_view_file") else None
+        cases[path.stem] = InputCase(path.stem, (path,), field_of_view if config.data.restrict_to_fov is not False
+                                     else None)
+    return list(cases.values())
+
+
+def run_color(config) -> str:
+    """How the run read its images: ``data.color``, else its data set's own (``"rgb"`` or ``"grey"``)."""
+    from pipeline.data.registry import DATASETS
+
+    return config.data.color or DATASETS[config.data.dataset].default_color
+
+
 def _cases_of_files(files: list[Path]) -> list[InputCase]:
     matches = [CHANNEL_NAME.match(path.name) for path in files]
     if not all(matches):
@@ -213,6 +275,25 @@ def _cases_of_files(files: list[Path]) -> list[InputCase]:
 
 def _stem(path: Path) -> str:
     return next(path.name[: -len(suffix)] for suffix in NIFTI_SUFFIXES if path.name.endswith(suffix))
+
+
+def check_images(cases: Sequence[InputCase], config, num_channels: int) -> None:
+    """Decode every 2D input: readable, one image per file, its colour fit for the run's model."""
+    color = run_color(config)
+    if num_channels != (3 if color == "rgb" else 1):
+        raise DataError(Path(config.run_dir) / "config.yaml", f"data.color {color} gives "
+                                                              f"{3 if color == 'rgb' else 1} channel(s), but the "
+                                                              f"model takes {num_channels}")
+    from pipeline.data.registry import DATASETS
+
+    colour_data = DATASETS[config.data.dataset].default_color == "rgb"
+    for case in console.progress(cases, description="check inputs", unit="case", leave=False):
+        channels = colour_channels(case.images[0])
+        if color == "rgb" and colour_data and channels == 1:
+            raise DataError(case.images[0], f"a grey image, but the run's model was trained on colour "
+                                            f"{config.data.dataset} images (data.color: rgb, 3 channels)")
+        if case.field_of_view is not None:
+            read_binary_mask(case.field_of_view, read_image_2d(case.images[0], color).shape[:2])
 
 
 def check_inputs(cases: Sequence[InputCase], num_channels: int) -> None:
@@ -358,12 +439,16 @@ def predict_case(case: InputCase, config, predict_batch: PredictBatch, num_chann
     from pipeline.preprocessing.resampling import probabilities_to_labels
 
     started = time.perf_counter()
-    volumes = read_channels(case, num_channels)
-    image = (volumes[0].data.reshape(*volumes[0].shape, num_channels) if len(volumes) == 1
-             else np.stack([volume.data for volume in volumes], axis=-1))
-    preprocessed, geometry = preprocess_image(image, volumes[0].spacing, volumes[0].affine,
-                                              config.preprocessing.settings())
-    del image, volumes
+    if is_two_dimensional(config):  # as the 2D data sets read images: one unit per pixel, no affine
+        image, spacing, affine = read_image_2d(case.images[0], run_color(config)), PIXEL_SPACING, np.eye(4)
+    else:
+        volumes = read_channels(case, num_channels)
+        image = (volumes[0].data.reshape(*volumes[0].shape, num_channels) if len(volumes) == 1
+                 else np.stack([volume.data for volume in volumes], axis=-1))
+        spacing, affine = volumes[0].spacing, volumes[0].affine
+        del volumes
+    preprocessed, geometry = preprocess_image(image, spacing, affine, config.preprocessing.settings())
+    del image
     patch_shape, overlap = config.sampling.patch_shape, config.inference_overlap
     with console.bar(network_calls(geometry.shape, patch_shape, overlap, config.inference.batch_size),
                      case.case_id, unit="batch") as bar:
@@ -375,8 +460,13 @@ def predict_case(case: InputCase, config, predict_batch: PredictBatch, num_chann
                                                              geometry.original_shape))
                       if save_probabilities else None)
         labels = probabilities_to_labels(probabilities, geometry.original_shape, each_class=each_class)
-    write_nifti_like(out_dir / f"{case.case_id}.nii.gz", labels, case.images[0],
-                     channels=num_channels if len(case.images) == 1 else 1)
+    if is_two_dimensional(config):
+        if case.field_of_view is not None:
+            labels[read_binary_mask(case.field_of_view, labels.shape) == 0] = 0
+        write_label_png(out_dir / f"{case.case_id}.png", labels, num_classes)
+    else:
+        write_nifti_like(out_dir / f"{case.case_id}.nii.gz", labels, case.images[0],
+                         channels=num_channels if len(case.images) == 1 else 1)
     return {"case": case.case_id, "inputs": [str(path) for path in case.images],
             "preprocessed_shape": list(geometry.shape), "seconds": round(time.perf_counter() - started, 2)}
 
@@ -392,7 +482,10 @@ def predict(run_dir, input_dir, output_dir, folds: Sequence[int] | None = None, 
         raise UnifocalError(f"{output_dir}: -o exists and is not a folder")
     if output_dir.resolve() == input_dir.resolve():
         raise UnifocalError(f"{output_dir}: -o is the input folder; predictions would mix with the scans")
-    check_inputs(cases, models[0].num_channels)
+    if is_two_dimensional(config):
+        check_images(cases, config, models[0].num_channels)
+    else:
+        check_inputs(cases, models[0].num_channels)
     from pipeline.inference.sliding_window import resolve_batch_size
 
     networks = load_models(config, models)
@@ -423,14 +516,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("run_dir", metavar="RUN_DIR", help="a run-experiment output folder")
     parser.add_argument("-i", "--input", required=True, metavar="INPUT_DIR",
                         help="NIfTI images (<case>.nii.gz, or <case>_0000.nii.gz ... per channel) or case folders "
-                             "in the run's data layout")
+                             "in the run's data layout; a 2D run: PNG or TIFF images, or a data set root in its "
+                             "layout")
     parser.add_argument("-o", "--output", required=True, metavar="OUTPUT_DIR", help="folder for the predictions")
     parser.add_argument("--folds", type=int, nargs="+", metavar="K",
                         help="folds whose best models are averaged (default: every fold of the run)")
     parser.add_argument("--mirror", action="store_true",
                         help="test-time augmentation: average over every flip of the spatial axes (8x the time in 3D)")
     parser.add_argument("--save-probabilities", action="store_true",
-                        help="also write <case>.npz with the class probabilities (C, D, H, W) on the input's grid")
+                        help="also write <case>.npz with the class probabilities (C, D, H, W), 2D (C, H, W), on "
+                             "the input's grid")
     return console.add_arguments(parser)
 
 
