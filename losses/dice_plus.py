@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from losses.base import SegmentationLoss
+from losses.base import SegmentationLoss, checked_flag
 from losses.cross_entropy import CrossEntropyLoss
 from losses.registry import get, register
 from losses.topk import TopKLoss
@@ -37,9 +37,9 @@ class DicePlusLoss(SegmentationLoss):
 
     def __init__(self, other: SegmentationLoss, smooth: float, batch: bool, name: str, reduction):
         super().__init__(name=name, reduction=reduction)
-        self.dice = get("dice", smooth=smooth, batch=batch)
+        self.batch = checked_flag(name, "batch", batch)
+        self.dice = get("dice", smooth=smooth, batch=self.batch)
         self.smooth = float(smooth)
-        self.batch = self.dice.batch
         self.other = other
 
     def compute_from(self, statistics):
