@@ -11,9 +11,9 @@
 The two terms are added with equal weights, as in Ma's taxonomy and nnU-Net.
 The Dice and focal terms are the library's own ``dice`` and ``focal`` losses
 (SPEC.md section 1: mean over all classes, background included). ``batch``
-pools the Dice term over the batch (nnU-Net's default ``batch_dice`` for 3D
-full-resolution training: ``dice_ce`` with ``batch: true`` is its default
-loss); the other term is a voxel mean, per sample.
+pools the Dice term over the batch (nnU-Net's ``batch_dice``; ``dice_ce``
+with ``batch: true`` is the nnU-Net baseline of ``configs/*_nnunet_baseline.yaml``);
+the other term is a voxel mean, per sample.
 """
 
 from __future__ import annotations
