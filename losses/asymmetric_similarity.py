@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from losses.base import SegmentationLoss, checked_range, tversky_distance
+from losses.base import SegmentationLoss, checked_flag, checked_range, tversky_distance
 from losses.registry import register
 
 
@@ -26,6 +26,8 @@ class AsymmetricSimilarityLoss(SegmentationLoss):
     Args:
         beta: b >= 0; default 1.5.
         smooth: added to numerator and denominator of the index; default 1e-6.
+        batch: sum TP, FN, FP over the batch before forming the index (one
+            F-beta per class for the batch); default False: per sample.
     """
 
     reads_voxels = False  # a region-based loss: per-class sums only
@@ -34,16 +36,18 @@ class AsymmetricSimilarityLoss(SegmentationLoss):
         self,
         beta: float = 1.5,
         smooth: float = 1e-6,
+        batch: bool = False,
         name: str = "asymmetric_similarity",
         reduction=tf.keras.losses.Reduction.AUTO,
     ):
         super().__init__(name=name, reduction=reduction)
         self.beta = checked_range("asymmetric_similarity", "beta", beta, 0.0)
         self.smooth = checked_range("asymmetric_similarity", "smooth", smooth, 0.0)
+        self.batch = checked_flag("asymmetric_similarity", "batch", batch)
 
     def compute_from(self, statistics):
         delta = self.beta**2 / (1.0 + self.beta**2)
-        return tf.reduce_mean(tversky_distance(statistics, delta, self.smooth), axis=-1)
+        return self.pooled(lambda sums: tf.reduce_mean(tversky_distance(sums, delta, self.smooth), axis=-1), statistics)
 
     def _hyperparameters(self):
-        return {"beta": self.beta, "smooth": self.smooth}
+        return {"beta": self.beta, "smooth": self.smooth, "batch": self.batch}

@@ -9,7 +9,10 @@ Conventions (SPEC.md section 1):
 * probabilities are clipped to ``[EPSILON, 1 - EPSILON]`` before any ``log``;
 * every loss is computed in float32 (also under mixed precision) and returns
   one value per sample, so Keras' ``SUM_OVER_BATCH_SIZE`` reduction yields the
-  mean over the batch, also when a ``tf.distribute`` strategy splits it.
+  mean over the batch, also when a ``tf.distribute`` strategy splits it;
+* region losses take ``batch``: false (default) forms each index per sample,
+  as the papers do; true sums the per-class sums over the batch first
+  (:func:`pooled_over_batch`) and repeats the one value per sample.
 """
 
 from __future__ import annotations
@@ -190,6 +193,34 @@ def tversky_distance(statistics: Overlap, delta: float, smooth: float) -> tf.Ten
     return errors / (tp + errors + smooth)
 
 
+def pooled_over_batch(statistics: Overlap) -> Overlap:
+    """The per-class sums of the whole batch, shape ``(1, C)``: ``batch: true`` of the region losses.
+
+    TP, ``sum p`` and ``sum y`` are summed over the batch as well as the
+    spatial axes, so an index formed from them (Tversky, Dice, IoU, the
+    generalised Dice weights) is that of the batch's voxels taken as one
+    image: nnU-Net's ``batch_dice``, MONAI's ``DiceLoss(batch=True)``. A class
+    absent from one patch then no longer scores ``s / s`` for that patch.
+    The per-voxel fields (``y_true``, ``labels``, ``p_t``) are unchanged.
+    """
+    def batch_sum(tensor):
+        return tf.reduce_sum(tensor, axis=0, keepdims=True)
+
+    return statistics._replace(true_positives=batch_sum(statistics.true_positives),
+                               predicted=batch_sum(statistics.predicted),
+                               actual=batch_sum(class_counts(statistics)))
+
+
+def repeated_per_sample(value: tf.Tensor, reference: tf.Tensor) -> tf.Tensor:
+    """A pooled loss of shape ``(1,)`` as one value per sample of ``reference`` ``(B, ...)``, shape ``(B,)``.
+
+    Keras' mean over the batch then returns the pooled value itself, and its
+    gradient is that of the pooled loss. Under ``tf.distribute`` each replica
+    pools its own part of the batch (nnU-Net without DDP gathering does the same).
+    """
+    return tf.broadcast_to(value, tf.shape(reference)[:1])
+
+
 def safe_power(base: tf.Tensor, exponent) -> tf.Tensor:
     """``base ** exponent`` for ``base >= 0``, with a finite gradient at ``base = 0``.
 
@@ -233,6 +264,16 @@ def checked_range(loss: str, parameter: str, value, low: float, high: float = ma
         bracket = ")" if math.isinf(high) else "]"
         raise ValueError(f"{loss}: {parameter} must be in [{low}{upper or ', inf'}{bracket}, got {value!r}")
     return float(value)
+
+
+def checked_flag(loss: str, parameter: str, value) -> bool:
+    """``value`` if it is ``True`` or ``False``, else a ``ValueError`` naming the loss and parameter.
+
+    Strings such as ``"false"`` and numbers are refused: ``bool("false")`` is True.
+    """
+    if not isinstance(value, bool):
+        raise ValueError(f"{loss}: {parameter} must be true or false, got {value!r}")
+    return value
 
 
 def checked_smooth(loss: str, smooth) -> float:
@@ -302,6 +343,19 @@ class SegmentationLoss(tf.keras.losses.Loss):
     def compute_from(self, statistics: Overlap) -> tf.Tensor:
         """The loss per sample from :func:`overlap`'s sums; a compound loss passes the same sums to its parts."""
         raise NotImplementedError
+
+    batch = False  # region losses: pool the per-class sums over the batch (their ``batch`` argument)
+
+    def pooled(self, region_loss, statistics: Overlap) -> tf.Tensor:
+        """``region_loss(statistics)`` per sample, or with ``self.batch`` of the pooled sums, repeated per sample.
+
+        ``region_loss`` maps sums of shape ``(B, C)`` to ``(B,)``; pooled, it
+        sees ``(1, C)`` (:func:`pooled_over_batch`). With ``batch`` false the
+        statistics reach it untouched: the per-sample value is the papers' own.
+        """
+        if not self.batch:
+            return region_loss(statistics)
+        return repeated_per_sample(region_loss(pooled_over_batch(statistics)), statistics.y_true)
 
     def get_config(self) -> dict:
         config = super().get_config()

@@ -19,7 +19,7 @@ import numbers
 from dataclasses import dataclass
 from typing import Any, Literal
 
-Kind = Literal["number", "class_indices", "class_weights"]
+Kind = Literal["number", "class_indices", "class_weights", "flag"]
 
 
 @dataclass(frozen=True)
@@ -27,8 +27,8 @@ class Parameter:
     """One hyperparameter: its default and the values the loss accepts.
 
     ``kind``: "number" (a real number in the range), "class_indices" (``None``
-    or a list of non-negative class indices) or "class_weights" (``None`` or a
-    list of numbers in the range, one per class).
+    or a list of non-negative class indices), "class_weights" (``None`` or a
+    list of numbers in the range, one per class) or "flag" (true or false).
     """
 
     name: str
@@ -43,6 +43,8 @@ class Parameter:
         """``[0, 1]``, ``(0, inf)``, ``list of class indices``..."""
         interval = (f"{'(' if self.low_open else '['}{_number(self.low)}, "
                     f"{_number(self.high)}{')' if math.isinf(self.high) else ']'}")
+        if self.kind == "flag":
+            return "true or false"
         if self.kind == "class_indices":
             return "[class, ...] or null"
         if self.kind == "class_weights":
@@ -54,6 +56,10 @@ class Parameter:
 
     def check(self, loss: str, value) -> None:
         """Raise ``ValueError`` naming the loss and parameter if ``value`` is not accepted."""
+        if self.kind == "flag":
+            if not isinstance(value, bool):
+                raise ValueError(f"{loss}: {self.name} must be true or false, got {value!r}")
+            return
         if self.kind == "class_indices":
             if value is None:
                 return
@@ -115,6 +121,11 @@ def _probability(name: str, default: float, meaning: str) -> Parameter:
 
 _RARE = Parameter("rare_classes", None, "classes treated as rare (foreground); null: every class but 0",
                   kind="class_indices")
+# Batch pooling of the region terms (losses/base.py pooled_over_batch); its meaning per loss is in the loss's docstring.
+_BATCH = Parameter("batch", False, "sum TP/FP/FN over the batch before the index (nnU-Net batch Dice, MONAI "
+                   "batch=True); false: per sample, as the papers", kind="flag")
+_BATCH_REGION_PART = Parameter("batch", False, "pool the region part over the batch (TP/FP/FN summed over batch "
+                               "and space before its index); false: per sample", kind="flag")
 _CLASS_WEIGHTS = Parameter("class_weights", None, "one weight per class; null: from the class frequencies",
                            kind="class_weights")
 
@@ -131,7 +142,7 @@ _UNIFIED_FOCAL = (
     _probability("weight", 0.5, "lambda, weight of the focal part"),
     _probability("delta", 0.6, "weight of the rare classes / of false negatives"),
     _probability("gamma", 0.5, "focal parameter of both parts"),
-    _smooth(1e-6), _RARE)
+    _smooth(1e-6), _RARE, _BATCH_REGION_PART)
 _FOCAL_PART = (
     _probability("delta", 0.7, "weight of the rare classes (background: 1 - delta)"),
     Parameter("gamma", 2.0, "focusing exponent"), _RARE)
@@ -148,16 +159,16 @@ _LOSSES = (
     Loss("asymmetric_focal", "focal loss modulating the background only", _UNIFIED_FOCAL_PAPER, _FOCAL_PART),
     Loss("symmetric_focal", "focal loss modulating every class", _UNIFIED_FOCAL_PAPER, _FOCAL_PART),
     Loss("asymmetric_focal_tversky", "Tversky loss, rare classes raised to 1 - gamma", _UNIFIED_FOCAL_PAPER,
-         (*_FOCAL_TVERSKY_PART, _RARE)),
+         (*_FOCAL_TVERSKY_PART, _RARE, _BATCH)),
     Loss("symmetric_focal_tversky", "Tversky loss, every class raised to 1 - gamma", _UNIFIED_FOCAL_PAPER,
-         _FOCAL_TVERSKY_PART),
+         (*_FOCAL_TVERSKY_PART, _BATCH)),
     Loss("mixed_focal", "categorical focal + focal Tversky", _MIXED_FOCAL_PAPER, (
         _probability("weight", 0.5, "weight of the focal part"),
         Parameter("alpha", 0.25, "the focal part's class weight"),
         Parameter("focal_gamma", 2.0, "the focal part's focusing exponent"),
         _probability("delta", 0.7, "the focal Tversky part's weight of false negatives"),
         Parameter("gamma", 0.75, "the focal Tversky part's exponent"),
-        _smooth(1e-6))),
+        _smooth(1e-6), _BATCH_REGION_PART)),
     Loss("focal", "categorical focal loss",
          'Lin, Goyal, Girshick, He & Dollar, "Focal loss for dense object detection", ICCV 2017', (
              Parameter("alpha", 0.25, "weight of every class's term"),
@@ -167,25 +178,25 @@ _LOSSES = (
          'segmentation", ISBI 2019', (
              _probability("delta", 0.7, "weight of false negatives"),
              Parameter("gamma", 0.75, "the exponent (1: the Tversky loss)"),
-             _smooth(1e-6))),
+             _smooth(1e-6), _BATCH)),
     Loss("cosine_tversky", "cos(pi/2 mTI) raised to gamma", _MIXED_FOCAL_PAPER, (
         _probability("delta", 0.7, "weight of false negatives"),
         Parameter("gamma", 1.0, "the exponent"),
-        _smooth(1e-6))),
+        _smooth(1e-6), _BATCH)),
     Loss("combo", "weighted cross entropy minus Dice",
          'Taghanaki et al., "Combo loss: handling input and output imbalance in multi-organ segmentation", '
          'Computerized Medical Imaging and Graphics 75:24-33 (2019)', (
              _probability("alpha", 0.5, "weight of the cross-entropy term"),
              _probability("beta", 0.5, "weight of the rare classes in the cross entropy"),
-             _smooth(1e-6), _RARE)),
+             _smooth(1e-6), _RARE, _BATCH_REGION_PART)),
     Loss("tversky", "one minus the Tversky index",
          'Salehi, Erdogmus & Gholipour, "Tversky loss function for image segmentation using 3D fully '
          'convolutional deep networks", MLMI 2017', (
              _probability("delta", 0.7, "weight of false negatives (false positives: 1 - delta)"),
-             _smooth(1e-6))),
+             _smooth(1e-6), _BATCH)),
     Loss("dice", "soft Dice loss",
          'Milletari, Navab & Ahmadi, "V-Net: fully convolutional neural networks for volumetric medical '
-         'image segmentation", 3DV 2016', (_smooth(1e-6),)),
+         'image segmentation", 3DV 2016', (_smooth(1e-6), _BATCH)),
     # The rest of Ma's taxonomy ("Loss functions for medical image segmentation", 2020).
     Loss("cross_entropy", "categorical cross entropy",
          'Ma, "Segmentation loss odyssey", arXiv:2005.13449 (2020) (the taxonomy\'s reference loss)'),
@@ -203,44 +214,51 @@ _LOSSES = (
          'Brosch et al., "Deep convolutional encoder networks for multiple sclerosis lesion segmentation", '
          'MICCAI 2015', (
              _probability("weight", 0.05, "weight of the sensitivity term"),
-             _smooth_non_negative(1e-5, "s, keeps an absent class's terms finite"))),
+             _smooth_non_negative(1e-5, "s, keeps an absent class's terms finite"),
+             Parameter("batch", False, "sum the squared errors and counts over the batch too; false: per sample",
+                       kind="flag"))),
     Loss("generalized_dice", "Dice with classes weighted by inverse squared volume",
          'Sudre, Li, Vercauteren, Ourselin & Cardoso, "Generalised Dice overlap as a deep learning loss '
          'function for highly unbalanced segmentations", DLMIA 2017', (
-             _smooth_non_negative(1e-6, "s, keeps an absent class finite"),)),
+             _smooth_non_negative(1e-6, "s, keeps an absent class finite"),
+             Parameter("batch", False, "class volumes (weights) and sums of the whole batch (MONAI batch=True); "
+                       "false: per sample", kind="flag"))),
     Loss("iou", "one minus the soft Jaccard index",
          'Rahman & Wang, "Optimizing intersection-over-union in deep neural networks for image '
-         'segmentation", ISVC 2016', (_smooth_non_negative(1e-6, "s, keeps an absent class finite"),)),
+         'segmentation", ISVC 2016', (_smooth_non_negative(1e-6, "s, keeps an absent class finite"), _BATCH)),
     Loss("asymmetric_similarity", "one minus the F-beta score",
          'Hashemi et al., "Asymmetric loss functions and deep densely-connected networks for highly-imbalanced '
          'medical image segmentation", IEEE Access 2018', (
              Parameter("beta", 1.5, "b of the F-beta score"),
-             _smooth_non_negative(1e-6, "s of the index"))),
+             _smooth_non_negative(1e-6, "s of the index"), _BATCH)),
     Loss("lovasz_softmax", "convex surrogate of the Jaccard loss",
-         'Berman, Rannen Triki & Blaschko, "The Lovasz-softmax loss", CVPR 2018'),
+         'Berman, Rannen Triki & Blaschko, "The Lovasz-softmax loss", CVPR 2018', (
+             Parameter("batch", False, "sort the whole batch's voxels as one image (the authors' "
+                       "per_image=False); false: per image", kind="flag"),)),
     Loss("exp_log", "Dice and cross entropy, each raised to a power below 1",
          'Wong, Moradi, Tang & Syeda-Mahmood, "3D segmentation with exponential logarithmic loss for highly '
          'unbalanced object sizes", MICCAI 2018', (
              _probability("weight", 0.8, "weight of the Dice term"),
              Parameter("gamma", 0.3, "exponent of both terms"),
              _smooth_non_negative(1.0, "s, the pseudocount"),
-             _CLASS_WEIGHTS)),
+             _CLASS_WEIGHTS, _BATCH_REGION_PART)),
     Loss("boundary", "probabilities integrated against the signed distance map",
          'Kervadec et al., "Boundary loss for highly unbalanced segmentation", MIDL 2019', (_RARE,)),
     Loss("hausdorff_dt", "squared errors weighted by distance transforms",
          'Karimi & Salcudean, "Reducing the Hausdorff distance in medical image segmentation with '
          'convolutional neural networks", IEEE TMI 2019', (
              Parameter("alpha", 2.0, "exponent of the distances"), _RARE)),
-    Loss("dice_ce", "Dice + cross entropy", _NNUNET, (_smooth(1e-6, "the Dice term's s"),)),
+    Loss("dice_ce", "Dice + cross entropy (with batch: true, nnU-Net's default loss)", _NNUNET,
+         (_smooth(1e-6, "the Dice term's s"), _BATCH_REGION_PART)),
     Loss("dice_topk", "Dice + TopK cross entropy", _NNUNET + " (DC_and_topk_loss)", (
         Parameter("k", 10.0, "percentage of the hardest voxels the TopK term keeps", high=100.0, low_open=True),
-        _smooth(1e-6, "the Dice term's s"))),
+        _smooth(1e-6, "the Dice term's s"), _BATCH_REGION_PART)),
     Loss("dice_focal", "Dice + focal loss",
          'Zhu et al., "AnatomyNet: deep learning for fast and fully automated whole-volume segmentation of '
          'head and neck anatomy", Medical Physics 2019', (
              Parameter("alpha", 0.25, "the focal term's class weight"),
              Parameter("gamma", 2.0, "the focal term's focusing exponent"),
-             _smooth(1e-6, "the Dice term's s"))),
+             _smooth(1e-6, "the Dice term's s"), _BATCH_REGION_PART)),
 )
 
 CATALOG: dict[str, Loss] = {loss.name: loss for loss in _LOSSES}

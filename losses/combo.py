@@ -12,6 +12,7 @@ import tensorflow as tf
 
 from losses.base import (
     SegmentationLoss,
+    checked_flag,
     checked_range,
     checked_rare_classes,
     checked_smooth,
@@ -50,10 +51,13 @@ class ComboLoss(SegmentationLoss):
         smooth: s of the Dice coefficient, > 0; default 1e-6.
         rare_classes: the classes ``beta`` weighs; default None: every class
             but 0.
+        batch: form the Dice term from TP, FN, FP summed over the batch
+            (nnU-Net's batch Dice); default False. The cross entropy stays a
+            per-sample voxel mean.
     """
 
     def __init__(
-        self, alpha: float = 0.5, beta: float = 0.5, smooth: float = 1e-6, rare_classes=None,
+        self, alpha: float = 0.5, beta: float = 0.5, smooth: float = 1e-6, rare_classes=None, batch: bool = False,
         name: str = "combo", reduction=tf.keras.losses.Reduction.AUTO,
     ):
         super().__init__(name=name, reduction=reduction)
@@ -61,12 +65,14 @@ class ComboLoss(SegmentationLoss):
         self.beta = checked_range(name, "beta", beta, 0.0, 1.0)
         self.smooth = checked_smooth(name, smooth)
         self.rare_classes = checked_rare_classes(name, rare_classes)
+        self.batch = checked_flag(name, "batch", batch)
 
     def compute_from(self, statistics):
         rare = rare_class_mask(self.rare_classes, statistics.y_true.shape[-1])
         cross_entropy = focal_cross_entropy(statistics, 0.0, self.beta * rare + (1.0 - self.beta) * (1.0 - rare))
-        dice = tf.reduce_mean(tversky_index(statistics, 0.5, self.smooth), axis=-1)
+        dice = self.pooled(lambda sums: tf.reduce_mean(tversky_index(sums, 0.5, self.smooth), axis=-1), statistics)
         return self.alpha * cross_entropy - (1.0 - self.alpha) * dice
 
     def _hyperparameters(self):
-        return {"alpha": self.alpha, "beta": self.beta, "smooth": self.smooth, "rare_classes": self.rare_classes}
+        return {"alpha": self.alpha, "beta": self.beta, "smooth": self.smooth, "rare_classes": self.rare_classes,
+                "batch": self.batch}

@@ -10,14 +10,17 @@
 
 The two terms are added with equal weights, as in Ma's taxonomy and nnU-Net.
 The Dice and focal terms are the library's own ``dice`` and ``focal`` losses
-(SPEC.md section 1: mean over all classes, background included).
+(SPEC.md section 1: mean over all classes, background included). ``batch``
+pools the Dice term over the batch (nnU-Net's ``batch_dice``; ``dice_ce``
+with ``batch: true`` is the nnU-Net baseline of ``configs/*_nnunet_baseline.yaml``);
+the other term is a voxel mean, per sample.
 """
 
 from __future__ import annotations
 
 import tensorflow as tf
 
-from losses.base import SegmentationLoss
+from losses.base import SegmentationLoss, checked_flag
 from losses.cross_entropy import CrossEntropyLoss
 from losses.registry import get, register
 from losses.topk import TopKLoss
@@ -29,11 +32,13 @@ class DicePlusLoss(SegmentationLoss):
     Args:
         other: the second loss (a :class:`SegmentationLoss`).
         smooth: the Dice loss's smoothing term s.
+        batch: pool the Dice term over the batch.
     """
 
-    def __init__(self, other: SegmentationLoss, smooth: float, name: str, reduction):
+    def __init__(self, other: SegmentationLoss, smooth: float, batch: bool, name: str, reduction):
         super().__init__(name=name, reduction=reduction)
-        self.dice = get("dice", smooth=smooth)
+        self.batch = checked_flag(name, "batch", batch)
+        self.dice = get("dice", smooth=smooth, batch=self.batch)
         self.smooth = float(smooth)
         self.other = other
 
@@ -41,7 +46,7 @@ class DicePlusLoss(SegmentationLoss):
         return self.dice.compute_from(statistics) + self.other.compute_from(statistics)
 
     def _hyperparameters(self):
-        return {"smooth": self.smooth}
+        return {"smooth": self.smooth, "batch": self.batch}
 
 
 @register("dice_ce")
@@ -50,10 +55,14 @@ class DiceCrossEntropyLoss(DicePlusLoss):
 
     Args:
         smooth: the Dice loss's s; default 1e-6.
+        batch: pool the Dice term over the batch (nnU-Net's batch Dice); default False.
     """
 
-    def __init__(self, smooth: float = 1e-6, name: str = "dice_ce", reduction=tf.keras.losses.Reduction.AUTO):
-        super().__init__(CrossEntropyLoss(), smooth, name, reduction)
+    def __init__(
+        self, smooth: float = 1e-6, batch: bool = False, name: str = "dice_ce",
+        reduction=tf.keras.losses.Reduction.AUTO,
+    ):
+        super().__init__(CrossEntropyLoss(), smooth, batch, name, reduction)
 
 
 @register("dice_topk")
@@ -63,16 +72,19 @@ class DiceTopKLoss(DicePlusLoss):
     Args:
         k: percentage of the hardest voxels the TopK term keeps; default 10.
         smooth: the Dice loss's s; default 1e-6.
+        batch: pool the Dice term over the batch; default False (the TopK
+            term keeps each sample's hardest voxels).
     """
 
     def __init__(
         self,
         k: float = 10.0,
         smooth: float = 1e-6,
+        batch: bool = False,
         name: str = "dice_topk",
         reduction=tf.keras.losses.Reduction.AUTO,
     ):
-        super().__init__(TopKLoss(k=k), smooth, name, reduction)
+        super().__init__(TopKLoss(k=k), smooth, batch, name, reduction)
         self.k = self.other.k
 
     def _hyperparameters(self):
@@ -87,6 +99,7 @@ class DiceFocalLoss(DicePlusLoss):
         alpha: the focal term's class weight; default 0.25.
         gamma: the focal term's focusing exponent; default 2.
         smooth: the Dice loss's s; default 1e-6.
+        batch: pool the Dice term over the batch; default False.
     """
 
     def __init__(
@@ -94,10 +107,11 @@ class DiceFocalLoss(DicePlusLoss):
         alpha: float = 0.25,
         gamma: float = 2.0,
         smooth: float = 1e-6,
+        batch: bool = False,
         name: str = "dice_focal",
         reduction=tf.keras.losses.Reduction.AUTO,
     ):
-        super().__init__(get("focal", alpha=alpha, gamma=gamma), smooth, name, reduction)
+        super().__init__(get("focal", alpha=alpha, gamma=gamma), smooth, batch, name, reduction)
         self.alpha = float(alpha)
         self.gamma = float(gamma)
 

@@ -14,6 +14,7 @@ import tensorflow as tf
 from losses.base import (
     class_counts,
     SegmentationLoss,
+    checked_flag,
     checked_range,
     safe_power,
     spatial_mean,
@@ -53,6 +54,9 @@ class ExponentialLogarithmicLoss(SegmentationLoss):
             Default None: Wong's ``w_c = (N / N_c)^0.5`` from each sample's
             class frequencies (the paper counts them over the training set;
             pass those here to follow it exactly).
+        batch: form the Dice term from TP, FN, FP summed over the batch
+            (nnU-Net's batch Dice); default False. The cross-entropy term and
+            its frequency weights stay per sample.
     """
 
     def __init__(
@@ -61,6 +65,7 @@ class ExponentialLogarithmicLoss(SegmentationLoss):
         gamma: float = 0.3,
         smooth: float = 1.0,
         class_weights: Sequence[float] | None = None,
+        batch: bool = False,
         name: str = "exp_log",
         reduction=tf.keras.losses.Reduction.AUTO,
     ):
@@ -69,17 +74,19 @@ class ExponentialLogarithmicLoss(SegmentationLoss):
         self.gamma = checked_range("exp_log", "gamma", gamma, 0.0)
         self.smooth = checked_range("exp_log", "smooth", smooth, 0.0)
         self.class_weights = checked_class_weights("exp_log", class_weights)
+        self.batch = checked_flag("exp_log", "batch", batch)
 
     def compute_from(self, statistics):
         # mTI(delta = 0.5) with s/2 is exactly (2 TP + s) / (2 TP + FN + FP + s).
-        dice = tversky_index(statistics, 0.5, self.smooth / 2.0)
-        dice_term = tf.reduce_mean(log_power(dice, self.gamma), axis=-1)
+        def dice_term(sums):
+            return tf.reduce_mean(log_power(tversky_index(sums, 0.5, self.smooth / 2.0), self.gamma), axis=-1)
+
         weights = class_weight_vector("exp_log", self.class_weights, statistics.y_true.shape[-1])
         if weights is None:
             weights = frequency_weights(class_counts(statistics))
         # -ln p_t >= -ln(1 - EPSILON) > 0 after clipping: a plain power is safe (and cheaper).
         per_voxel = true_class_value(statistics, weights) * tf.pow(voxel_cross_entropy(statistics), self.gamma)
-        return self.weight * dice_term + (1.0 - self.weight) * spatial_mean(per_voxel)
+        return self.weight * self.pooled(dice_term, statistics) + (1.0 - self.weight) * spatial_mean(per_voxel)
 
     def _hyperparameters(self):
         return {
@@ -87,4 +94,5 @@ class ExponentialLogarithmicLoss(SegmentationLoss):
             "gamma": self.gamma,
             "smooth": self.smooth,
             "class_weights": self.class_weights,
+            "batch": self.batch,
         }

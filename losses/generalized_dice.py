@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from losses.base import SegmentationLoss, checked_range, class_counts, tversky_statistics
+from losses.base import SegmentationLoss, checked_flag, checked_range, class_counts, tversky_statistics
 from losses.registry import register
 
 
@@ -34,19 +34,31 @@ class GeneralizedDiceLoss(SegmentationLoss):
     ``L = 1 - (2 sum_c w_c sum_i g_ic p_ic + s) / (sum_c w_c sum_i (g_ic + p_ic) + s)``
     with ``w_c = 1 / (sum_i g_ic)^2`` (see :func:`inverse_square_volume_weights`).
 
+    With ``batch=True`` the sums and the volumes ``V_c`` behind the weights
+    are those of the whole batch (MONAI's ``GeneralizedDiceLoss(batch=True)``):
+    one coefficient for the batch, and a class absent from one sample but
+    present in another keeps its batch weight instead of the largest.
+
     Args:
         smooth: s; default 1e-6 (as the Dice loss; weights are scaled to max 1).
+        batch: pool over the batch before the weights and the coefficient;
+            default False: per sample, as Sudre et al.
     """
 
     reads_voxels = False  # a region-based loss: per-class sums only
 
     def __init__(
-        self, smooth: float = 1e-6, name: str = "generalized_dice", reduction=tf.keras.losses.Reduction.AUTO
+        self, smooth: float = 1e-6, batch: bool = False, name: str = "generalized_dice",
+        reduction=tf.keras.losses.Reduction.AUTO,
     ):
         super().__init__(name=name, reduction=reduction)
         self.smooth = checked_range("generalized_dice", "smooth", smooth, 0.0)
+        self.batch = checked_flag("generalized_dice", "batch", batch)
 
     def compute_from(self, statistics):
+        return self.pooled(self._generalized_dice_loss, statistics)
+
+    def _generalized_dice_loss(self, statistics):
         tp, fn, fp = tversky_statistics(statistics)
         weights = inverse_square_volume_weights(class_counts(statistics))
         overlap = tf.reduce_sum(weights * tp, axis=-1)
@@ -54,4 +66,4 @@ class GeneralizedDiceLoss(SegmentationLoss):
         return 1.0 - (2.0 * overlap + self.smooth) / (total + self.smooth)
 
     def _hyperparameters(self):
-        return {"smooth": self.smooth}
+        return {"smooth": self.smooth, "batch": self.batch}

@@ -3,14 +3,14 @@
 Berman, Rannen Triki & Blaschko, "The Lovász-softmax loss: a tractable
 surrogate for the optimization of the intersection-over-union measure in
 neural networks", CVPR 2018 (``per_image=True``, ``classes="present"`` of the
-authors' code).
+authors' code; ``batch=True`` is their ``per_image=False``).
 """
 
 from __future__ import annotations
 
 import tensorflow as tf
 
-from losses.base import SegmentationLoss, spatial_axes
+from losses.base import SegmentationLoss, checked_flag, repeated_per_sample, spatial_axes
 from losses.registry import register
 from losses.placement import on_host
 from losses.sorting import lovasz_weights
@@ -43,12 +43,35 @@ class LovaszSoftmaxLoss(SegmentationLoss):
     exact up to 2^24 voxels per patch. On a CPU the order comes from NumPy
     (:mod:`losses.sorting`, about 20 times faster than TensorFlow's sort
     there), on a GPU or under XLA from ``tf.math.top_k``; the values are the same.
+
+    Pooling over the batch (``batch=True``, the authors' ``per_image=False``)
+    sorts the errors of all of the batch's voxels together, as one image:
+    one Jaccard surrogate per class present anywhere in the batch, the mean
+    over those classes repeated per sample. The float32 cumulative sums are
+    then exact up to 2^24 voxels per batch.
+
+    Args:
+        batch: pool the batch's voxels into one image; default False: per
+            image, the surrogate of a per-case Jaccard index.
     """
 
-    def __init__(self, name: str = "lovasz_softmax", reduction=tf.keras.losses.Reduction.AUTO):
+    def __init__(self, batch: bool = False, name: str = "lovasz_softmax", reduction=tf.keras.losses.Reduction.AUTO):
         super().__init__(name=name, reduction=reduction)
+        self.batch = checked_flag(name, "batch", batch)
 
     def compute(self, y_true, y_pred):
+        if not self.batch:
+            return self._per_image(y_true, y_pred)
+        # The samples laid end to end along the first spatial axis: one image (the sort ignores where voxels lie).
+        as_one_image = tf.concat([[1, -1], tf.shape(y_true)[2:]], axis=0)
+        pooled = self._per_image(tf.reshape(y_true, as_one_image), tf.reshape(y_pred, as_one_image))
+        return repeated_per_sample(pooled, y_true)
+
+    def _hyperparameters(self):
+        return {"batch": self.batch}
+
+    def _per_image(self, y_true, y_pred):
+        """The loss of each image of the batch, ``(B,)``."""
         errors = tf.abs(y_true - y_pred)
         if on_host():
             per_class = tf.reduce_sum(errors * _host_lovasz_weights(y_true, errors), axis=spatial_axes(errors))

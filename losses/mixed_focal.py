@@ -41,17 +41,19 @@ class MixedFocalLoss(UnifiedFocalLoss):
             default 0.7.
         gamma: the focal Tversky part's exponent, >= 0; default 0.75.
         smooth: s of the Tversky index, > 0; default 1e-6.
+        batch: pool the focal Tversky part over the batch (TP, FN, FP summed
+            over batch and space before the index); default False.
     """
 
     def __init__(
         self, weight: float = 0.5, alpha: float = 0.25, focal_gamma: float = 2.0, delta: float = 0.7,
-        gamma: float = 0.75, smooth: float = 1e-6, name: str = "mixed_focal",
+        gamma: float = 0.75, smooth: float = 1e-6, batch: bool = False, name: str = "mixed_focal",
         reduction=tf.keras.losses.Reduction.AUTO,
     ):
         checked_range(name, "focal_gamma", focal_gamma, 0.0)  # named as this loss calls it
         super().__init__(
             FocalLoss(alpha=alpha, gamma=focal_gamma, name=name),
-            FocalTverskyLoss(delta=delta, gamma=gamma, smooth=smooth, name=name),
+            FocalTverskyLoss(delta=delta, gamma=gamma, smooth=smooth, batch=batch, name=name),
             weight, name, reduction,
         )
 
@@ -59,4 +61,5 @@ class MixedFocalLoss(UnifiedFocalLoss):
         return {
             "weight": self.weight, "alpha": self.focal.alpha, "focal_gamma": self.focal.gamma,
             "delta": self.focal_tversky.delta, "gamma": self.focal_tversky.gamma, "smooth": self.focal_tversky.smooth,
+            "batch": self.focal_tversky.batch,
         }

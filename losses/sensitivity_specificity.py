@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from losses.base import SegmentationLoss, checked_range, spatial_axes
+from losses.base import SegmentationLoss, checked_flag, checked_range, repeated_per_sample, spatial_axes
 from losses.registry import register
 
 
@@ -25,36 +25,42 @@ class SensitivitySpecificityLoss(SegmentationLoss):
     ``L = mean_c [w sens_c + (1 - w) spec_c]``
 
     (Brosch et al. sum over one foreground class; the mean over classes is
-    the convention of this library.)
+    the convention of this library.) With ``batch=True`` the sums run over the
+    batch as well: each term is the mean squared error over all of the
+    batch's positives (negatives) of a class, one value for the batch.
 
     Args:
         weight: w, the weight of the sensitivity term, in [0, 1]; default 0.05.
         smooth: s, keeps an absent class's terms finite; default 1e-5 (NiftyNet).
+        batch: pool the sums over the batch; default False: per sample.
     """
 
     def __init__(
         self,
         weight: float = 0.05,
         smooth: float = 1e-5,
+        batch: bool = False,
         name: str = "sensitivity_specificity",
         reduction=tf.keras.losses.Reduction.AUTO,
     ):
         super().__init__(name=name, reduction=reduction)
         self.weight = checked_range("sensitivity_specificity", "weight", weight, 0.0, 1.0)
         self.smooth = checked_range("sensitivity_specificity", "smooth", smooth, 0.0)
+        self.batch = checked_flag("sensitivity_specificity", "batch", batch)
 
     def compute(self, y_true, y_pred):
-        axes = spatial_axes(y_true)
+        axes = [0, *spatial_axes(y_true)] if self.batch else spatial_axes(y_true)
         squared_error = tf.square(y_true - y_pred)
         # Sums over the negatives as totals minus sums over the positives: fewer passes over the volume.
         positive_error = tf.reduce_sum(squared_error * y_true, axis=axes)
         positives = tf.reduce_sum(y_true, axis=axes)
         negative_error = tf.maximum(tf.reduce_sum(squared_error, axis=axes) - positive_error, 0.0)
-        negatives = tf.cast(tf.reduce_prod(tf.shape(y_true)[1:-1]), tf.float32) - positives
+        negatives = tf.cast(tf.reduce_prod(tf.shape(y_true)[axes[0]:-1]), tf.float32) - positives
         sensitivity_term = positive_error / (positives + self.smooth)
         specificity_term = negative_error / (negatives + self.smooth)
         per_class = self.weight * sensitivity_term + (1.0 - self.weight) * specificity_term
-        return tf.reduce_mean(per_class, axis=-1)
+        loss = tf.reduce_mean(per_class, axis=-1)
+        return repeated_per_sample(loss, y_true) if self.batch else loss
 
     def _hyperparameters(self):
-        return {"weight": self.weight, "smooth": self.smooth}
+        return {"weight": self.weight, "smooth": self.smooth, "batch": self.batch}

@@ -5,7 +5,10 @@ Every loss here is a function of the per-class index (``losses/base.py``)::
     mTI_c = (TP_c + s) / (TP_c + delta FN_c + (1 - delta) FP_c + s)
 
 with ``TP, FN, FP`` summed over the spatial axes of each sample, so the
-result is one value per sample ``(B,)``.
+result is one value per sample ``(B,)``. With ``batch=True`` they are summed
+over the batch too (nnU-Net's ``batch_dice``): one index per class for the
+whole batch, then the same formula (for the focal variants, the power of the
+pooled index), the value repeated per sample.
 
 Reduction: the papers write a *sum* over the C classes; like the reference
 code we take the *mean* over classes (background included). The two differ by
@@ -27,7 +30,15 @@ import math
 
 import tensorflow as tf
 
-from losses.base import Overlap, SegmentationLoss, checked_range, checked_smooth, safe_power, tversky_distance
+from losses.base import (
+    Overlap,
+    SegmentationLoss,
+    checked_flag,
+    checked_range,
+    checked_smooth,
+    safe_power,
+    tversky_distance,
+)
 from losses.registry import register
 
 
@@ -61,23 +72,26 @@ class TverskyLoss(SegmentationLoss):
         smooth: s, added to numerator and denominator so that a class absent
             from both truth and prediction scores a perfect index; > 0,
             default 1e-6.
+        batch: sum TP, FN, FP over the batch before forming the index
+            (nnU-Net's batch Dice); default False: per sample, as the papers.
     """
 
     reads_voxels = False  # a region-based loss: per-class sums only
 
     def __init__(
-        self, delta: float = 0.7, smooth: float = 1e-6, name: str = "tversky",
+        self, delta: float = 0.7, smooth: float = 1e-6, batch: bool = False, name: str = "tversky",
         reduction=tf.keras.losses.Reduction.AUTO,
     ):
         super().__init__(name=name, reduction=reduction)
         self.delta = checked_range(name, "delta", delta, 0.0, 1.0)
         self.smooth = checked_smooth(name, smooth)
+        self.batch = checked_flag(name, "batch", batch)
 
     def compute_from(self, statistics):
-        return mean_tversky_power(statistics, self.delta, self.smooth)
+        return self.pooled(lambda sums: mean_tversky_power(sums, self.delta, self.smooth), statistics)
 
     def _hyperparameters(self):
-        return {"delta": self.delta, "smooth": self.smooth}
+        return {"delta": self.delta, "smooth": self.smooth, "batch": self.batch}
 
 
 @register("dice")
@@ -90,13 +104,17 @@ class DiceLoss(TverskyLoss):
 
     Args:
         smooth: s, see :class:`TverskyLoss`; default 1e-6.
+        batch: pool over the batch, see :class:`TverskyLoss`; default False.
     """
 
-    def __init__(self, smooth: float = 1e-6, name: str = "dice", reduction=tf.keras.losses.Reduction.AUTO):
-        super().__init__(delta=0.5, smooth=smooth, name=name, reduction=reduction)
+    def __init__(
+        self, smooth: float = 1e-6, batch: bool = False, name: str = "dice",
+        reduction=tf.keras.losses.Reduction.AUTO,
+    ):
+        super().__init__(delta=0.5, smooth=smooth, batch=batch, name=name, reduction=reduction)
 
     def _hyperparameters(self):
-        return {"smooth": self.smooth}
+        return {"smooth": self.smooth, "batch": self.batch}
 
 
 @register("focal_tversky")
@@ -115,17 +133,18 @@ class FocalTverskyLoss(TverskyLoss):
         delta: weight of false negatives, in [0, 1]; default 0.7.
         gamma: the exponent, >= 0 (1 gives the Tversky loss); default 0.75.
         smooth: s, see :class:`TverskyLoss`; default 1e-6.
+        batch: pool over the batch, see :class:`TverskyLoss`; default False.
     """
 
     def __init__(
-        self, delta: float = 0.7, gamma: float = 0.75, smooth: float = 1e-6, name: str = "focal_tversky",
-        reduction=tf.keras.losses.Reduction.AUTO,
+        self, delta: float = 0.7, gamma: float = 0.75, smooth: float = 1e-6, batch: bool = False,
+        name: str = "focal_tversky", reduction=tf.keras.losses.Reduction.AUTO,
     ):
-        super().__init__(delta=delta, smooth=smooth, name=name, reduction=reduction)
+        super().__init__(delta=delta, smooth=smooth, batch=batch, name=name, reduction=reduction)
         self.gamma = checked_range(name, "gamma", gamma, 0.0)
 
     def compute_from(self, statistics):
-        return mean_tversky_power(statistics, self.delta, self.smooth, self.gamma)
+        return self.pooled(lambda sums: mean_tversky_power(sums, self.delta, self.smooth, self.gamma), statistics)
 
     def _hyperparameters(self):
         return {**super()._hyperparameters(), "gamma": self.gamma}
@@ -144,14 +163,18 @@ class CosineTverskyLoss(FocalTverskyLoss):
         delta: weight of false negatives, in [0, 1]; default 0.7.
         gamma: the exponent, >= 0; default 1.
         smooth: s, see :class:`TverskyLoss`; default 1e-6.
+        batch: pool over the batch, see :class:`TverskyLoss`; default False.
     """
 
     def __init__(
-        self, delta: float = 0.7, gamma: float = 1.0, smooth: float = 1e-6, name: str = "cosine_tversky",
-        reduction=tf.keras.losses.Reduction.AUTO,
+        self, delta: float = 0.7, gamma: float = 1.0, smooth: float = 1e-6, batch: bool = False,
+        name: str = "cosine_tversky", reduction=tf.keras.losses.Reduction.AUTO,
     ):
-        super().__init__(delta=delta, gamma=gamma, smooth=smooth, name=name, reduction=reduction)
+        super().__init__(delta=delta, gamma=gamma, smooth=smooth, batch=batch, name=name, reduction=reduction)
 
     def compute_from(self, statistics):
-        cosine = tf.sin(0.5 * math.pi * tversky_distance(statistics, self.delta, self.smooth))
-        return tf.reduce_mean(safe_power(cosine, self.gamma), axis=-1)
+        def cosine_power(sums):
+            cosine = tf.sin(0.5 * math.pi * tversky_distance(sums, self.delta, self.smooth))
+            return tf.reduce_mean(safe_power(cosine, self.gamma), axis=-1)
+
+        return self.pooled(cosine_power, statistics)

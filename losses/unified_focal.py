@@ -26,7 +26,10 @@ Conventions (SPEC.md section 1):
 * focal terms are a voxel-mean of the *sum* over classes; Tversky terms a
   *mean* over classes (the paper writes sums over classes: a constant factor C
   that rescales, but does not move, the minimum);
-* every loss returns one value per sample, shape ``(B,)``.
+* every loss returns one value per sample, shape ``(B,)``;
+* ``batch=True`` pools the focal Tversky terms over the batch (TP, FN, FP
+  summed over batch and space before the index and its power, as nnU-Net's
+  batch Dice); the focal terms are voxel means and stay per sample.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ import tensorflow as tf
 
 from losses.base import (
     SegmentationLoss,
+    checked_flag,
     checked_range,
     checked_rare_classes,
     checked_smooth,
@@ -121,29 +125,32 @@ class SymmetricFocalTverskyLoss(SegmentationLoss):
         gamma: focal parameter in [0, 1] (``gamma > 1`` would make the loss
             of a perfect class infinite); default 0.75.
         smooth: s, keeps an absent class's index finite; > 0, default 1e-6.
+        batch: sum TP, FN, FP over the batch before forming the index
+            (nnU-Net's batch Dice); default False: per sample, as the paper.
     """
 
     reads_voxels = False  # a region-based loss: per-class sums only
 
     def __init__(
-        self, delta: float = 0.7, gamma: float = 0.75, smooth: float = 1e-6,
+        self, delta: float = 0.7, gamma: float = 0.75, smooth: float = 1e-6, batch: bool = False,
         name: str = "symmetric_focal_tversky", reduction=tf.keras.losses.Reduction.AUTO,
     ):
         super().__init__(name=name, reduction=reduction)
         self.delta = checked_range(name, "delta", delta, 0.0, 1.0)
         self.gamma = checked_range(name, "gamma", gamma, 0.0, 1.0)
         self.smooth = checked_smooth(name, smooth)
+        self.batch = checked_flag(name, "batch", batch)
 
     def compute_from(self, statistics):
         exponents = self._exponents(statistics.y_true.shape[-1])
-        return mean_tversky_power(statistics, self.delta, self.smooth, exponents)
+        return self.pooled(lambda sums: mean_tversky_power(sums, self.delta, self.smooth, exponents), statistics)
 
     def _exponents(self, num_classes: int):
         """The exponent of each class: ``1 - gamma`` for all."""
         return 1.0 - self.gamma
 
     def _hyperparameters(self):
-        return {"delta": self.delta, "gamma": self.gamma, "smooth": self.smooth}
+        return {"delta": self.delta, "gamma": self.gamma, "smooth": self.smooth, "batch": self.batch}
 
 
 @register("asymmetric_focal_tversky")
@@ -159,10 +166,10 @@ class AsymmetricFocalTverskyLoss(SymmetricFocalTverskyLoss):
     """
 
     def __init__(
-        self, delta: float = 0.7, gamma: float = 0.75, smooth: float = 1e-6, rare_classes=None,
+        self, delta: float = 0.7, gamma: float = 0.75, smooth: float = 1e-6, rare_classes=None, batch: bool = False,
         name: str = "asymmetric_focal_tversky", reduction=tf.keras.losses.Reduction.AUTO,
     ):
-        super().__init__(delta=delta, gamma=gamma, smooth=smooth, name=name, reduction=reduction)
+        super().__init__(delta=delta, gamma=gamma, smooth=smooth, batch=batch, name=name, reduction=reduction)
         self.rare_classes = checked_rare_classes(name, rare_classes)
 
     def _exponents(self, num_classes):
@@ -196,6 +203,7 @@ class UnifiedFocalLoss(SegmentationLoss):
         return {
             "weight": self.weight, "delta": self.focal.delta, "gamma": self.focal.gamma,
             "smooth": self.focal_tversky.smooth, "rare_classes": self.focal.rare_classes,
+            "batch": self.focal_tversky.batch,
         }
 
 
@@ -213,15 +221,18 @@ class SymmetricUnifiedFocalLoss(UnifiedFocalLoss):
         smooth: s of the Tversky index, > 0; default 1e-6.
         rare_classes: class indices the focal part weighs by delta; default
             None: every class but 0.
+        batch: pool the focal Tversky part over the batch (see
+            :class:`SymmetricFocalTverskyLoss`); default False.
     """
 
     def __init__(
         self, weight: float = 0.5, delta: float = 0.6, gamma: float = 0.5, smooth: float = 1e-6,
-        rare_classes=None, name: str = "symmetric_unified_focal", reduction=tf.keras.losses.Reduction.AUTO,
+        rare_classes=None, batch: bool = False, name: str = "symmetric_unified_focal",
+        reduction=tf.keras.losses.Reduction.AUTO,
     ):
         super().__init__(
             SymmetricFocalLoss(delta=delta, gamma=gamma, rare_classes=rare_classes, name=name),
-            SymmetricFocalTverskyLoss(delta=delta, gamma=gamma, smooth=smooth, name=name),
+            SymmetricFocalTverskyLoss(delta=delta, gamma=gamma, smooth=smooth, batch=batch, name=name),
             weight, name, reduction,
         )
 
@@ -233,15 +244,18 @@ class AsymmetricUnifiedFocalLoss(UnifiedFocalLoss):
     ``L = weight * L_asymmetric_focal(delta, gamma) + (1 - weight) * L_asymmetric_focal_tversky(delta, gamma)``
 
     Args: as :class:`SymmetricUnifiedFocalLoss` (defaults ``weight = 0.5``,
-    ``delta = 0.6``, ``gamma = 0.5``); ``rare_classes`` applies to both parts.
+    ``delta = 0.6``, ``gamma = 0.5``); ``rare_classes`` applies to both parts,
+    ``batch`` to the focal Tversky part.
     """
 
     def __init__(
         self, weight: float = 0.5, delta: float = 0.6, gamma: float = 0.5, smooth: float = 1e-6,
-        rare_classes=None, name: str = "asymmetric_unified_focal", reduction=tf.keras.losses.Reduction.AUTO,
+        rare_classes=None, batch: bool = False, name: str = "asymmetric_unified_focal",
+        reduction=tf.keras.losses.Reduction.AUTO,
     ):
         super().__init__(
             AsymmetricFocalLoss(delta=delta, gamma=gamma, rare_classes=rare_classes, name=name),
-            AsymmetricFocalTverskyLoss(delta=delta, gamma=gamma, smooth=smooth, rare_classes=rare_classes, name=name),
+            AsymmetricFocalTverskyLoss(delta=delta, gamma=gamma, smooth=smooth, rare_classes=rare_classes,
+                                       batch=batch, name=name),
             weight, name, reduction,
         )

@@ -30,12 +30,21 @@ def describe(loss: catalog.Loss) -> str:
     lines = [f"{loss.name}: {loss.summary}", f"    {loss.reference}"]
     if not loss.parameters:
         lines.append("    (no parameters)")
-    settings = [f"{p.name}: {'null' if p.default is None else p.default}" for p in loss.parameters]
+    settings = [f"{p.name}: {_as_yaml(p.default)}" for p in loss.parameters]
     width = max(map(len, settings), default=0)
     ranges = max((len(p.range_text()) for p in loss.parameters), default=0)
     for setting, parameter in zip(settings, loss.parameters):
         lines.append(f"    {setting:<{width}}  {parameter.range_text():<{ranges}}  {parameter.meaning}")
     return "\n".join(lines)
+
+
+def _as_yaml(value) -> str:
+    """A default as a config would spell it: ``null``, ``false``, ``0.7``."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return str(value).lower()
+    return str(value)
 
 
 @exits_cleanly

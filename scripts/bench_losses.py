@@ -18,10 +18,12 @@ their ground-truth maps from the target, as the training pipeline feeds them
 ``hausdorff_dt`` computes the prediction's distance map in every step either
 way. On a CPU the sorts and distance transforms run on the host (NumPy,
 ``edt``); on a GPU, or with ``--jit-compile``, in TensorFlow ops
-(:mod:`losses.placement`).
+(:mod:`losses.placement`). ``--batch-pooling`` times every loss that takes
+``batch`` twice, per sample and pooled over the batch (``name (batch)``).
 
     python scripts/bench_losses.py                        # the paper's batch, every loss
     python scripts/bench_losses.py --shape 2 32 64 64 3 --losses dice focal
+    python scripts/bench_losses.py --losses dice dice_ce --batch-pooling
 """
 
 from __future__ import annotations
@@ -131,6 +133,8 @@ def parse_arguments(argv=None):
     parser.add_argument("--jit-compile", action="store_true",
                         help="XLA-compile the loss and the floor (training.jit_compile); sorts and distance "
                              "transforms then run in TensorFlow ops, as on a GPU")
+    parser.add_argument("--batch-pooling", action="store_true",
+                        help="also time each loss that takes batch with batch=true (TP/FP/FN pooled over the batch)")
     arguments = parser.parse_args(argv)
     if len(arguments.shape) not in (4, 5) or min(arguments.shape) < 1 or arguments.shape[-1] < 2:
         parser.error(f"--shape must be B H W C or B D H W C with C >= 2, got {' '.join(map(str, arguments.shape))}")
@@ -154,22 +158,29 @@ def main(argv=None) -> int:
     floor_step = forward_backward_step(floor_loss, arguments.jit_compile)
     for _ in range(max(arguments.warmup, 1)):
         floor_step(y_true, y_pred)
-    print(f"{'loss':26s} {'family':12s} {'ms':>9s} {'floor ms':>9s} {'x floor':>8s}")
+    variants = [(name, {}) for name in arguments.losses or losses.names()]
+    if arguments.batch_pooling:
+        variants = [variant for name, _ in variants
+                    for variant in [(name, {})] + ([(name, {"batch": True})] if "batch" in losses.parameters(name)
+                                                   else [])]
+    width = max(26, *(len(name) + (8 if params else 0) for name, params in variants))
+    print(f"{'loss':{width}s} {'family':12s} {'ms':>9s} {'floor ms':>9s} {'x floor':>8s}")
     above = []
-    for name in arguments.losses or losses.names():
-        loss = losses.get(name)
+    for name, params in variants:
+        loss = losses.get(name, **params)
         fed = isinstance(loss, DistanceMapLoss) and not arguments.self_computed_maps
         loss_seconds, floor_seconds = time_against_floor(
             loss, floor_step, y_true, y_pred, arguments.warmup, arguments.repeats,
             pipeline_target(loss, y_true) if fed else None, arguments.jit_compile)
         family = FAMILY_OF.get(name, "unclassified")
+        label = f"{name} (batch)" if params else name
         ratio = loss_seconds / floor_seconds
         flag = ""
         goal = GOALS.get(name, GOAL)
         if ratio > goal:
-            above.append(name)
+            above.append(label)
             flag = f"  above {goal:g}x"
-        print(f"{name:26s} {family:12s} {loss_seconds * 1e3:9.1f} {floor_seconds * 1e3:9.1f} {ratio:8.1f}{flag}",
+        print(f"{label:{width}s} {family:12s} {loss_seconds * 1e3:9.1f} {floor_seconds * 1e3:9.1f} {ratio:8.1f}{flag}",
               flush=True)
     print(f"\nlosses above their goal ({GOAL:g}x the floor, lovasz_softmax 15x): {', '.join(above) or 'none'}")
     return 0

@@ -333,6 +333,11 @@ def unknown_loss_parameter(ws):
 
 
 @kind("run-experiment")
+def batch_pooling_not_a_flag(ws):
+    return [ws.config(loss={"name": "dice", "params": {"batch": "yes"}})], "dice: batch must be true or false"
+
+
+@kind("run-experiment")
 def patch_not_divisible(ws):
     return [ws.config(sampling={"patch_shape": [15, 48, 48]})], "sampling.patch_shape"
 

@@ -269,6 +269,16 @@ def test_runs_of_the_same_loss_are_told_apart_by_experiment_name(tmp_path):
     assert labels == ["Dice (kits19_dice)", "Dice (kits19_dice_ds)", "Focal"]
 
 
+def test_a_batch_pooled_loss_is_labelled_as_such(tmp_path):
+    runs = tmp_path / "runs"
+    per_sample = write_run(runs, "kits19_dice", "dice", FIXTURE_SCORES["dice"])
+    pooled = write_run(runs, "kits19_dice_batch", "dice", FIXTURE_SCORES["combo"])
+    config = yaml.safe_load((pooled / "config.yaml").read_text())
+    config["loss"]["params"] = {"batch": True}
+    (pooled / "config.yaml").write_text(yaml.safe_dump(config))
+    assert [run.label for run in load_runs([per_sample, pooled])] == ["Dice", "Dice (batch)"]
+
+
 @pytest.mark.slow
 def test_a_single_run_gives_the_performance_table_only(fixture_runs, tmp_path, capsys):
     out = tmp_path / "results"

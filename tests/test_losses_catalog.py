@@ -38,6 +38,8 @@ def probe_values(parameter):
     """Values on, inside and outside the documented range, plus non-numbers."""
     if parameter.kind == "class_indices":
         return [None, [1], [1, 2], [0, 3], [-1], [1.5], "1", [True], 2]
+    if parameter.kind == "flag":
+        return [False, True, 0, 1, "true", "false", None, 0.0]
     if parameter.kind == "class_weights":
         return [None, [1.0, 2.0], [0.0, 1.0], [-0.5, 1.0], ["a"], "ab", 3.0]
     low, high = parameter.low, parameter.high

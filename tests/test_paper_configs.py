@@ -89,3 +89,36 @@ def test_unified_config_runs_on_phantoms_from_the_command_line(tmp_path, monkeyp
     assert (run_dir / "fold_0" / "done.json").is_file()
     written = yaml.safe_load((run_dir / "config.yaml").read_text())
     assert written["model"]["deep_supervision"] is True and written["loss"]["name"] == "asymmetric_unified_focal"
+
+
+def nnunet_dice_ce(y_true, y_pred, smooth=1e-6):
+    """Soft Dice with TP, FN, FP summed over batch and space (nnU-Net's batch Dice) + per-sample CE, batch mean."""
+    axes = tuple(range(y_true.ndim - 1))
+    tp = (y_true * y_pred).sum(axes)
+    fn = (y_true * (1 - y_pred)).sum(axes)
+    fp = ((1 - y_true) * y_pred).sum(axes)
+    dice_loss = (1 - (tp + smooth) / (tp + 0.5 * fn + 0.5 * fp + smooth)).mean()
+    cross_entropy = -(y_true * np.log(np.clip(y_pred, EPS, 1 - EPS))).sum(-1).mean()
+    return dice_loss + cross_entropy
+
+
+DATASETS = sorted(path.stem for path in (ROOT / "configs/base").glob("*.yaml") if not path.stem.startswith("demo"))
+
+
+def test_every_data_set_has_the_nnunet_baseline():
+    assert {"kits19", "brats20", "bus2017", "cvc", "drive"} <= set(DATASETS)
+    shipped = sorted(path.name for path in (ROOT / "configs").glob("*_nnunet_baseline.yaml"))
+    assert shipped == [f"{dataset}_nnunet_baseline.yaml" for dataset in DATASETS]
+
+
+@pytest.mark.parametrize("dataset", DATASETS)
+def test_nnunet_baseline_is_dice_ce_with_batch_dice(dataset):
+    config = load_config(ROOT / f"configs/{dataset}_nnunet_baseline.yaml")
+    base = load_config(ROOT / f"configs/{dataset}_dice.yaml")
+    assert config.experiment.name == f"{dataset}_nnunet_baseline"
+    assert config.data == base.data and config.model == base.model and config.training == base.training
+    shape = (3, 6, 7, 2) if len(config.sampling.patch_shape) == 2 else (3, 4, 5, 6, 3)
+    y_true, y_pred = random_batch(shape, seed=7)
+    y_true[0] = np.eye(shape[-1])[0]  # one patch without foreground: pooled and per-sample Dice differ there
+    ours = float(build_loss(config.loss)(tf.constant(y_true, tf.float32), tf.constant(y_pred, tf.float32)))
+    assert ours == pytest.approx(nnunet_dice_ce(y_true, y_pred), rel=1e-5, abs=1e-6)

@@ -252,7 +252,7 @@ def read_training_logs(run_dir: Path) -> dict[int | tuple[int, int], pd.DataFram
 
 
 def read_run(run_dir: Path | str) -> Run:
-    """Load one run folder; its ``label`` is the readable loss name (see ``load_runs``).
+    """Load one run folder; its ``label`` is the readable loss name, "(batch)" added for a batch-pooled loss.
 
     ``RUN_DIR/rescored/<name>`` (``evaluate RUN_DIR``) reads that rescoring's ``metrics.csv`` and regions, and
     the rest from ``RUN_DIR``.
@@ -277,7 +277,7 @@ def read_run(run_dir: Path | str) -> Run:
         raise ConfigError(f"{config_path}: evaluation.regions must be a mapping")
     return Run(
         path=path,
-        label=display_name(loss_name),
+        label=display_name(loss_name) + (" (batch)" if loss_params.get("batch") is True else ""),
         experiment=experiment,
         loss_name=loss_name,
         loss_params=loss_params,
