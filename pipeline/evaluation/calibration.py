@@ -54,7 +54,7 @@ import numpy as np
 
 from pipeline.atomic_files import write_atomically
 from pipeline.errors import DataError
-from pipeline.evaluation.metrics import structures
+from pipeline.evaluation.metrics import CALIBRATION_METRICS, structures
 
 BINS = 15
 """Equal-width confidence bins (Guo et al.'s choice)."""
@@ -62,8 +62,6 @@ EPSILON = 1e-7
 """Probabilities are clipped to [EPSILON, 1 - EPSILON] before any log (SPEC section 1)."""
 SLAB_VOXELS = 1 << 22
 """Voxels per float64 slab (32 MiB per temporary array)."""
-CALIBRATION_METRICS = ("ece", "brier", "nll")
-"""Per-case calibration metrics, each lower is better."""
 TOP_LABEL = "all"
 """The ``class`` of the row computed over every class (top-label ECE, multiclass Brier, categorical NLL)."""
 COLUMNS = ("case", "fold", "class", "voxels", *CALIBRATION_METRICS)
