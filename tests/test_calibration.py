@@ -124,27 +124,39 @@ def read_rows(path):
         return list(csv.DictReader(handle))
 
 
+@pytest.fixture(scope="module")
+def finished_runs(tmp_path_factory):
+    """Tiny 2-fold Dice and Focal runs on four KiTS19 phantoms, one split."""
+    from pipeline.config import load_config
+    from pipeline.data.phantoms import write_kits19
+    from pipeline.experiment import run_experiment
+
+    tmp_path = tmp_path_factory.mktemp("calibration")
+    write_kits19(tmp_path / "kits19", 4, seed=1, size="demo")
+    runs = {}
+    for loss in ("dice", "focal"):
+        config = load_config(f"configs/demo_{loss}.yaml", [
+            f"experiment.output_root={tmp_path / 'runs'}", f"data.root={tmp_path / 'kits19'}",
+            f"preprocessing.cache_dir={tmp_path / 'cache'}", f"cross_validation.splits_file={tmp_path / 'splits.json'}",
+            "cross_validation.folds=2", "preprocessing.target_spacing=[6.0, 6.0, 6.0]",
+            "sampling.patch_shape=[8, 32, 32]", "sampling.batches_per_epoch=2", "sampling.val_batches=1",
+            "model.n_filters=2", "model.depth=2", "training.epochs=1", "inference.overlap=[4, 16, 16]"])
+        run_experiment(config)
+        runs[loss] = config.run_dir
+    return tmp_path, runs
+
+
 @pytest.mark.slow
-def test_a_runs_calibration_equals_numpy_on_predicts_saved_probabilities(tmp_path):
+def test_a_runs_calibration_equals_numpy_on_predicts_saved_probabilities(finished_runs, tmp_path):
     """Done-when: ECE, Brier and NLL from run-experiment equal, within 1e-6, plain NumPy on the .npz files
     that `predict --save-probabilities` writes with each fold's model for its validation cases."""
     import nibabel as nib
 
-    from pipeline.config import load_config
-    from pipeline.data.phantoms import write_kits19
     from pipeline.evaluation.evaluate import main as evaluate_main
-    from pipeline.experiment import run_experiment
     from pipeline.inference.predict import main as predict_main
 
-    write_kits19(tmp_path / "kits19", 4, seed=1, size="demo")
-    config = load_config("configs/demo_dice.yaml", [
-        f"experiment.output_root={tmp_path / 'runs'}", f"data.root={tmp_path / 'kits19'}",
-        f"preprocessing.cache_dir={tmp_path / 'cache'}", "cross_validation.splits_file=null",
-        "cross_validation.folds=2", "preprocessing.target_spacing=[6.0, 6.0, 6.0]",
-        "sampling.patch_shape=[8, 32, 32]", "sampling.batches_per_epoch=2", "sampling.val_batches=1",
-        "model.n_filters=2", "model.depth=2", "training.epochs=1", "inference.overlap=[4, 16, 16]"])
-    run_experiment(config)
-    run_dir = config.run_dir
+    data, runs = finished_runs
+    run_dir = runs["dice"]
     rows = read_rows(run_dir / "calibration.csv")
     assert [row["class"] for row in rows[:4]] == ["all", "kidney", "tumour", "kidney_and_tumour"]
     assert len(read_rows(run_dir / "calibration_bins.csv")) == 4 * 15
@@ -153,13 +165,13 @@ def test_a_runs_calibration_equals_numpy_on_predicts_saved_probabilities(tmp_pat
         inputs = tmp_path / f"inputs_{fold}"
         inputs.mkdir()
         for case_id in split["val"]:
-            (inputs / f"{case_id}.nii.gz").symlink_to(tmp_path / "kits19" / case_id / "imaging.nii.gz")
+            (inputs / f"{case_id}.nii.gz").symlink_to(data / "kits19" / case_id / "imaging.nii.gz")
         out = tmp_path / f"predicted_{fold}"
         assert predict_main([str(run_dir), "-i", str(inputs), "-o", str(out), "--folds", str(fold),
                              "--save-probabilities"]) == 0
         for case_id in split["val"]:
             probabilities = np.load(out / f"{case_id}.npz")["probabilities"]
-            labels = np.asarray(nib.load(tmp_path / "kits19" / case_id / "segmentation.nii.gz").dataobj)
+            labels = np.asarray(nib.load(data / "kits19" / case_id / "segmentation.nii.gz").dataobj)
             expected = reference_rows(probabilities, labels, NAMES, {"kidney_and_tumour": [1, 2]})
             for row in (row for row in rows if row["case"] == case_id):
                 for metric in ("ece", "brier", "nll"):
@@ -168,7 +180,7 @@ def test_a_runs_calibration_equals_numpy_on_predicts_saved_probabilities(tmp_pat
         references = tmp_path / f"references_{fold}"
         references.mkdir()
         for case_id in split["val"]:
-            (references / f"{case_id}.nii.gz").symlink_to(tmp_path / "kits19" / case_id / "segmentation.nii.gz")
+            (references / f"{case_id}.nii.gz").symlink_to(data / "kits19" / case_id / "segmentation.nii.gz")
         assert evaluate_main([str(out), str(references), "--classes", "kidney", "tumour", "--regions",
                               "kidney_and_tumour=1,2", "--fold", str(fold), "--probabilities"]) == 0
         evaluated = read_rows(out / "calibration.csv")
@@ -177,3 +189,32 @@ def test_a_runs_calibration_equals_numpy_on_predicts_saved_probabilities(tmp_pat
         for mine, theirs in zip(evaluated, ran):
             for metric in ("ece", "brier", "nll"):
                 assert float(mine[metric]) == pytest.approx(float(theirs[metric]), abs=1e-6)
+
+
+@pytest.mark.slow
+def test_compare_losses_tests_calibration_and_draws_a_reliability_diagram(finished_runs, tmp_path, capsys):
+    from pipeline.evaluation.compare import main as compare_main
+    from pipeline.evaluation.runs import check_metric, load_runs
+
+    _, runs = finished_runs
+    loaded = load_runs([runs["dice"], runs["focal"]])
+    check_metric(loaded, "nll")
+    for run in loaded:  # the scores' nll is calibration.csv's, row by row; its 'all' rows stay out
+        expected = {(row["case"], row["class"]): float(row["nll"]) for row in read_rows(run.path / "calibration.csv")}
+        assert {(case, name): value for case, name, value in run.scores[["case", "class", "nll"]].itertuples(
+            index=False)} == {key: value for key, value in expected.items() if key[1] != "all"}
+    assert compare_main([str(runs["dice"]), str(runs["focal"]), "--metric", "ece", "--out", str(tmp_path / "out")]) == 0
+    performance = (tmp_path / "out" / "performance.md").read_text()
+    assert "ECE" in performance and (tmp_path / "out" / "pvalues_ece_kidney.csv").is_file()
+    assert (tmp_path / "out" / "reliability.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    capsys.readouterr()
+    moved = tmp_path / "moved_focal"
+    import shutil
+
+    shutil.copytree(runs["focal"], moved)
+    (moved / "calibration.csv").unlink()
+    with pytest.raises(SystemExit) as caught:
+        compare_main([str(runs["dice"]), str(moved), "--metric", "brier", "--out", str(tmp_path / "refused")])
+    error = capsys.readouterr().err
+    assert caught.value.code == 2 and "calibration.csv: missing" in error and len(error.strip().splitlines()) == 1
+    assert not (tmp_path / "refused").exists()
