@@ -35,6 +35,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
@@ -46,6 +47,8 @@ from pipeline.config import ExperimentConfig
 from pipeline.data import open_dataset
 from pipeline.errors import ConfigError
 from pipeline.evaluation.evaluate import check_evaluation, evaluate_cases, read_label_map, summary_lines
+from pipeline.evaluation.calibration import CaseCalibration, case_rows, write_calibration
+from pipeline.evaluation.calibration import read_csv as read_calibration_csv
 from pipeline.evaluation.references import reference_label_map, scoring_region
 from pipeline.evaluation.metrics import read_metrics_csv, write_metrics_csv, write_summary_json
 from pipeline.faults import reported_faults
@@ -53,7 +56,8 @@ from pipeline.inference.predict import network_calls, predict_probabilities
 from pipeline.inference.prediction_files import prediction_path, write_prediction
 from pipeline.inference.sliding_window import keras_predictor, resolve_batch_size
 from pipeline.preflight import check_experiment, check_run_dir, existing_splits
-from pipeline.preprocessing import PreprocessedCache, restore_to_original
+from pipeline.preprocessing import PreprocessedCache
+from pipeline.preprocessing.resampling import probabilities_to_labels
 from pipeline.run_layout import collect_fold_rows, fold_seed
 from pipeline.training.cross_validation import make_splits
 from pipeline.training.progress import EpochClock, EpochProgress
@@ -148,9 +152,11 @@ def run_fold(config: ExperimentConfig, fold: int, split: dict, dataset, cache: P
     predict = keras_predictor(training.model, config.sampling.patch_shape, num_channels, windows)
     predictions = fold_dir / "predictions"
     for pre in console.progress(val_cases, len(val_cases), f"{label} predict", unit="case"):
-        predict_case(config, predict, pre, num_classes, predictions, scoring_region(dataset, pre.case_id))
+        predict_case(config, predict, pre, num_classes, predictions, scoring_region(dataset, pre.case_id),
+                     CalibrationTarget(fold_dir / "calibration", fold, dataset, config.evaluation.regions))
         if not console.progress_bars_enabled():
             logger.info("%s: predicted %s", label, pre.case_id)
+    write_fold_calibration(fold_dir, split["val"])
     spatial_dims = len(val_cases[0].geometry.shape)
     rows = evaluate_cases(split["val"],
                           lambda case_id: read_label_map(prediction_path(predictions, case_id, spatial_dims)),
@@ -165,17 +171,33 @@ def run_fold(config: ExperimentConfig, fold: int, split: dict, dataset, cache: P
     logger.info("%s: done in %s", label, console.duration(time.perf_counter() - started))
 
 
+@dataclass(frozen=True)
+class CalibrationTarget:
+    """Where a fold keeps its cases' calibration (``<folder>/<case_id>.json``), and what it is scored against."""
+
+    folder: Path
+    fold: int
+    dataset: object
+    regions: dict
+
+    def record(self, case_id: str) -> Path:
+        return self.folder / f"{case_id}.json"
+
+
 def predict_case(config: ExperimentConfig, predict, pre, num_classes: int, out_dir: Path,
-                 region: np.ndarray | None = None) -> Path:
+                 region: np.ndarray | None = None, calibration: CalibrationTarget | None = None) -> Path:
     """Write the case's label map on its published grid to ``out_dir/<case_id>.nii.gz`` (2D: ``.png``); return
     the path.
 
     ``region``: if given, the prediction is cleared (background) outside it
-    (DRIVE's field of view). A prediction already written (by an interrupted
-    run) is kept.
+    (DRIVE's field of view). ``calibration``: also write the case's calibration
+    (``pipeline.evaluation.calibration``, from the same probabilities on the
+    published grid as ``predict --save-probabilities`` writes) before the
+    label map. A prediction already written (by an interrupted run) is kept,
+    unless its calibration is missing (a run started before calibration was kept).
     """
     path = prediction_path(out_dir, pre.case_id, len(pre.geometry.shape))
-    if path.exists():
+    if path.exists() and (calibration is None or calibration.record(pre.case_id).exists()):
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
     with console.bar(network_calls(pre.image.shape[:-1], config.sampling.patch_shape, config.inference_overlap,
@@ -183,12 +205,27 @@ def predict_case(config: ExperimentConfig, predict, pre, num_classes: int, out_d
         probabilities = predict_probabilities(predict, pre.image, num_classes, config.sampling.patch_shape,
                                               config.inference_overlap, config.inference,
                                               config.preprocessing.normalization, windows.update)
-    labels = restore_to_original(probabilities, pre)
+    scores = None
+    if calibration is not None:
+        reference = reference_label_map(calibration.dataset, pre.case_id)
+        scores = CaseCalibration(reference.labels, calibration.dataset.class_names, calibration.regions, region)
+    labels = probabilities_to_labels(probabilities, pre.geometry.original_shape,
+                                     each_class=None if scores is None else scores.add_class)
+    if scores is not None:
+        rows, bins = case_rows(pre.case_id, calibration.fold, scores)
+        write_atomically(calibration.record(pre.case_id), json.dumps({"rows": rows, "bins": bins}) + "\n")
     if region is not None:
         labels[~region] = 0
     copy = Path(out_dir).parent / "predictions_nifti" / f"{pre.case_id}.nii.gz"
     write_prediction(path, labels, pre.affine, num_classes, copy if config.inference.write_nifti else None)
     return path
+
+
+def write_fold_calibration(fold_dir: Path, case_ids: list[str]) -> None:
+    """The fold's ``calibration.csv`` and ``calibration_bins.csv`` from its cases' records, in case order."""
+    records = [json.loads((fold_dir / "calibration" / f"{case_id}.json").read_text()) for case_id in case_ids]
+    write_calibration(fold_dir, [row for record in records for row in record["rows"]],
+                      [row for record in records for row in record["bins"]])
 
 
 def collect_metrics(config: ExperimentConfig) -> dict | None:
@@ -206,6 +243,9 @@ def collect_metrics(config: ExperimentConfig) -> dict | None:
         return None
     rows = collect_fold_rows(tasks, "metrics.csv", read_metrics_csv, config.seeded_layout)
     write_metrics_csv(run_dir / "metrics.csv", rows)
+    if all((task.path / "calibration.csv").is_file() for task in tasks):  # folds scored before calibration: none
+        write_calibration(run_dir, *(collect_fold_rows(tasks, name, read_calibration_csv, config.seeded_layout)
+                                     for name in ("calibration.csv", "calibration_bins.csv")))
     summary = write_summary_json(run_dir / "summary.json", rows)
     _record_retries(run_dir, [task.path for task in tasks], summary)
     seeds = f" and {len(config.experiment.training_seeds)} seeds" if config.seeded_layout else ""

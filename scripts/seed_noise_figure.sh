@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The README's seed-noise figure (docs/images/seed_noise.png): two losses x two training seeds on 2D phantoms.
+# The README's seed-noise figure (docs/images/seed_noise.png) and reliability diagram
+# (docs/images/reliability.png): two losses x two training seeds on 2D phantoms.
 #
 #   scripts/seed_noise_figure.sh [WORK_DIR]      # default /tmp/unifocal-seed-noise
 #
@@ -8,7 +9,8 @@
 #    the same five folds, each trained once per seed (WORK_DIR/runs/<name>/seed_<S>/fold_<K>/).
 #    Rerunning resumes; a few CPU minutes on 2 cores.
 # 3. compare-losses into WORK_DIR/results (seed SD, differences_<class>.md, seed_noise.png) and copies
-#    seed_noise.png to docs/images/.
+#    seed_noise.png to docs/images/; compare-losses --metric ece into WORK_DIR/results_ece (calibration
+#    tables, reliability.png) and copies reliability.png to docs/images/.
 # Run from anywhere with the project's commands on PATH, e.g. `uv run scripts/seed_noise_figure.sh`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,5 +30,7 @@ for loss in dice focal; do
 done
 compare-losses "${run_dirs[@]}" --out "$work/results" -q > /dev/null
 cp "$work/results/seed_noise.png" docs/images/seed_noise.png
-cat "$work/results"/differences_*.md
-echo "seed_noise.png: docs/images/seed_noise.png ($(( SECONDS - started )) s)" >&2
+compare-losses "${run_dirs[@]}" --metric ece --out "$work/results_ece" -q > /dev/null
+cp "$work/results_ece/reliability.png" docs/images/reliability.png
+cat "$work/results"/differences_*.md "$work/results_ece"/performance.md
+echo "docs/images/seed_noise.png, docs/images/reliability.png ($(( SECONDS - started )) s)" >&2

@@ -2,7 +2,7 @@
 
     compare-losses RUN_DIR [RUN_DIR ...] --out DIR [--paper] [--test signedrank|ranksum]
                    [--interval cases|folds] [--published TABLE] [--cases ID ...]
-                   [--metric dsc|precision|recall|hd95|nsd] [--bootstrap N]
+                   [--metric dsc|precision|recall|hd95|nsd|ece|brier|nll] [--bootstrap N]
 
 Each RUN_DIR is a finished ``run-experiment`` folder; the loss name comes from
 its config.yaml, and the tables list the runs in the order given. Runs must
@@ -25,6 +25,8 @@ Outputs in DIR:
   ``--metric hd95`` (or nsd, precision, recall) tests that metric instead, in
   ``pvalues_<metric>_<class>.*``, and adds its column to the performance table;
   for HD95 lower is better, so the bold marks the lowest mean and (+) a lower row.
+  ``--metric ece|brier|nll`` compares the calibration of each class and region
+  (``calibration.csv``, lower is better) and draws ``reliability.png``.
 * Runs of several training seeds (``run-experiment --seeds``): every table
   above is over each case's mean over its seeds, and each mean shows its
   seed SD (``performance.csv``: columns ``seeds``, ``seed_sd``). Also
@@ -60,7 +62,7 @@ from pipeline import console
 from pipeline.atomic_files import write_atomically
 from pipeline.errors import DataError, UnifocalError, exits_cleanly
 from pipeline.evaluation.methods import INTERVALS, PROJECT, StatisticsMethod, choose_method
-from pipeline.evaluation.metrics import METRICS, SURFACE_METRICS
+from pipeline.evaluation.metrics import CALIBRATION_METRICS, METRICS, SURFACE_METRICS
 from pipeline.evaluation.published import PUBLISHED, PublishedTable, RowKey
 from pipeline.evaluation.runs import Run, check_metric, load_runs, name_list
 from pipeline.evaluation.statistics import BOOTSTRAP_SAMPLES, TESTS, pairwise_tests, two_level_bootstrap
@@ -221,6 +223,8 @@ def comparison_outputs(runs: Sequence[Run], method: StatisticsMethod = PROJECT,
     """
     outputs: dict[str, str | bytes] = dict(table_outputs(runs, method, published, metric, samples))
     outputs["dsc_distribution.png"] = figures.dsc_distribution_png(runs)
+    if metric in CALIBRATION_METRICS:
+        outputs["reliability.png"] = figures.reliability_png(runs)
     if any(run.seeds() for run in runs) and len(runs) >= 2:
         outputs["seed_noise.png"] = figures.seed_noise_png(
             runs, metric, {class_name: seed_differences(runs, class_name, metric, samples)
@@ -253,9 +257,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--published", choices=sorted(PUBLISHED), metavar="TABLE",
                         help="put this paper table's published numbers beside ours: "
                              + ", ".join(sorted(PUBLISHED)))
-    parser.add_argument("--metric", choices=(*METRICS, *SURFACE_METRICS), default="dsc",
+    parser.add_argument("--metric", choices=(*METRICS, *SURFACE_METRICS, *CALIBRATION_METRICS), default="dsc",
                         help="per-case metric of the pairwise tests, added to the performance table "
-                             "(default dsc; hd95: lower is better)")
+                             "(default dsc; hd95, and the calibration errors ece, brier, nll of calibration.csv: "
+                             "lower is better; these also draw reliability.png)")
     parser.add_argument("--bootstrap", type=int, default=BOOTSTRAP_SAMPLES, metavar="N",
                         help="replicates of the two-level bootstrap (cases, then seeds) of every difference, for "
                              f"runs of several seeds (default {BOOTSTRAP_SAMPLES}, seeded: deterministic)")

@@ -297,6 +297,21 @@ def evaluate_cases(case_ids: Sequence[str], read_prediction: Callable[[str], Lab
     return rows
 
 
+def reference_reader(reference_dir, case_ids: Sequence[str], label_map: Mapping[int, int] | None = None,
+                     spacing: Sequence[float] | None = None) -> Callable[[str], LabelMap]:
+    """case id -> its reference in ``reference_dir``, through ``label_map`` and with ``spacing`` (if given).
+
+    Raises ``DataError`` for a case without a reference (before anything is read).
+    """
+    references = {case_id: reference_file(reference_dir, case_id) for case_id in case_ids}
+
+    def read_reference(case_id: str) -> LabelMap:
+        reference = with_spacing(read_label_map(references[case_id]), spacing)
+        return reference if label_map is None else mapped(reference, label_map)
+
+    return read_reference
+
+
 def evaluate_folders(prediction_dir, reference_dir, class_names: Sequence[str] | None = None,
                      regions: Mapping[str, Sequence[int]] | None = None,
                      nsd_tolerance: Tolerance = DEFAULT_NSD_TOLERANCE_MM, fold: int = 0,
@@ -313,14 +328,10 @@ def evaluate_folders(prediction_dir, reference_dir, class_names: Sequence[str] |
     predictions = label_map_files(prediction_dir)
     if not predictions:
         raise DataError(prediction_dir, f"no label maps ({', '.join(f'*{suffix}' for suffix in READERS)})")
-    references = {case_id: reference_file(reference_dir, case_id) for case_id in predictions}
+    read_reference = reference_reader(reference_dir, list(predictions), label_map, spacing)
 
     def read_prediction(case_id: str) -> LabelMap:
         return with_spacing(read_label_map(predictions[case_id]), spacing)
-
-    def read_reference(case_id: str) -> LabelMap:
-        reference = with_spacing(read_label_map(references[case_id]), spacing)
-        return reference if label_map is None else mapped(reference, label_map)
 
     if class_names is None:
         largest = max(int(read(case_id).labels.max(initial=0))
@@ -408,6 +419,10 @@ def build_parser() -> argparse.ArgumentParser:
                              "become background; a run: its data.label_map)")
     parser.add_argument("--spacing", nargs="+", metavar="MM",
                         help="mm per pixel of 2D image files (PNG, TIFF), rows then columns (default 1 1)")
+    parser.add_argument("--probabilities", nargs="?", const="", metavar="DIR",
+                        help="also score calibration (ECE, Brier, NLL) from predict --save-probabilities files "
+                             "<case>.npz in DIR (default PRED_DIR): calibration.csv and calibration_bins.csv "
+                             "beside metrics.csv")
     parser.add_argument("--fold", type=int, default=0, metavar="K", help="value of the fold column (default 0)")
     parser.add_argument("--out", metavar="FILE", help="metrics CSV (default PRED_DIR/metrics.csv); "
                                                       "summary.json is written beside it")
@@ -432,7 +447,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise UnifocalError(f"{args.prediction_dir}: give REF_DIR, or a run-experiment folder (with config.yaml) "
                                 f"to rescore")
         given = [option for option, value in (("--classes", args.classes), ("--label-map", args.label_map),
-                                              ("--spacing", args.spacing), ("--out", args.out))
+                                              ("--spacing", args.spacing), ("--out", args.out),
+                                              ("--probabilities", args.probabilities))
                  if value is not None] + (["--fold"] if args.fold else [])
         if given:
             raise UnifocalError(f"{given[0]}: not for a run folder (its config.yaml gives the classes, label map and "
@@ -452,7 +468,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     rows = evaluate_folders(args.prediction_dir, args.reference_dir, class_names, regions or {},
                             DEFAULT_NSD_TOLERANCE_MM if tolerance is None else tolerance, args.fold, label_map,
                             spacing)
+    calibration = None
+    if args.probabilities is not None:  # every file read and checked before the first write
+        from pipeline.evaluation.calibration import calibrate_files
+
+        probability_dir = Path(args.probabilities or args.prediction_dir)
+        case_ids = list(dict.fromkeys(row["case"] for row in rows))
+        read_reference = reference_reader(args.reference_dir, case_ids, label_map, spacing)
+        calibration = calibrate_files(case_ids, lambda case_id: probability_dir / f"{case_id}.npz",
+                                      lambda case_id: read_reference(case_id).labels, class_names, regions,
+                                      args.fold)
     write_metrics_csv(out, rows)
+    if calibration is not None:
+        from pipeline.evaluation.calibration import write_calibration
+
+        write_calibration(out.parent, *calibration)
+        logger.info("wrote %s and %s", out.with_name("calibration.csv"), out.with_name("calibration_bins.csv"))
     summary = write_summary_json(out.with_name("summary.json"), rows)
     print(f"{args.prediction_dir}: mean over {len({row['case'] for row in rows})} cases")
     print("\n".join(summary_lines(summary)))

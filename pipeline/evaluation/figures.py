@@ -6,6 +6,8 @@
   loss's mean per seed (dots) with the mean over seeds ± its seed SD; on the
   right every pair's difference of means with its 95 % two-level bootstrap
   interval (cases and seeds, thick) and the cases-only interval (thin).
+* ``reliability_png`` (``--metric ece|brier|nll``): a reliability diagram per
+  loss from the runs' ``calibration_bins.csv``, every voxel pooled.
 * ``training_curves_png``: training and validation loss per epoch, one panel
   per loss, one colour per fold, integer epoch ticks, the legend outside.
 * ``case_slices_png``: one case under every loss, per class the axial slice
@@ -128,6 +130,58 @@ def seed_noise_png(runs: Sequence[Run], metric: str, differences: dict) -> bytes
         pair_axes.set_xlabel(f"difference of mean {title} (row − column)")
         pair_axes.set_title(f"{class_name}: difference, two-level bootstrap")
         pair_axes.legend(fontsize="small", loc="best")
+    return _png(figure)
+
+
+def pooled_reliability(run: Run) -> dict[str, np.ndarray]:
+    """A run's top-label bins summed over its cases (and seeds): ``voxels``, ``confidence`` and ``correct`` sums.
+
+    Raises ``DataError`` for a run without ``calibration_bins.csv`` (scored before calibration was kept).
+    """
+    import pandas as pd
+
+    path = run.path / "calibration_bins.csv"
+    if not path.is_file():
+        raise DataError(path, "missing: the run was scored before calibration was kept")
+    bins = pd.read_csv(path).groupby("bin")[["voxels", "confidence", "correct"]].sum()
+    return {column: bins[column].to_numpy(dtype=float) for column in ("voxels", "confidence", "correct")}
+
+
+def reliability_png(runs: Sequence[Run]) -> bytes:
+    """Reliability diagram per loss: accuracy against confidence of the arg-max class, pooled over every voxel
+    of every case, 15 equal-width bins (Guo et al. 2017), the diagonal as perfect calibration, and below each
+    the share of voxels per bin (log scale: most voxels are confident background)."""
+    from pipeline.evaluation.calibration import BINS
+
+    columns = min(len(runs), 4)
+    rows = math.ceil(len(runs) / columns)
+    figure = Figure(figsize=(3.3 * columns, 4.6 * rows), layout="constrained")
+    grid = figure.add_gridspec(2 * rows, columns, height_ratios=[3, 1] * rows)
+    edges = np.linspace(0.0, 1.0, BINS + 1)
+    centres = (edges[:-1] + edges[1:]) / 2
+    for index, run in enumerate(runs):
+        pooled = pooled_reliability(run)
+        voxels = pooled["voxels"]
+        filled = voxels > 0
+        accuracy = np.divide(pooled["correct"], voxels, out=np.zeros(BINS), where=filled)
+        confidence = np.divide(pooled["confidence"], voxels, out=np.zeros(BINS), where=filled)
+        ece = float(np.sum(np.abs(pooled["correct"] - pooled["confidence"])) / max(voxels.sum(), 1))
+        top = figure.add_subplot(grid[2 * (index // columns), index % columns])
+        top.bar(centres[filled], accuracy[filled], width=1 / BINS, color="C0", edgecolor="white", label="accuracy")
+        top.bar(centres[filled], (confidence - accuracy)[filled], bottom=accuracy[filled], width=1 / BINS,
+                color=(0.85, 0.2, 0.2, 0.35), edgecolor="C3", linewidth=0.5, label="gap to confidence")
+        top.plot([0, 1], [0, 1], "--", color="0.3", linewidth=1, label="perfect calibration")
+        top.set_xlim(0, 1)
+        top.set_ylim(0, 1)
+        top.set_title(f"{run.label}\nECE {ece:.4f} (pooled voxels)", fontsize="medium")
+        top.set_ylabel("accuracy of the arg-max class")
+        if index == 0:
+            top.legend(fontsize="x-small", loc="upper left")
+        share = figure.add_subplot(grid[2 * (index // columns) + 1, index % columns], sharex=top)
+        share.bar(centres, voxels / max(voxels.sum(), 1), width=1 / BINS, color="0.5")
+        share.set_yscale("log")
+        share.set_xlabel("confidence (max softmax)")
+        share.set_ylabel("voxel share")
     return _png(figure)
 
 

@@ -47,8 +47,11 @@ CHUNK_VOXELS = 1 << 24
 """Voxels counted per pass of :func:`confusion_matrix` (its temporary array: 128 MiB)."""
 CSV_COLUMNS = ("case", "fold", "class", *COUNTS, *METRICS, *SURFACE_METRICS, "nsd_tolerance_mm")
 """The columns :func:`write_metrics_csv` writes (and ``seed`` after ``fold`` for a run of several seeds)."""
-LOWER_IS_BETTER = ("hd95",)
-"""Metrics for which a lower value is better (distances); every other metric: higher is better."""
+CALIBRATION_METRICS = ("ece", "brier", "nll")
+"""Per-case calibration of the probabilities (``pipeline.evaluation.calibration``, ``calibration.csv``): lower is
+better."""
+LOWER_IS_BETTER = ("hd95", *CALIBRATION_METRICS)
+"""Metrics for which a lower value is better (distances, calibration errors); every other metric: higher is better."""
 
 
 def higher_is_better(metric: str) -> bool:

@@ -23,7 +23,7 @@ import yaml
 
 from pipeline.console import lazy_module
 from pipeline.errors import ConfigError, DataError, UnifocalError
-from pipeline.evaluation.metrics import COLUMNS as METRICS_COLUMNS, METRICS
+from pipeline.evaluation.metrics import CALIBRATION_METRICS, COLUMNS as METRICS_COLUMNS, METRICS
 from pipeline.run_layout import RESCORE_RECORD, SEED_COLUMN, fold_dir, found_fold_dirs, rescoring_of
 
 # Loaded on first use: compare-losses --help need not load pandas or nibabel.
@@ -217,17 +217,45 @@ def check_metric(runs: Sequence[Run], metric: str) -> None:
 
     HD95 must be a finite number of mm >= 0, every other metric a number in [0, 1].
     """
+    unbounded = metric in ("hd95", "nll")
     for run in runs:
+        if metric in CALIBRATION_METRICS and metric not in run.scores.columns:
+            _attach_calibration(run, metric)
         if metric not in run.scores.columns:
             raise DataError(run.metrics_path, f"no {metric} column: scored before {metric} was kept; "
                                               "score the run's predictions again with `evaluate RUN_DIR`")
         values = pd.to_numeric(run.scores[metric], errors="coerce")
-        bad = ~(values.between(0.0, float("inf"), inclusive="left") if metric == "hd95" else values.between(0.0, 1.0))
+        bad = ~(values.between(0.0, float("inf"), inclusive="left") if unbounded else values.between(0.0, 1.0))
         if bad.any():
             line = bad.idxmax()
             raise DataError(run.metrics_path, f"line {line + 2}: {metric} '{run.scores[metric][line]}' is not "
-                                              + ("a distance in mm" if metric == "hd95" else "a number in [0, 1]"))
+                                              + ("a number >= 0" if unbounded else "a number in [0, 1]"))
         run.scores[metric] = values.astype(float)
+
+
+def _attach_calibration(run: Run, metric: str) -> None:
+    """Add ``metric`` from the run's ``calibration.csv`` to its scores, row by row (case, seed, class).
+
+    Its ``all`` rows (top-label ECE, multiclass Brier and NLL) have no row in ``metrics.csv`` and stay there.
+    """
+    path = run.path / "calibration.csv"
+    if not path.is_file():
+        raise DataError(path, "missing: the run was scored before calibration was kept; evaluate --probabilities "
+                              "scores predict --save-probabilities files")
+    try:
+        calibration = pd.read_csv(path, dtype={"case": str, "class": str})
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
+        raise DataError(path, f"not a readable CSV file ({str(error).splitlines()[0]})") from None
+    keys = ["case", *([SEED_COLUMN] if SEED_COLUMN in run.scores.columns else []), "class"]
+    missing = [column for column in (*keys, metric) if column not in calibration.columns]
+    if missing:
+        raise DataError(path, f"missing columns: {', '.join(missing)}")
+    merged = run.scores[keys].merge(calibration[[*keys, metric]], on=keys, how="left")
+    lacking = merged[metric].isna()
+    if lacking.any():
+        row = merged[lacking].iloc[0]
+        raise DataError(path, f"no {metric} of case {row['case']} class {row['class']}")
+    run.scores[metric] = merged[metric].to_numpy()
 
 
 def read_training_logs(run_dir: Path) -> dict[int | tuple[int, int], pd.DataFrame]:

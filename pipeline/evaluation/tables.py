@@ -40,7 +40,8 @@ from pipeline.evaluation.statistics import (
     t_confidence_interval,
 )
 
-METRIC_TITLES = {"dsc": "DSC", "precision": "Precision", "recall": "Recall", "hd95": "HD95 (mm)", "nsd": "NSD"}
+METRIC_TITLES = {"dsc": "DSC", "precision": "Precision", "recall": "Recall", "hd95": "HD95 (mm)", "nsd": "NSD",
+                 "ece": "ECE", "brier": "Brier", "nll": "NLL"}
 """Column titles per metric; a metric not listed is shown upper-cased."""
 
 SIGN_TEXT = {1: "+", -1: "−", 0: "="}
