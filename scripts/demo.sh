@@ -7,8 +7,9 @@
 #
 # 1. Writes 20 KiTS19 phantom cases to data/phantoms/kits19 if that folder is missing
 #    (make-phantoms; DEMO_CASES=N for another number; delete the folder to regenerate).
-# 2. Trains, cross-validates and scores configs/demo_<loss>.yaml for the Dice, focal and
-#    asymmetric Unified Focal losses (run-experiment; runs/demo/demo_<loss>/). Rerunning
+# 2. Trains, cross-validates and scores configs/demo_<loss>.yaml for nnU-Net's Dice + CE with batch
+#    Dice (the Dice baseline, demo_nnunet_baseline), the focal and the asymmetric Unified Focal losses
+#    (run-experiment; runs/demo/demo_<loss>/); in 2D the Dice loss instead of the baseline. Rerunning
 #    resumes: finished folds are skipped.
 # 3. Compares them with compare-losses into results/demo/ (tables, p-values, figures).
 # 4. Ranks them over the classes with rank-losses into results/demo_ranking/ (bootstrap, blob plot).
@@ -17,12 +18,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 case "${1:-3d}" in
-  3d) demo=demo dataset=kits19 ;;
-  2d) demo=demo2d dataset=bus2017 ;;
+  3d) demo=demo dataset=kits19 baseline=nnunet_baseline ;;
+  2d) demo=demo2d dataset=bus2017 baseline=dice ;;
   *) echo "usage: $0 [2d]" >&2; exit 2 ;;
 esac
 data=data/phantoms/$dataset
-losses=(dice focal asymmetric_unified_focal)
+losses=("$baseline" focal asymmetric_unified_focal)
 started=$SECONDS
 
 if [[ ! -d $data ]]; then

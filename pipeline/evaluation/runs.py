@@ -105,9 +105,15 @@ class Run:
                                                 / "predictions", case_id)
 
 
+#: Table names that capitalising the registry name's words would get wrong.
+TABLE_NAMES = {"dice_ce": "Dice + CE", "dice_topk": "Dice + TopK", "dice_focal": "Dice + Focal", "iou": "IoU",
+               "topk": "TopK"}
+
+
 def display_name(loss_name: str) -> str:
-    """Registry name to table name: ``"asymmetric_unified_focal"`` -> ``"Asymmetric Unified Focal"``."""
-    return " ".join(word.capitalize() for word in loss_name.split("_"))
+    """Registry name to table name: ``"asymmetric_unified_focal"`` -> ``"Asymmetric Unified Focal"``,
+    ``"dice_ce"`` -> ``"Dice + CE"``."""
+    return TABLE_NAMES.get(loss_name, " ".join(word.capitalize() for word in loss_name.split("_")))
 
 
 def name_list(names: Sequence[str], limit: int = NAMES_SHOWN) -> str:
