@@ -15,8 +15,12 @@ Writes the run directory of docs/architecture.md under
   0/255), ``metrics.csv`` (this fold's rows) and last
   ``done.json``. A rerun skips folds with ``done.json``, resumes training
   from the last epoch checkpoint, and keeps predictions already written.
+* ``fold_K/calibration/<case_id>.json`` (written before the case's label map),
+  then ``fold_K/calibration.csv`` and ``calibration_bins.csv``: ECE, Brier and
+  NLL of the probabilities on the published grid (``pipeline.evaluation.calibration``).
 * ``metrics.csv`` and ``summary.json`` (``pipeline.evaluation.metrics``),
-  once every fold is done; until then the missing folds are logged.
+  once every fold is done (and ``calibration.csv``, ``calibration_bins.csv``
+  when every fold has them); until then the missing folds are logged.
 * With several training seeds (``experiment.seeds``) every fold folder is
   ``seed_S/fold_K/``, trained once per seed on the same split, and the
   collected ``metrics.csv`` has a ``seed`` column (``pipeline.run_layout``).

@@ -467,7 +467,7 @@ def test_a_prediction_or_metrics_file_on_a_full_disk_exits_73_and_resumes(worksp
     full = {"left": 1}
 
     def fills(path) -> bool:
-        hit = name in Path(path).name and "fold_1" in str(path) if name == "case_" else \
+        hit = name in Path(path).name and "fold_1/predictions" in str(path) if name == "case_" else \
             Path(path).name.startswith(".metrics.csv") and "fold_" not in str(path)
         if hit and full["left"]:
             full["left"] -= 1

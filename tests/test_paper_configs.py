@@ -107,8 +107,17 @@ DATASETS = sorted(path.stem for path in (ROOT / "configs/base").glob("*.yaml") i
 
 def test_every_data_set_has_the_nnunet_baseline():
     assert {"kits19", "brats20", "bus2017", "cvc", "drive"} <= set(DATASETS)
-    shipped = sorted(path.name for path in (ROOT / "configs").glob("*_nnunet_baseline.yaml"))
+    shipped = sorted(path.name for path in (ROOT / "configs").glob("*_nnunet_baseline.yaml")
+                     if not path.name.startswith("demo"))
     assert shipped == [f"{dataset}_nnunet_baseline.yaml" for dataset in DATASETS]
+
+
+def test_the_demos_baseline_is_the_demo_dice_with_dice_ce():
+    """make demo's Dice baseline differs from configs/demo_dice.yaml in the loss alone (batch Dice + CE)."""
+    baseline = load_config(ROOT / "configs/demo_nnunet_baseline.yaml")
+    dice = load_config(ROOT / "configs/demo_dice.yaml")
+    assert baseline.loss.name == "dice_ce" and baseline.loss.params == {"batch": True}
+    assert baseline.model_copy(update={"loss": dice.loss, "experiment": dice.experiment}) == dice
 
 
 @pytest.mark.parametrize("dataset", DATASETS)

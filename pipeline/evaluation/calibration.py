@@ -297,8 +297,7 @@ def write_calibration(folder: Path, rows: Sequence[Mapping], bin_rows: Sequence[
     write_atomically(Path(folder) / "calibration_bins.csv", csv_text(bin_rows, BIN_COLUMNS))
 
 
-def read_csv(path: Path, convert: Callable[[dict], dict] | None = None) -> list[dict]:
-    """A calibration CSV's rows (strings, or as ``convert`` makes them)."""
+def read_csv(path: Path) -> list[dict]:
+    """A calibration CSV's rows as strings (for collecting the folds' files unchanged)."""
     with open(path, newline="") as handle:
-        rows = list(csv.DictReader(handle))
-    return [convert(row) for row in rows] if convert else rows
+        return list(csv.DictReader(handle))
