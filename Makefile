@@ -5,7 +5,7 @@ PYTHON ?= python3
 UV := $(shell command -v uv 2>/dev/null || echo .uv-bootstrap/bin/uv)
 VENV_STAMP := .venv/.synced
 
-.PHONY: test lint demo demo2d env bench clean
+.PHONY: test lint format demo demo2d env bench clean
 
 .uv-bootstrap/bin/uv:
 	$(PYTHON) -m venv .uv-bootstrap
@@ -17,8 +17,13 @@ $(VENV_STAMP): pyproject.toml uv.lock | $(UV)
 
 env: $(VENV_STAMP)
 
+# ruff check, and ruff format --check: CI fails on unformatted code (`make format` formats it).
 lint: $(VENV_STAMP)
 	$(UV) run --frozen --no-sync ruff check .
+	$(UV) run --frozen --no-sync ruff format --check .
+
+format: $(VENV_STAMP)
+	$(UV) run --frozen --no-sync ruff format .
 
 # Two pytest-xdist workers, one test file each at a time (the Slurm tests share one cluster per file).
 test: $(VENV_STAMP)

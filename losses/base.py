@@ -33,9 +33,7 @@ def spatial_axes(tensor: tf.Tensor) -> list[int]:
     """The spatial axes of a channels-last ``(B, *spatial, C)`` tensor."""
     rank = tensor.shape.rank
     if rank not in (4, 5):
-        raise ValueError(
-            f"expected a (B,H,W,C) or (B,D,H,W,C) tensor, got shape {tensor.shape}"
-        )
+        raise ValueError(f"expected a (B,H,W,C) or (B,D,H,W,C) tensor, got shape {tensor.shape}")
     return list(range(1, rank - 1))
 
 
@@ -77,6 +75,7 @@ def overlap(y_true: tf.Tensor, y_pred: tf.Tensor, per_voxel: bool = True, per_cl
     """
     axes = spatial_axes(y_true)
     if not per_class:
+
         @tf.custom_gradient
         def voxel_sums(prediction):
             def gradient(upstream):
@@ -203,12 +202,15 @@ def pooled_over_batch(statistics: Overlap) -> Overlap:
     absent from one patch then no longer scores ``s / s`` for that patch.
     The per-voxel fields (``y_true``, ``labels``, ``p_t``) are unchanged.
     """
+
     def batch_sum(tensor):
         return tf.reduce_sum(tensor, axis=0, keepdims=True)
 
-    return statistics._replace(true_positives=batch_sum(statistics.true_positives),
-                               predicted=batch_sum(statistics.predicted),
-                               actual=batch_sum(class_counts(statistics)))
+    return statistics._replace(
+        true_positives=batch_sum(statistics.true_positives),
+        predicted=batch_sum(statistics.predicted),
+        actual=batch_sum(class_counts(statistics)),
+    )
 
 
 def repeated_per_sample(value: tf.Tensor, reference: tf.Tensor) -> tf.Tensor:

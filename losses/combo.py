@@ -57,8 +57,14 @@ class ComboLoss(SegmentationLoss):
     """
 
     def __init__(
-        self, alpha: float = 0.5, beta: float = 0.5, smooth: float = 1e-6, rare_classes=None, batch: bool = False,
-        name: str = "combo", reduction=tf.keras.losses.Reduction.AUTO,
+        self,
+        alpha: float = 0.5,
+        beta: float = 0.5,
+        smooth: float = 1e-6,
+        rare_classes=None,
+        batch: bool = False,
+        name: str = "combo",
+        reduction=tf.keras.losses.Reduction.AUTO,
     ):
         super().__init__(name=name, reduction=reduction)
         self.alpha = checked_range(name, "alpha", alpha, 0.0, 1.0)
@@ -74,5 +80,10 @@ class ComboLoss(SegmentationLoss):
         return self.alpha * cross_entropy - (1.0 - self.alpha) * dice
 
     def _hyperparameters(self):
-        return {"alpha": self.alpha, "beta": self.beta, "smooth": self.smooth, "rare_classes": self.rare_classes,
-                "batch": self.batch}
+        return {
+            "alpha": self.alpha,
+            "beta": self.beta,
+            "smooth": self.smooth,
+            "rare_classes": self.rare_classes,
+            "batch": self.batch,
+        }

@@ -59,7 +59,10 @@ class DiceCrossEntropyLoss(DicePlusLoss):
     """
 
     def __init__(
-        self, smooth: float = 1e-6, batch: bool = False, name: str = "dice_ce",
+        self,
+        smooth: float = 1e-6,
+        batch: bool = False,
+        name: str = "dice_ce",
         reduction=tf.keras.losses.Reduction.AUTO,
     ):
         super().__init__(CrossEntropyLoss(), smooth, batch, name, reduction)

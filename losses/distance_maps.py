@@ -35,6 +35,7 @@ from losses.base import SegmentationLoss
 from losses.distance_transform import squared_distance_to
 from losses.placement import host_cpus, on_host
 
+
 def _map_from_distance(kind: str, inside, distance, xp, axes):
     """The map of ``kind`` from the masks and their boundary distance ``d``, in NumPy or TensorFlow (``xp``)."""
     if kind == "unsigned":
@@ -176,13 +177,15 @@ class DistanceMapLoss(SegmentationLoss):
             one_hot, maps = y_true, self._computed_maps(y_true)
         elif channels is None:  # a target without static shape: decided when it arrives
             feeds_maps = tf.equal(tf.shape(y_true)[-1], 2 * num_classes)
-            one_hot = tf.ensure_shape(tf.cond(feeds_maps, lambda: y_true[..., :num_classes], lambda: y_true),
-                                      y_pred.shape)
-            maps = tf.cond(feeds_maps, lambda: y_true[..., num_classes:],
-                           lambda: self._computed_maps(one_hot))
+            one_hot = tf.ensure_shape(
+                tf.cond(feeds_maps, lambda: y_true[..., :num_classes], lambda: y_true), y_pred.shape
+            )
+            maps = tf.cond(feeds_maps, lambda: y_true[..., num_classes:], lambda: self._computed_maps(one_hot))
         else:
-            raise ValueError(f"{self.name}: y_true has {channels} channels; expected {num_classes} (one-hot) "
-                             f"or {2 * num_classes} (one-hot and distance maps) for {num_classes} classes")
+            raise ValueError(
+                f"{self.name}: y_true has {channels} channels; expected {num_classes} (one-hot) "
+                f"or {2 * num_classes} (one-hot and distance maps) for {num_classes} classes"
+            )
         one_hot = tf.ensure_shape(one_hot, y_pred.shape)
         maps = tf.ensure_shape(maps, y_pred.shape)
         return self.compute(one_hot, y_pred, tf.stop_gradient(maps))

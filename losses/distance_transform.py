@@ -53,8 +53,7 @@ def _parabola_minimum(squared: tf.Tensor, axis: int) -> tf.Tensor:
             best = tf.minimum(best, _shifted(squared, signed, axis, infinity) + cost)
         return offset + 1, best
 
-    _, best = tf.while_loop(improvable, next_offset, (tf.constant(1), squared),
-                            maximum_iterations=max(length - 1, 0))
+    _, best = tf.while_loop(improvable, next_offset, (tf.constant(1), squared), maximum_iterations=max(length - 1, 0))
     return best
 
 

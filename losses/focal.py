@@ -54,8 +54,12 @@ def _true_class_weight_and_modulation(statistics: Overlap, class_weights, modula
     ``y_true`` once instead of twice (the symmetric and asymmetric focal losses), unless
     ``statistics`` holds the split channels, on which each lookup is cheaper.
     """
-    if (modulated_classes is None or not isinstance(class_weights, tf.Tensor)
-            or class_weights.shape.rank != 1 or statistics.labels is not None):
+    if (
+        modulated_classes is None
+        or not isinstance(class_weights, tf.Tensor)
+        or class_weights.shape.rank != 1
+        or statistics.labels is not None
+    ):
         modulated = None if modulated_classes is None else true_class_value(statistics, modulated_classes)
         return true_class_value(statistics, class_weights), modulated
     table = tf.stack([class_weights, tf.cast(modulated_classes, tf.float32)], axis=-1)
@@ -84,7 +88,10 @@ class FocalLoss(SegmentationLoss):
     reads_classes = False  # a distribution-based loss: p_t only
 
     def __init__(
-        self, alpha: float = 0.25, gamma: float = 2.0, name: str = "focal",
+        self,
+        alpha: float = 0.25,
+        gamma: float = 2.0,
+        name: str = "focal",
         reduction=tf.keras.losses.Reduction.AUTO,
     ):
         super().__init__(name=name, reduction=reduction)

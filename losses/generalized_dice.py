@@ -48,7 +48,10 @@ class GeneralizedDiceLoss(SegmentationLoss):
     reads_voxels = False  # a region-based loss: per-class sums only
 
     def __init__(
-        self, smooth: float = 1e-6, batch: bool = False, name: str = "generalized_dice",
+        self,
+        smooth: float = 1e-6,
+        batch: bool = False,
+        name: str = "generalized_dice",
         reduction=tf.keras.losses.Reduction.AUTO,
     ):
         super().__init__(name=name, reduction=reduction)

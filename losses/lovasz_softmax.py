@@ -97,8 +97,7 @@ def _host_lovasz_weights(y_true, errors):
 
     def weights(truth, error):
         batch, classes = truth.shape[0], truth.shape[-1]
-        return lovasz_weights(truth.reshape(batch, -1, classes), error.reshape(batch, -1, classes)).reshape(
-            truth.shape)
+        return lovasz_weights(truth.reshape(batch, -1, classes), error.reshape(batch, -1, classes)).reshape(truth.shape)
 
     result = tf.numpy_function(weights, [y_true, errors], tf.float32, stateful=False)
     result.set_shape(errors.shape)

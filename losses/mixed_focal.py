@@ -46,20 +46,33 @@ class MixedFocalLoss(UnifiedFocalLoss):
     """
 
     def __init__(
-        self, weight: float = 0.5, alpha: float = 0.25, focal_gamma: float = 2.0, delta: float = 0.7,
-        gamma: float = 0.75, smooth: float = 1e-6, batch: bool = False, name: str = "mixed_focal",
+        self,
+        weight: float = 0.5,
+        alpha: float = 0.25,
+        focal_gamma: float = 2.0,
+        delta: float = 0.7,
+        gamma: float = 0.75,
+        smooth: float = 1e-6,
+        batch: bool = False,
+        name: str = "mixed_focal",
         reduction=tf.keras.losses.Reduction.AUTO,
     ):
         checked_range(name, "focal_gamma", focal_gamma, 0.0)  # named as this loss calls it
         super().__init__(
             FocalLoss(alpha=alpha, gamma=focal_gamma, name=name),
             FocalTverskyLoss(delta=delta, gamma=gamma, smooth=smooth, batch=batch, name=name),
-            weight, name, reduction,
+            weight,
+            name,
+            reduction,
         )
 
     def _hyperparameters(self):
         return {
-            "weight": self.weight, "alpha": self.focal.alpha, "focal_gamma": self.focal.gamma,
-            "delta": self.focal_tversky.delta, "gamma": self.focal_tversky.gamma, "smooth": self.focal_tversky.smooth,
+            "weight": self.weight,
+            "alpha": self.focal.alpha,
+            "focal_gamma": self.focal.gamma,
+            "delta": self.focal_tversky.delta,
+            "gamma": self.focal_tversky.gamma,
+            "smooth": self.focal_tversky.smooth,
             "batch": self.focal_tversky.batch,
         }

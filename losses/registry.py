@@ -45,10 +45,7 @@ def names() -> list[str]:
 def parameters(name: str) -> list[str]:
     """The hyperparameter names a loss accepts."""
     _register_all()
-    return [
-        p for p in inspect.signature(_REGISTRY[name].__init__).parameters
-        if p not in ("self", "name", "reduction")
-    ]
+    return [p for p in inspect.signature(_REGISTRY[name].__init__).parameters if p not in ("self", "name", "reduction")]
 
 
 def get(name: str, **params):

@@ -55,7 +55,7 @@ class SensitivitySpecificityLoss(SegmentationLoss):
         positive_error = tf.reduce_sum(squared_error * y_true, axis=axes)
         positives = tf.reduce_sum(y_true, axis=axes)
         negative_error = tf.maximum(tf.reduce_sum(squared_error, axis=axes) - positive_error, 0.0)
-        negatives = tf.cast(tf.reduce_prod(tf.shape(y_true)[axes[0]:-1]), tf.float32) - positives
+        negatives = tf.cast(tf.reduce_prod(tf.shape(y_true)[axes[0] : -1]), tf.float32) - positives
         sensitivity_term = positive_error / (positives + self.smooth)
         specificity_term = negative_error / (negatives + self.smooth)
         per_class = self.weight * sensitivity_term + (1.0 - self.weight) * specificity_term

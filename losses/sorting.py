@@ -63,4 +63,4 @@ def kth_largest(values: np.ndarray, kept: int) -> np.ndarray:
     ``np.partition`` selects it in linear time, without sorting.
     """
     count = values.shape[-1]
-    return np.partition(values, count - kept, axis=-1)[:, count - kept:count - kept + 1]
+    return np.partition(values, count - kept, axis=-1)[:, count - kept : count - kept + 1]

@@ -55,7 +55,8 @@ class TopKLoss(SegmentationLoss):
         tied = tf.cast(flat == threshold, tf.float32)
         # Voxels equal to the threshold share the places left after those above it.
         share = (tf.cast(kept, tf.float32) - tf.reduce_sum(above, -1, keepdims=True)) / tf.reduce_sum(
-            tied, -1, keepdims=True)
+            tied, -1, keepdims=True
+        )
         return tf.reduce_sum(flat * (above + share * tied), axis=-1) / tf.cast(kept, tf.float32)
 
     def _hyperparameters(self):

@@ -79,7 +79,11 @@ class TverskyLoss(SegmentationLoss):
     reads_voxels = False  # a region-based loss: per-class sums only
 
     def __init__(
-        self, delta: float = 0.7, smooth: float = 1e-6, batch: bool = False, name: str = "tversky",
+        self,
+        delta: float = 0.7,
+        smooth: float = 1e-6,
+        batch: bool = False,
+        name: str = "tversky",
         reduction=tf.keras.losses.Reduction.AUTO,
     ):
         super().__init__(name=name, reduction=reduction)
@@ -108,7 +112,10 @@ class DiceLoss(TverskyLoss):
     """
 
     def __init__(
-        self, smooth: float = 1e-6, batch: bool = False, name: str = "dice",
+        self,
+        smooth: float = 1e-6,
+        batch: bool = False,
+        name: str = "dice",
         reduction=tf.keras.losses.Reduction.AUTO,
     ):
         super().__init__(delta=0.5, smooth=smooth, batch=batch, name=name, reduction=reduction)
@@ -137,8 +144,13 @@ class FocalTverskyLoss(TverskyLoss):
     """
 
     def __init__(
-        self, delta: float = 0.7, gamma: float = 0.75, smooth: float = 1e-6, batch: bool = False,
-        name: str = "focal_tversky", reduction=tf.keras.losses.Reduction.AUTO,
+        self,
+        delta: float = 0.7,
+        gamma: float = 0.75,
+        smooth: float = 1e-6,
+        batch: bool = False,
+        name: str = "focal_tversky",
+        reduction=tf.keras.losses.Reduction.AUTO,
     ):
         super().__init__(delta=delta, smooth=smooth, batch=batch, name=name, reduction=reduction)
         self.gamma = checked_range(name, "gamma", gamma, 0.0)
@@ -167,8 +179,13 @@ class CosineTverskyLoss(FocalTverskyLoss):
     """
 
     def __init__(
-        self, delta: float = 0.7, gamma: float = 1.0, smooth: float = 1e-6, batch: bool = False,
-        name: str = "cosine_tversky", reduction=tf.keras.losses.Reduction.AUTO,
+        self,
+        delta: float = 0.7,
+        gamma: float = 1.0,
+        smooth: float = 1e-6,
+        batch: bool = False,
+        name: str = "cosine_tversky",
+        reduction=tf.keras.losses.Reduction.AUTO,
     ):
         super().__init__(delta=delta, gamma=gamma, smooth=smooth, batch=batch, name=name, reduction=reduction)
 

@@ -67,7 +67,11 @@ class SymmetricFocalLoss(SegmentationLoss):
     reads_classes = False  # a distribution-based loss: p_t only
 
     def __init__(
-        self, delta: float = 0.7, gamma: float = 2.0, rare_classes=None, name: str = "symmetric_focal",
+        self,
+        delta: float = 0.7,
+        gamma: float = 2.0,
+        rare_classes=None,
+        name: str = "symmetric_focal",
         reduction=tf.keras.losses.Reduction.AUTO,
     ):
         super().__init__(name=name, reduction=reduction)
@@ -99,7 +103,11 @@ class AsymmetricFocalLoss(SymmetricFocalLoss):
     """
 
     def __init__(
-        self, delta: float = 0.7, gamma: float = 2.0, rare_classes=None, name: str = "asymmetric_focal",
+        self,
+        delta: float = 0.7,
+        gamma: float = 2.0,
+        rare_classes=None,
+        name: str = "asymmetric_focal",
         reduction=tf.keras.losses.Reduction.AUTO,
     ):
         super().__init__(delta=delta, gamma=gamma, rare_classes=rare_classes, name=name, reduction=reduction)
@@ -132,8 +140,13 @@ class SymmetricFocalTverskyLoss(SegmentationLoss):
     reads_voxels = False  # a region-based loss: per-class sums only
 
     def __init__(
-        self, delta: float = 0.7, gamma: float = 0.75, smooth: float = 1e-6, batch: bool = False,
-        name: str = "symmetric_focal_tversky", reduction=tf.keras.losses.Reduction.AUTO,
+        self,
+        delta: float = 0.7,
+        gamma: float = 0.75,
+        smooth: float = 1e-6,
+        batch: bool = False,
+        name: str = "symmetric_focal_tversky",
+        reduction=tf.keras.losses.Reduction.AUTO,
     ):
         super().__init__(name=name, reduction=reduction)
         self.delta = checked_range(name, "delta", delta, 0.0, 1.0)
@@ -166,8 +179,14 @@ class AsymmetricFocalTverskyLoss(SymmetricFocalTverskyLoss):
     """
 
     def __init__(
-        self, delta: float = 0.7, gamma: float = 0.75, smooth: float = 1e-6, rare_classes=None, batch: bool = False,
-        name: str = "asymmetric_focal_tversky", reduction=tf.keras.losses.Reduction.AUTO,
+        self,
+        delta: float = 0.7,
+        gamma: float = 0.75,
+        smooth: float = 1e-6,
+        rare_classes=None,
+        batch: bool = False,
+        name: str = "asymmetric_focal_tversky",
+        reduction=tf.keras.losses.Reduction.AUTO,
     ):
         super().__init__(delta=delta, gamma=gamma, smooth=smooth, batch=batch, name=name, reduction=reduction)
         self.rare_classes = checked_rare_classes(name, rare_classes)
@@ -196,13 +215,17 @@ class UnifiedFocalLoss(SegmentationLoss):
         self.focal_tversky = focal_tversky
 
     def compute_from(self, statistics):
-        return (self.weight * self.focal.compute_from(statistics)
-                + (1.0 - self.weight) * self.focal_tversky.compute_from(statistics))
+        return self.weight * self.focal.compute_from(statistics) + (
+            1.0 - self.weight
+        ) * self.focal_tversky.compute_from(statistics)
 
     def _hyperparameters(self):
         return {
-            "weight": self.weight, "delta": self.focal.delta, "gamma": self.focal.gamma,
-            "smooth": self.focal_tversky.smooth, "rare_classes": self.focal.rare_classes,
+            "weight": self.weight,
+            "delta": self.focal.delta,
+            "gamma": self.focal.gamma,
+            "smooth": self.focal_tversky.smooth,
+            "rare_classes": self.focal.rare_classes,
             "batch": self.focal_tversky.batch,
         }
 
@@ -226,14 +249,22 @@ class SymmetricUnifiedFocalLoss(UnifiedFocalLoss):
     """
 
     def __init__(
-        self, weight: float = 0.5, delta: float = 0.6, gamma: float = 0.5, smooth: float = 1e-6,
-        rare_classes=None, batch: bool = False, name: str = "symmetric_unified_focal",
+        self,
+        weight: float = 0.5,
+        delta: float = 0.6,
+        gamma: float = 0.5,
+        smooth: float = 1e-6,
+        rare_classes=None,
+        batch: bool = False,
+        name: str = "symmetric_unified_focal",
         reduction=tf.keras.losses.Reduction.AUTO,
     ):
         super().__init__(
             SymmetricFocalLoss(delta=delta, gamma=gamma, rare_classes=rare_classes, name=name),
             SymmetricFocalTverskyLoss(delta=delta, gamma=gamma, smooth=smooth, batch=batch, name=name),
-            weight, name, reduction,
+            weight,
+            name,
+            reduction,
         )
 
 
@@ -249,13 +280,22 @@ class AsymmetricUnifiedFocalLoss(UnifiedFocalLoss):
     """
 
     def __init__(
-        self, weight: float = 0.5, delta: float = 0.6, gamma: float = 0.5, smooth: float = 1e-6,
-        rare_classes=None, batch: bool = False, name: str = "asymmetric_unified_focal",
+        self,
+        weight: float = 0.5,
+        delta: float = 0.6,
+        gamma: float = 0.5,
+        smooth: float = 1e-6,
+        rare_classes=None,
+        batch: bool = False,
+        name: str = "asymmetric_unified_focal",
         reduction=tf.keras.losses.Reduction.AUTO,
     ):
         super().__init__(
             AsymmetricFocalLoss(delta=delta, gamma=gamma, rare_classes=rare_classes, name=name),
-            AsymmetricFocalTverskyLoss(delta=delta, gamma=gamma, smooth=smooth, rare_classes=rare_classes,
-                                       batch=batch, name=name),
-            weight, name, reduction,
+            AsymmetricFocalTverskyLoss(
+                delta=delta, gamma=gamma, smooth=smooth, rare_classes=rare_classes, batch=batch, name=name
+            ),
+            weight,
+            name,
+            reduction,
         )

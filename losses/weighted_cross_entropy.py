@@ -35,8 +35,7 @@ def class_weight_vector(loss: str, class_weights: list[float] | None, num_classe
         return None
     if len(class_weights) != num_classes:
         raise ValueError(
-            f"{loss}: class_weights has {len(class_weights)} entries, "
-            f"the prediction has {num_classes} classes"
+            f"{loss}: class_weights has {len(class_weights)} entries, the prediction has {num_classes} classes"
         )
     return tf.constant(class_weights, tf.float32)
 

@@ -53,7 +53,6 @@ from pipeline.errors import ConfigError
 from pipeline.run_layout import RunFold, run_folds, seeded_layout
 
 
-
 def _two_or_three_axes(sizes: tuple) -> tuple:
     if len(sizes) not in (2, 3):
         raise ValueError(f"expected 2 sizes (H, W) for 2D data or 3 (D, H, W) for volumes, got {list(sizes)}")
@@ -75,12 +74,15 @@ class Section(BaseModel):
 class ExperimentSection(Section):
     """Which run this is and where it goes: ``<output_root>/<name>/``."""
 
-    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$",
-                      description="run folder name; letters, digits, '.', '_', '-'")
+    name: str = Field(
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", description="run folder name; letters, digits, '.', '_', '-'"
+    )
     seed: int = Field(0, description="seeds the split, the initial weights and the patches")
     seeds: Optional[list[NonNegativeInt]] = Field(
-        None, description="train the whole cross-validation once per seed (same split, from seed); several "
-                          "seeds put the folds in seed_<S>/fold_<K>/ (pipeline.run_layout)")
+        None,
+        description="train the whole cross-validation once per seed (same split, from seed); several "
+        "seeds put the folds in seed_<S>/fold_<K>/ (pipeline.run_layout)",
+    )
     output_root: Path = Field(Path("runs"), description="folder holding the run folders")
 
     @field_validator("seeds")
@@ -103,11 +105,11 @@ class ExperimentSection(Section):
 class InterfaceSpec(Section):
     """A MIScnn ``Abstract_IO`` subclass by import path, and its constructor's keyword arguments."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True, populate_by_name=True,
-                              serialize_by_alias=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, populate_by_name=True, serialize_by_alias=True)
 
-    class_path: str = Field(alias="class",
-                            description="module.Class, e.g. miscnn.data_loading.interfaces.NIFTI_interface")
+    class_path: str = Field(
+        alias="class", description="module.Class, e.g. miscnn.data_loading.interfaces.NIFTI_interface"
+    )
     args: dict[str, Any] = Field(default_factory=dict, description="keyword arguments of the class")
 
     @field_validator("class_path")
@@ -124,20 +126,28 @@ class DataSection(Section):
     dataset: Literal["kits19", "brats20", "nnunet", "msd", "miscnn", "cvc", "drive", "bus2017"]
     root: Path = Field(description="folder of the data set in the publisher's layout")
     interface: Optional[InterfaceSpec] = Field(
-        None, validate_default=True,
-        description="dataset miscnn: the MIScnn I/O interface reading root, {class: ..., args: {...}}")
+        None,
+        validate_default=True,
+        description="dataset miscnn: the MIScnn I/O interface reading root, {class: ..., args: {...}}",
+    )
     exclude: Optional[list[int | str]] = Field(
-        None, description="case numbers or ids left out (KiTS19 default: the paper's 15, 23, 37, 68, 125, 133)")
+        None, description="case numbers or ids left out (KiTS19 default: the paper's 15, 23, 37, 68, 125, 133)"
+    )
     modalities: Optional[list[str]] = Field(
-        None, description="image channels by name, e.g. BraTS20 [t1ce]; nnunet/msd: dataset.json's names")
+        None, description="image channels by name, e.g. BraTS20 [t1ce]; nnunet/msd: dataset.json's names"
+    )
     label_map: Optional[dict[int, int]] = Field(
-        None, description="label renumbering, e.g. BraTS20 {4: 1}; labels not listed become 0")
+        None, description="label renumbering, e.g. BraTS20 {4: 1}; labels not listed become 0"
+    )
     exclude_without_label: Optional[bool] = Field(
-        None, description="leave out cases with no voxel of a mapped foreground label (BraTS20 default: true)")
+        None, description="leave out cases with no voxel of a mapped foreground label (BraTS20 default: true)"
+    )
     color: Optional[Literal["rgb", "grey"]] = Field(
-        None, description="2D data sets: keep 3 RGB channels or convert to 1 grey (default: as published)")
+        None, description="2D data sets: keep 3 RGB channels or convert to 1 grey (default: as published)"
+    )
     restrict_to_fov: Optional[bool] = Field(
-        None, description="DRIVE: score only inside the field-of-view mask (default true)")
+        None, description="DRIVE: score only inside the field-of-view mask (default true)"
+    )
 
     @field_validator("interface")
     @classmethod
@@ -172,12 +182,16 @@ class PreprocessingSettings(Section):
 
     clip: Optional[tuple[float, float]] = Field(None, description="intensity window [low, high], e.g. HU for CT")
     normalization: Literal["zscore", "zscore_nonzero", "none"] = Field(
-        "zscore", description="zscore: per channel; zscore_nonzero: over non-zero voxels, zeros kept (MRI)")
+        "zscore", description="zscore: per channel; zscore_nonzero: over non-zero voxels, zeros kept (MRI)"
+    )
     target_spacing: Optional[SpatialSpacing] = Field(
-        None, description="mm per voxel in array axis order; None keeps each case's spacing")
+        None, description="mm per voxel in array axis order; None keeps each case's spacing"
+    )
     target_shape: Optional[SpatialShape] = Field(
-        None, description="resize every case to this grid instead (2D images of varying size: [H, W]); "
-                          "predictions go back to each case's own size")
+        None,
+        description="resize every case to this grid instead (2D images of varying size: [H, W]); "
+        "predictions go back to each case's own size",
+    )
 
     @field_validator("clip")
     @classmethod
@@ -211,14 +225,17 @@ class SamplingSection(Section):
     """Random training patches (see ``pipeline.training.sampling``)."""
 
     patch_shape: SpatialShape = Field(
-        description="voxels (D, H, W), or pixels (H, W) for 2D data; divisible by 2**model.depth")
+        description="voxels (D, H, W), or pixels (H, W) for 2D data; divisible by 2**model.depth"
+    )
     batch_size: PositiveInt = 2
     batches_per_epoch: PositiveInt = 250
     val_batches: PositiveInt = Field(50, description="validation batches per epoch")
     foreground_fraction: float = Field(
-        0.33, ge=0.0, le=1.0, description="share of patches centred on a foreground voxel (nnU-Net: 1/3)")
+        0.33, ge=0.0, le=1.0, description="share of patches centred on a foreground voxel (nnU-Net: 1/3)"
+    )
     workers: Optional[PositiveInt] = Field(
-        None, description="threads building patches; None: SLURM_CPUS_PER_TASK, else the CPUs this process may use")
+        None, description="threads building patches; None: SLURM_CPUS_PER_TASK, else the CPUs this process may use"
+    )
 
 
 # Augmentation (pipeline.training.augmentation); defaults are MIScnn 1.4.0's, as the papers train.
@@ -375,8 +392,16 @@ class AugmentationSettings(Section):
     interpolation_order: int = Field(3, ge=0, le=5)
 
 
-UNET_ARCHITECTURES = ("standard", "plain", "residual", "multires", "dense", "compact", "attention",
-                      "attention_residual")
+UNET_ARCHITECTURES = (
+    "standard",
+    "plain",
+    "residual",
+    "multires",
+    "dense",
+    "compact",
+    "attention",
+    "attention_residual",
+)
 MULTIRES_MIN_FILTERS = 4  # fewer leave a MultiRes block's first convolution without a filter
 
 
@@ -384,15 +409,18 @@ class ModelSection(Section):
     """One of MIScnn's U-Net variants, 2D or 3D as the patch (see ``pipeline.training.model``)."""
 
     architecture: Literal[UNET_ARCHITECTURES] = Field(
-        "standard", description="MIScnn's U-Net variant: " + "|".join(UNET_ARCHITECTURES))
+        "standard", description="MIScnn's U-Net variant: " + "|".join(UNET_ARCHITECTURES)
+    )
     n_filters: PositiveInt = Field(32, description="filters of the first level, doubled per level")
     depth: PositiveInt = Field(4, description="number of down-sampling steps")
     batch_normalization: bool = True
     batch_norm_momentum: float = Field(
-        0.99, gt=0.0, lt=1.0, description="moving-statistics momentum (MIScnn 0.99; short runs: 0.9)")
+        0.99, gt=0.0, lt=1.0, description="moving-statistics momentum (MIScnn 0.99; short runs: 0.9)"
+    )
     deep_supervision: bool = False
     deep_supervision_heads: PositiveInt = Field(
-        2, description="auxiliary outputs at 1/2, 1/4, ... resolution when deep_supervision is on")
+        2, description="auxiliary outputs at 1/2, 1/4, ... resolution when deep_supervision is on"
+    )
 
     @field_validator("deep_supervision_heads")
     @classmethod
@@ -441,18 +469,20 @@ class TrainingSection(Section):
     epochs: PositiveInt
     learning_rate: PositiveFloat = 1e-4
     min_learning_rate: PositiveFloat = 1e-5
-    plateau_factor: float = Field(0.1, gt=0.0, lt=1.0,
-                                  description="lr multiplier on a plateau of the validation loss")
+    plateau_factor: float = Field(0.1, gt=0.0, lt=1.0, description="lr multiplier on a plateau of the validation loss")
     plateau_patience: PositiveInt = Field(10, description="epochs without improvement before reducing")
     precision: Literal["float32", "mixed_float16", "mixed_bfloat16"] = "float32"
     distribute: Literal["default", "mirrored"] = "default"
     jit_compile: bool = Field(False, description="XLA-compile the training step (GPUs)")
     on_nonfinite: Literal["stop", "restore"] = Field(
-        "stop", description="a NaN/inf loss or weight: stop the fold (exit 65), or restore the last good "
-                            "checkpoint and retry at a lower learning rate")
+        "stop",
+        description="a NaN/inf loss or weight: stop the fold (exit 65), or restore the last good "
+        "checkpoint and retry at a lower learning rate",
+    )
     nonfinite_retries: int = Field(3, ge=1, le=20, description="restore: retries per fold before stopping")
-    nonfinite_lr_factor: float = Field(0.5, gt=0.0, lt=1.0,
-                                       description="restore: learning-rate multiplier at each retry")
+    nonfinite_lr_factor: float = Field(
+        0.5, gt=0.0, lt=1.0, description="restore: learning-rate multiplier at each retry"
+    )
 
     @field_validator("min_learning_rate")
     @classmethod
@@ -468,18 +498,22 @@ class CrossValidationSection(Section):
 
     folds: int = Field(5, ge=2)
     splits_file: Optional[Path] = Field(
-        None, description="shared splits.json: created on first use, reused by the other runs")
+        None, description="shared splits.json: created on first use, reused by the other runs"
+    )
 
 
 class InferenceSection(Section):
     """Sliding-window prediction (see ``pipeline.inference.sliding_window``)."""
 
     overlap: Optional[SpatialOverlap] = Field(
-        None, description="voxels shared by neighbouring windows; None: half the patch")
+        None, description="voxels shared by neighbouring windows; None: half the patch"
+    )
     gaussian_sigma_scale: PositiveFloat = Field(
-        0.125, description="sigma of the window weighting as a fraction of the patch (nnU-Net: 1/8)")
+        0.125, description="sigma of the window weighting as a fraction of the patch (nnU-Net: 1/8)"
+    )
     batch_size: Union[int, Literal["auto"]] = Field(
-        2, description="windows per network call; auto: as many as the GPU holds (2 on a CPU)")
+        2, description="windows per network call; auto: as many as the GPU holds (2 on a CPU)"
+    )
     write_nifti: bool = Field(False, description="2D runs: also write each PNG prediction as a NIfTI file")
 
     @field_validator("batch_size", mode="before")
@@ -495,7 +529,8 @@ class EvaluationSection(Section):
 
     regions: dict[str, list[PositiveInt]] = Field(default_factory=dict)
     nsd_tolerance_mm: PositiveFloat | dict[str, PositiveFloat] = Field(
-        2.0, description="normalised surface distance tolerance in mm: one for all, or one per class and region")
+        2.0, description="normalised surface distance tolerance in mm: one for all, or one per class and region"
+    )
 
     @field_validator("regions")
     @classmethod
@@ -523,22 +558,28 @@ class ExperimentConfig(Section):
 
     @model_validator(mode="after")
     def _patch_fits_the_model(self):
-        divisor = 2 ** self.model.depth
+        divisor = 2**self.model.depth
         patch = list(self.sampling.patch_shape)
         if any(size % divisor for size in patch):
             raise ValueError(
                 f"sampling.patch_shape: {patch} must be divisible by 2**model.depth = {divisor} "
-                f"in every axis (model.depth={self.model.depth})")
+                f"in every axis (model.depth={self.model.depth})"
+            )
         overlap = self.inference.overlap
-        grids = {"inference.overlap": overlap, "preprocessing.target_spacing": self.preprocessing.target_spacing,
-                 "preprocessing.target_shape": self.preprocessing.target_shape}
+        grids = {
+            "inference.overlap": overlap,
+            "preprocessing.target_spacing": self.preprocessing.target_spacing,
+            "preprocessing.target_shape": self.preprocessing.target_shape,
+        }
         for key, grid in grids.items():
             if grid is not None and len(grid) != len(patch):
-                raise ValueError(f"{key}: {list(grid)} has {len(grid)} axes, sampling.patch_shape {patch} "
-                                 f"has {len(patch)}")
+                raise ValueError(
+                    f"{key}: {list(grid)} has {len(grid)} axes, sampling.patch_shape {patch} has {len(patch)}"
+                )
         if overlap is not None and any(o >= p for o, p in zip(overlap, patch)):
-            raise ValueError(f"inference.overlap: {list(overlap)} must be smaller than "
-                             f"sampling.patch_shape {patch} in every axis")
+            raise ValueError(
+                f"inference.overlap: {list(overlap)} must be smaller than sampling.patch_shape {patch} in every axis"
+            )
         return self
 
     @property
@@ -563,8 +604,11 @@ class ExperimentConfig(Section):
     def run_folds(self, seeds: Sequence[int] | None = None, folds: Sequence[int] | None = None) -> list[RunFold]:
         """The run's (seed, fold, folder) tasks (``pipeline.run_layout.run_folds``), or the given seeds and folds."""
         everything = run_folds(self.run_dir, self.experiment.training_seeds, self.cross_validation.folds)
-        return [task for task in everything
-                if (seeds is None or task.seed in seeds) and (folds is None or task.fold in folds)]
+        return [
+            task
+            for task in everything
+            if (seeds is None or task.seed in seeds) and (folds is None or task.fold in folds)
+        ]
 
     def chosen_seeds(self, seeds: Sequence[int] | None) -> list[int]:
         """The run's seeds among ``seeds`` (``run-experiment --seed``; ``None``: all), in the run's order.
@@ -577,8 +621,9 @@ class ExperimentConfig(Section):
             return all_seeds
         unknown = sorted(set(seeds) - set(all_seeds))
         if unknown:
-            raise ConfigError(f"--seed {unknown[0]}: not one of the run's seeds "
-                              f"(experiment.seeds: {', '.join(map(str, all_seeds))})")
+            raise ConfigError(
+                f"--seed {unknown[0]}: not one of the run's seeds (experiment.seeds: {', '.join(map(str, all_seeds))})"
+            )
         return [seed for seed in all_seeds if seed in set(seeds)]
 
     @property
@@ -681,8 +726,11 @@ def _without_removed_keys(raw: dict) -> dict:
     Every key of the schema that accepts ``null`` defaults to ``null`` (a test checks), so removing such
     an entry changes nothing; any other key set to ``null`` is removed rather than refused.
     """
-    return {key: _without_removed_keys(value) if isinstance(value, dict) else value
-            for key, value in raw.items() if value is not None}
+    return {
+        key: _without_removed_keys(value) if isinstance(value, dict) else value
+        for key, value in raw.items()
+        if value is not None
+    }
 
 
 def _apply_override(raw: dict, override: str, path: Path) -> None:
@@ -699,8 +747,9 @@ def _apply_override(raw: dict, override: str, path: Path) -> None:
     for depth, part in enumerate(keys[:-1]):
         child = node.setdefault(part, {})
         if not isinstance(child, dict):
-            raise ConfigError(f"{path}: {'.'.join(keys[:depth + 1])}: is a value, not a section "
-                              f"(from --set {override!r})")
+            raise ConfigError(
+                f"{path}: {'.'.join(keys[: depth + 1])}: is a value, not a section (from --set {override!r})"
+            )
         node = child
     node[keys[-1]] = value
 

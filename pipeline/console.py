@@ -50,10 +50,23 @@ def version() -> str:
 def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Add ``-v/--verbose``, ``-q/--quiet`` and ``--version`` to a command's parser."""
     loudness = parser.add_mutually_exclusive_group()
-    loudness.add_argument("-v", "--verbose", dest="verbosity", action="store_const", const=VERBOSE, default=NORMAL,
-                          help="debug messages and TensorFlow's own log")
-    loudness.add_argument("-q", "--quiet", dest="verbosity", action="store_const", const=QUIET,
-                          help="warnings and errors only, no progress bars")
+    loudness.add_argument(
+        "-v",
+        "--verbose",
+        dest="verbosity",
+        action="store_const",
+        const=VERBOSE,
+        default=NORMAL,
+        help="debug messages and TensorFlow's own log",
+    )
+    loudness.add_argument(
+        "-q",
+        "--quiet",
+        dest="verbosity",
+        action="store_const",
+        const=QUIET,
+        help="warnings and errors only, no progress bars",
+    )
     parser.add_argument("--version", action="version", version=f"%(prog)s (unifocal) {version()}")
     return parser
 
@@ -64,8 +77,11 @@ def configure(arguments_or_verbosity) -> int:
     verbosity = _verbosity = getattr(arguments_or_verbosity, "verbosity", arguments_or_verbosity)
     level = {QUIET: logging.WARNING, NORMAL: logging.INFO, VERBOSE: logging.DEBUG}[verbosity]
     handler = _ProgressAwareHandler()
-    handler.setFormatter(_PlainFormatter() if verbosity < VERBOSE
-                         else logging.Formatter("%(asctime)s %(name)s %(levelname)s: %(message)s"))
+    handler.setFormatter(
+        _PlainFormatter()
+        if verbosity < VERBOSE
+        else logging.Formatter("%(asctime)s %(name)s %(levelname)s: %(message)s")
+    )
     root = logging.getLogger()
     for old in [h for h in root.handlers if isinstance(h, _ProgressAwareHandler)]:
         root.removeHandler(old)
@@ -78,8 +94,9 @@ def configure(arguments_or_verbosity) -> int:
     return verbosity
 
 
-def progress(iterable: Iterable[T], total: int | None = None, description: str = "", unit: str = "it",
-             leave: bool = True) -> Iterable[T]:
+def progress(
+    iterable: Iterable[T], total: int | None = None, description: str = "", unit: str = "it", leave: bool = True
+) -> Iterable[T]:
     """``iterable`` with a tqdm progress bar on stderr when it is a terminal and the command is not ``-q``.
 
     In a log file (Slurm, CI) no bar is drawn: bars there are unreadable, and
@@ -89,8 +106,7 @@ def progress(iterable: Iterable[T], total: int | None = None, description: str =
         return iterable
     from tqdm import tqdm
 
-    return tqdm(iterable, total=total, desc=description, unit=unit, leave=leave, file=sys.stderr,
-                dynamic_ncols=True)
+    return tqdm(iterable, total=total, desc=description, unit=unit, leave=leave, file=sys.stderr, dynamic_ncols=True)
 
 
 def verbosity() -> int:

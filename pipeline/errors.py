@@ -32,12 +32,12 @@ from pathlib import Path
 from typing import Callable
 
 BAD_INPUT_EXIT_CODE = 2
-DIVERGED_EXIT_CODE = 65        # EX_DATAERR: the numbers went bad
-OUT_OF_MEMORY_EXIT_CODE = 71   # EX_OSERR: the system could not provide a resource
-DISK_FULL_EXIT_CODE = 73       # EX_CANTCREAT: an output file could not be written
-DATA_VANISHED_EXIT_CODE = 74   # EX_IOERR: input that was there could no longer be read
-REQUEUE_EXIT_CODE = 75         # EX_TEMPFAIL: "run me again" (pipeline.training.preemption)
-INTERRUPTED_EXIT_CODE = 130    # 128 + SIGINT
+DIVERGED_EXIT_CODE = 65  # EX_DATAERR: the numbers went bad
+OUT_OF_MEMORY_EXIT_CODE = 71  # EX_OSERR: the system could not provide a resource
+DISK_FULL_EXIT_CODE = 73  # EX_CANTCREAT: an output file could not be written
+DATA_VANISHED_EXIT_CODE = 74  # EX_IOERR: input that was there could no longer be read
+REQUEUE_EXIT_CODE = 75  # EX_TEMPFAIL: "run me again" (pipeline.training.preemption)
+INTERRUPTED_EXIT_CODE = 130  # 128 + SIGINT
 
 #: errno values of a full disk: no space, and a user's quota exhausted.
 DISK_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
@@ -97,8 +97,10 @@ class DiskFull(UnifocalError):
         self.path = Path(path)
         self.needed_bytes = needed_bytes
         needed = "" if needed_bytes is None else f"needs about {human_bytes(needed_bytes)}, "
-        super().__init__(f"{self.path}: disk full ({needed}{human_bytes(free_bytes(self.path))} free there); "
-                         "nothing partial was kept: free space and rerun the same command to resume")
+        super().__init__(
+            f"{self.path}: disk full ({needed}{human_bytes(free_bytes(self.path))} free there); "
+            "nothing partial was kept: free space and rerun the same command to resume"
+        )
 
 
 class DataVanished(UnifocalError):
@@ -108,7 +110,7 @@ class DataVanished(UnifocalError):
 
 
 #: Free bytes below which a write's ``OSError`` without an errno counts as a full disk.
-NEARLY_FULL_BYTES = 1024 ** 2
+NEARLY_FULL_BYTES = 1024**2
 
 
 def is_disk_full(error: BaseException, folder=None) -> bool:
@@ -122,8 +124,12 @@ def is_disk_full(error: BaseException, folder=None) -> bool:
         return True
     if any(message in str(error) for message in DISK_FULL_MESSAGES):
         return True
-    return (isinstance(error, OSError) and error.errno is None and folder is not None
-            and free_bytes(folder) < NEARLY_FULL_BYTES)
+    return (
+        isinstance(error, OSError)
+        and error.errno is None
+        and folder is not None
+        and free_bytes(folder) < NEARLY_FULL_BYTES
+    )
 
 
 def is_resource_exhausted(error: BaseException) -> bool:
@@ -169,15 +175,19 @@ def exits_cleanly(main: Callable[..., int | None]) -> Callable[..., int]:
         except UnifocalError as error:
             _fail(str(error), error.exit_code)
         except MemoryError:
-            _fail("out of host memory; ask for more memory (Slurm --mem) or make the inputs smaller",
-                  OUT_OF_MEMORY_EXIT_CODE)
+            _fail(
+                "out of host memory; ask for more memory (Slurm --mem) or make the inputs smaller",
+                OUT_OF_MEMORY_EXIT_CODE,
+            )
         except Exception as error:
             if is_disk_full(error):
                 _fail(str(DiskFull(getattr(error, "filename", None) or ".")), DISK_FULL_EXIT_CODE)
             if is_resource_exhausted(error):
-                _fail(f"out of GPU memory ({str(error).splitlines()[0] if str(error) else 'OOM'}); lower the batch "
-                      "size (--batch-size, inference.batch_size, sampling.batch_size) or the patch",
-                      OUT_OF_MEMORY_EXIT_CODE)
+                _fail(
+                    f"out of GPU memory ({str(error).splitlines()[0] if str(error) else 'OOM'}); lower the batch "
+                    "size (--batch-size, inference.batch_size, sampling.batch_size) or the patch",
+                    OUT_OF_MEMORY_EXIT_CODE,
+                )
             raise
         except KeyboardInterrupt:
             print("interrupted", file=sys.stderr)

@@ -74,8 +74,9 @@ logger = logging.getLogger(__name__)
 HEADER_CASES = 8
 
 
-def run_experiment(config: ExperimentConfig, folds: Iterable[int] | None = None,
-                   seeds: Iterable[int] | None = None) -> dict | None:
+def run_experiment(
+    config: ExperimentConfig, folds: Iterable[int] | None = None, seeds: Iterable[int] | None = None
+) -> dict | None:
     """Run the given folds (default: all) of the given seeds (default: ``experiment.seeds``, or the one seed).
 
     Returns ``summary.json``'s content once every fold of every seed is done.
@@ -90,8 +91,10 @@ def run_experiment(config: ExperimentConfig, folds: Iterable[int] | None = None,
     folds = all_folds if folds is None else sorted(set(folds))
     bad = [fold for fold in folds if fold not in all_folds]
     if bad:
-        raise ConfigError(f"--fold {bad[0]}: out of range; cross_validation.folds={len(all_folds)} "
-                          f"gives folds 0..{len(all_folds) - 1}")
+        raise ConfigError(
+            f"--fold {bad[0]}: out of range; cross_validation.folds={len(all_folds)} "
+            f"gives folds 0..{len(all_folds) - 1}"
+        )
     tasks = config.run_folds(config.chosen_seeds(seeds), folds)
     dataset = open_dataset(config.data.dataset, config.data.root, **config.data.dataset_options())
     check_evaluation(dataset.class_names, config.evaluation.regions, config.evaluation.nsd_tolerance_mm)
@@ -102,16 +105,24 @@ def run_experiment(config: ExperimentConfig, folds: Iterable[int] | None = None,
         cache = PreprocessedCache(config.preprocessing.cache_dir, dataset, config.preprocessing.settings())
         splits = _splits(config, dataset.case_ids(), existing)
         pending = [task for task in tasks if not (task.path / "done.json").exists()]
-        cache.prepare(sorted({case_id for task in pending for part in ("train", "val")
-                              for case_id in splits[task.fold][part]}))
+        cache.prepare(
+            sorted({case_id for task in pending for part in ("train", "val") for case_id in splits[task.fold][part]})
+        )
         clock = EpochClock(config.training.epochs * len(pending))
         for task in tasks:
             run_fold(config, task.fold, splits[task.fold], dataset, cache, clock, seed=task.seed)
         return collect_metrics(config)
 
 
-def run_fold(config: ExperimentConfig, fold: int, split: dict, dataset, cache: PreprocessedCache,
-             clock: EpochClock | None = None, seed: int | None = None) -> None:
+def run_fold(
+    config: ExperimentConfig,
+    fold: int,
+    split: dict,
+    dataset,
+    cache: PreprocessedCache,
+    clock: EpochClock | None = None,
+    seed: int | None = None,
+) -> None:
     """Train fold ``fold`` with training seed ``seed`` on ``split["train"]``, predict and score ``split["val"]``.
 
     ``seed`` (default: the run's first seed) is one of ``experiment.training_seeds``; the fold's folder and
@@ -129,49 +140,96 @@ def run_fold(config: ExperimentConfig, fold: int, split: dict, dataset, cache: P
         logger.info("%s (%s): done, skipped", label, fold_dir)
         return
     remove_stale_temporaries(fold_dir, exclusive=True)  # left by a killed attempt: one process per fold
-    logger.info("%s (%s): training on %d cases, validating on %d: %s", label, fold_dir, len(split["train"]),
-                len(split["val"]), _some(split["val"]))
+    logger.info(
+        "%s (%s): training on %d cases, validating on %d: %s",
+        label,
+        fold_dir,
+        len(split["train"]),
+        len(split["val"]),
+        _some(split["val"]),
+    )
     started = time.perf_counter()
     train_cases = [cache.load(case_id) for case_id in split["train"]]
     val_cases = [cache.load(case_id) for case_id in split["val"]]
     num_channels, num_classes = train_cases[0].image.shape[-1], dataset.num_classes
     sampling = config.sampling
-    common = dict(patch_shape=sampling.patch_shape, batch_size=sampling.batch_size, num_classes=num_classes,
-                  foreground_fraction=sampling.foreground_fraction, seed=task_seed,
-                  pad_value=_pad_value(config), workers=sampling.workers, **_distance_map_targets(config))
-    train_batches = PatchBatches(train_cases, batches_per_epoch=sampling.batches_per_epoch,
-                                 augmentation=config.augmentation, **common)
+    common = dict(
+        patch_shape=sampling.patch_shape,
+        batch_size=sampling.batch_size,
+        num_classes=num_classes,
+        foreground_fraction=sampling.foreground_fraction,
+        seed=task_seed,
+        pad_value=_pad_value(config),
+        workers=sampling.workers,
+        **_distance_map_targets(config),
+    )
+    train_batches = PatchBatches(
+        train_cases, batches_per_epoch=sampling.batches_per_epoch, augmentation=config.augmentation, **common
+    )
     val_batches = PatchBatches(val_cases, batches_per_epoch=sampling.val_batches, fixed_patches=True, **common)
     try:
         progress = EpochProgress(clock or EpochClock(config.training.epochs), label, config.training.epochs)
-        training = train_fold(config.training, config.model, config.loss, task_seed, fold_dir,
-                              train_batches, val_batches, num_channels, num_classes, callbacks=[progress])
+        training = train_fold(
+            config.training,
+            config.model,
+            config.loss,
+            task_seed,
+            fold_dir,
+            train_batches,
+            val_batches,
+            num_channels,
+            num_classes,
+            callbacks=[progress],
+        )
     finally:
         train_batches.close()
         val_batches.close()
 
-    windows = resolve_batch_size(config.inference.batch_size, training.model, config.sampling.patch_shape,
-                                 num_channels)
+    windows = resolve_batch_size(config.inference.batch_size, training.model, config.sampling.patch_shape, num_channels)
     config = config.model_copy(update={"inference": config.inference.model_copy(update={"batch_size": windows})})
     predict = keras_predictor(training.model, config.sampling.patch_shape, num_channels, windows)
     predictions = fold_dir / "predictions"
     for pre in console.progress(val_cases, len(val_cases), f"{label} predict", unit="case"):
-        predict_case(config, predict, pre, num_classes, predictions, scoring_region(dataset, pre.case_id),
-                     CalibrationTarget(fold_dir / "calibration", fold, dataset, config.evaluation.regions))
+        predict_case(
+            config,
+            predict,
+            pre,
+            num_classes,
+            predictions,
+            scoring_region(dataset, pre.case_id),
+            CalibrationTarget(fold_dir / "calibration", fold, dataset, config.evaluation.regions),
+        )
         if not console.progress_bars_enabled():
             logger.info("%s: predicted %s", label, pre.case_id)
     write_fold_calibration(fold_dir, split["val"])
     spatial_dims = len(val_cases[0].geometry.shape)
-    rows = evaluate_cases(split["val"],
-                          lambda case_id: read_label_map(prediction_path(predictions, case_id, spatial_dims)),
-                          lambda case_id: reference_label_map(dataset, case_id), dataset.class_names,
-                          config.evaluation.regions, config.evaluation.nsd_tolerance_mm, fold)
+    rows = evaluate_cases(
+        split["val"],
+        lambda case_id: read_label_map(prediction_path(predictions, case_id, spatial_dims)),
+        lambda case_id: reference_label_map(dataset, case_id),
+        dataset.class_names,
+        config.evaluation.regions,
+        config.evaluation.nsd_tolerance_mm,
+        fold,
+    )
     write_metrics_csv(fold_dir / "metrics.csv", rows)
     seed_entry = {"seed": seed} if config.seeded_layout else {}
-    write_atomically(fold_dir / "done.json", json.dumps(
-        {"fold": fold, **seed_entry, "epochs": training.epochs, "best_val_loss": training.best_val_loss,
-         "val_cases": len(val_cases), "seconds": round(time.perf_counter() - started, 1),
-         **({"nonfinite_retries": len(training.retries)} if training.retries else {})}, indent=1) + "\n")
+    write_atomically(
+        fold_dir / "done.json",
+        json.dumps(
+            {
+                "fold": fold,
+                **seed_entry,
+                "epochs": training.epochs,
+                "best_val_loss": training.best_val_loss,
+                "val_cases": len(val_cases),
+                "seconds": round(time.perf_counter() - started, 1),
+                **({"nonfinite_retries": len(training.retries)} if training.retries else {}),
+            },
+            indent=1,
+        )
+        + "\n",
+    )
     logger.info("%s: done in %s", label, console.duration(time.perf_counter() - started))
 
 
@@ -188,8 +246,15 @@ class CalibrationTarget:
         return self.folder / f"{case_id}.json"
 
 
-def predict_case(config: ExperimentConfig, predict, pre, num_classes: int, out_dir: Path,
-                 region: np.ndarray | None = None, calibration: CalibrationTarget | None = None) -> Path:
+def predict_case(
+    config: ExperimentConfig,
+    predict,
+    pre,
+    num_classes: int,
+    out_dir: Path,
+    region: np.ndarray | None = None,
+    calibration: CalibrationTarget | None = None,
+) -> Path:
     """Write the case's label map on its published grid to ``out_dir/<case_id>.nii.gz`` (2D: ``.png``); return
     the path.
 
@@ -204,17 +269,30 @@ def predict_case(config: ExperimentConfig, predict, pre, num_classes: int, out_d
     if path.exists() and (calibration is None or calibration.record(pre.case_id).exists()):
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
-    with console.bar(network_calls(pre.image.shape[:-1], config.sampling.patch_shape, config.inference_overlap,
-                                   config.inference.batch_size), pre.case_id, unit="batch") as windows:
-        probabilities = predict_probabilities(predict, pre.image, num_classes, config.sampling.patch_shape,
-                                              config.inference_overlap, config.inference,
-                                              config.preprocessing.normalization, windows.update)
+    with console.bar(
+        network_calls(
+            pre.image.shape[:-1], config.sampling.patch_shape, config.inference_overlap, config.inference.batch_size
+        ),
+        pre.case_id,
+        unit="batch",
+    ) as windows:
+        probabilities = predict_probabilities(
+            predict,
+            pre.image,
+            num_classes,
+            config.sampling.patch_shape,
+            config.inference_overlap,
+            config.inference,
+            config.preprocessing.normalization,
+            windows.update,
+        )
     scores = None
     if calibration is not None:
         reference = reference_label_map(calibration.dataset, pre.case_id)
         scores = CaseCalibration(reference.labels, calibration.dataset.class_names, calibration.regions, region)
-    labels = probabilities_to_labels(probabilities, pre.geometry.original_shape,
-                                     each_class=None if scores is None else scores.add_class)
+    labels = probabilities_to_labels(
+        probabilities, pre.geometry.original_shape, each_class=None if scores is None else scores.add_class
+    )
     if scores is not None:
         rows, bins = case_rows(pre.case_id, calibration.fold, scores)
         write_atomically(calibration.record(pre.case_id), json.dumps({"rows": rows, "bins": bins}) + "\n")
@@ -228,8 +306,11 @@ def predict_case(config: ExperimentConfig, predict, pre, num_classes: int, out_d
 def write_fold_calibration(fold_dir: Path, case_ids: list[str]) -> None:
     """The fold's ``calibration.csv`` and ``calibration_bins.csv`` from its cases' records, in case order."""
     records = [json.loads((fold_dir / "calibration" / f"{case_id}.json").read_text()) for case_id in case_ids]
-    write_calibration(fold_dir, [row for record in records for row in record["rows"]],
-                      [row for record in records for row in record["bins"]])
+    write_calibration(
+        fold_dir,
+        [row for record in records for row in record["rows"]],
+        [row for record in records for row in record["bins"]],
+    )
 
 
 def collect_metrics(config: ExperimentConfig) -> dict | None:
@@ -241,15 +322,24 @@ def collect_metrics(config: ExperimentConfig) -> dict | None:
     tasks = config.run_folds()
     missing = [task for task in tasks if not (task.path / "done.json").exists()]
     if missing:
-        logger.info("%s: metrics not collected yet, folds %s not done", run_dir,
-                    ", ".join(str(task.path.relative_to(run_dir)) if config.seeded_layout else str(task.fold)
-                              for task in missing))
+        logger.info(
+            "%s: metrics not collected yet, folds %s not done",
+            run_dir,
+            ", ".join(
+                str(task.path.relative_to(run_dir)) if config.seeded_layout else str(task.fold) for task in missing
+            ),
+        )
         return None
     rows = collect_fold_rows(tasks, "metrics.csv", read_metrics_csv, config.seeded_layout)
     write_metrics_csv(run_dir / "metrics.csv", rows)
     if all((task.path / "calibration.csv").is_file() for task in tasks):  # folds scored before calibration: none
-        write_calibration(run_dir, *(collect_fold_rows(tasks, name, read_calibration_csv, config.seeded_layout)
-                                     for name in ("calibration.csv", "calibration_bins.csv")))
+        write_calibration(
+            run_dir,
+            *(
+                collect_fold_rows(tasks, name, read_calibration_csv, config.seeded_layout)
+                for name in ("calibration.csv", "calibration_bins.csv")
+            ),
+        )
     summary = write_summary_json(run_dir / "summary.json", rows)
     _record_retries(run_dir, [task.path for task in tasks], summary)
     seeds = f" and {len(config.experiment.training_seeds)} seeds" if config.seeded_layout else ""
@@ -266,10 +356,14 @@ def _record_retries(run_dir: Path, fold_dirs: list[Path], summary: dict) -> None
     retries = {str(fold_dir.relative_to(run_dir)): read_retries(fold_dir) for fold_dir in fold_dirs}
     retries = {fold: records for fold, records in retries.items() if records}
     if retries:
-        write_atomically(run_dir / "summary.json", json.dumps({**summary, "nonfinite_retries": retries}, indent=2)
-                         + "\n")
-        logger.warning("%s: training retried after non-finite values in %s (summary.json: nonfinite_retries)",
-                       run_dir, ", ".join(retries))
+        write_atomically(
+            run_dir / "summary.json", json.dumps({**summary, "nonfinite_retries": retries}, indent=2) + "\n"
+        )
+        logger.warning(
+            "%s: training retried after non-finite values in %s (summary.json: nonfinite_retries)",
+            run_dir,
+            ", ".join(retries),
+        )
 
 
 def _some(case_ids: list[str]) -> str:
@@ -283,8 +377,10 @@ def _check_dimensions(config: ExperimentConfig, dataset) -> None:
     dims = 3 if getattr(dataset, "three_dim", True) else 2
     patch = list(config.sampling.patch_shape)
     if len(patch) != dims:
-        raise ConfigError(f"sampling.patch_shape: {patch} has {len(patch)} axes, but {config.data.dataset} "
-                          f"images are {dims}-D: give {'(D, H, W)' if dims == 3 else '(H, W)'}")
+        raise ConfigError(
+            f"sampling.patch_shape: {patch} has {len(patch)} axes, but {config.data.dataset} "
+            f"images are {dims}-D: give {'(D, H, W)' if dims == 3 else '(H, W)'}"
+        )
 
 
 def _claim_run_dir(run_dir: Path, config: ExperimentConfig) -> None:
@@ -317,4 +413,3 @@ def _distance_map_targets(config: ExperimentConfig) -> dict:
 def _pad_value(config: ExperimentConfig):
     """Image value beyond a volume's edge: 0 (background) for brain-masked MRI, else each case's minimum (air)."""
     return 0.0 if config.preprocessing.normalization == "zscore_nonzero" else "minimum"
-

@@ -27,8 +27,16 @@ from pathlib import Path
 from typing import Iterator
 
 from pipeline.config import ExperimentConfig
-from pipeline.errors import (DataError, DataVanished, DiskFull, OutOfMemory, UnifocalError, human_bytes, is_disk_full,
-                             is_resource_exhausted)
+from pipeline.errors import (
+    DataError,
+    DataVanished,
+    DiskFull,
+    OutOfMemory,
+    UnifocalError,
+    human_bytes,
+    is_disk_full,
+    is_resource_exhausted,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -74,7 +82,8 @@ def vanished_data(config: ExperimentConfig, path, problem: str) -> DataVanished 
     return DataVanished(
         f"{path}: disappeared mid-run ({problem}); data.root {root} {state} (an unmounted share?). "
         "Finished epochs, predictions and scores are kept: make the data available again and rerun the same "
-        "command to resume")
+        "command to resume"
+    )
 
 
 def out_of_memory_message(config: ExperimentConfig, dataset, where: str, error: BaseException | None = None) -> str:
@@ -82,14 +91,23 @@ def out_of_memory_message(config: ExperimentConfig, dataset, where: str, error: 
     sampling, model = config.sampling, config.model
     size = _model_size(config, dataset)
     allocation = re.search(r"OOM when allocating tensor with shape\s*\[[^\]]*\]", str(error or ""))
-    keys = ("sampling.batch_size, sampling.patch_shape, model.n_filters or model.depth, or set "
-            "training.precision=mixed_float16 (prediction: inference.batch_size)") if where == "GPU" else (
+    keys = (
+        (
+            "sampling.batch_size, sampling.patch_shape, model.n_filters or model.depth, or set "
+            "training.precision=mixed_float16 (prediction: inference.batch_size)"
+        )
+        if where == "GPU"
+        else (
             "sampling.workers, sampling.batch_size or sampling.patch_shape, coarsen preprocessing.target_spacing, "
-            "or ask for more memory (Slurm --mem)")
-    return (f"out of {where} memory{f' ({allocation[0]})' if allocation else ''}: patch "
-            f"{'x'.join(map(str, sampling.patch_shape))}, batch {sampling.batch_size}, {model.architecture} U-Net "
-            f"({model.n_filters} filters, depth {model.depth}{size}), precision {config.training.precision}; "
-            f"lower {keys}")
+            "or ask for more memory (Slurm --mem)"
+        )
+    )
+    return (
+        f"out of {where} memory{f' ({allocation[0]})' if allocation else ''}: patch "
+        f"{'x'.join(map(str, sampling.patch_shape))}, batch {sampling.batch_size}, {model.architecture} U-Net "
+        f"({model.n_filters} filters, depth {model.depth}{size}), precision {config.training.precision}; "
+        f"lower {keys}"
+    )
 
 
 def _model_size(config: ExperimentConfig, dataset) -> str:
@@ -103,11 +121,17 @@ def _model_size(config: ExperimentConfig, dataset) -> str:
         num_channels, num_classes = len(dataset.modalities), dataset.num_classes
         spatial_dims = len(config.sampling.patch_shape)
         with tf.device("/CPU:0"):  # the GPU is full
-            memory = training_memory(lambda: build_model(config.model, num_channels, num_classes, spatial_dims),
-                                     config.sampling.patch_shape, config.sampling.batch_size, num_channels,
-                                     config.training.precision)
+            memory = training_memory(
+                lambda: build_model(config.model, num_channels, num_classes, spatial_dims),
+                config.sampling.patch_shape,
+                config.sampling.batch_size,
+                num_channels,
+                config.training.precision,
+            )
     except Exception as error:  # the message must come out even if the estimate cannot be made
         logger.debug("no memory estimate: %s", error)
         return ""
-    return (f", {memory.parameters:,} parameters; scripts/estimate_gpu_memory.py estimates "
-            f"{human_bytes(memory.estimate_bytes)} per training step")
+    return (
+        f", {memory.parameters:,} parameters; scripts/estimate_gpu_memory.py estimates "
+        f"{human_bytes(memory.estimate_bytes)} per training step"
+    )

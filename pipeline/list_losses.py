@@ -19,7 +19,8 @@ from pipeline.errors import ConfigError, exits_cleanly
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="list-losses",
-        description="List the losses a config's loss.name can take, with parameters, defaults, ranges and papers.")
+        description="List the losses a config's loss.name can take, with parameters, defaults, ranges and papers.",
+    )
     parser.add_argument("names", nargs="*", metavar="NAME", help="only these losses (default: all)")
     parser.add_argument("--json", action="store_true", help="machine-readable output on stdout")
     return console.add_arguments(parser)

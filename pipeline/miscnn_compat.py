@@ -53,6 +53,7 @@ def _instance_normalization_from_tf_keras() -> None:
 _instance_normalization_from_tf_keras()
 
 import miscnn  # noqa: E402
+
 # Submodules the project reaches as attributes (``miscnn.data_loading.sample.Sample``).
 import miscnn.data_loading.interfaces  # noqa: E402
 import miscnn.data_loading.interfaces.abstract_io  # noqa: E402

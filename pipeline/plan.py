@@ -35,52 +35,70 @@ def experiment_plan(config: ExperimentConfig) -> dict:
     spacings = np.array([geometry.spacing for geometry in geometries])
     settings = config.preprocessing.settings()
     target = settings.target_spacing
-    resampled = shapes if target is None else np.array(
-        [resampled_shape(shape, spacing, target) for shape, spacing in zip(shapes, spacings)])
+    resampled = (
+        shapes
+        if target is None
+        else np.array([resampled_shape(shape, spacing, target) for shape, spacing in zip(shapes, spacings)])
+    )
     if settings.target_shape is not None:  # a fixed grid (2D images of varying size)
         resampled = np.array([settings.target_shape] * len(shapes))
     median_shape = np.median(resampled, axis=0)
     patch = np.array(config.sampling.patch_shape)
     num_channels, num_classes = len(dataset.modalities), dataset.num_classes
     spatial_dims = len(config.sampling.patch_shape)
-    memory = training_memory(lambda: build_model(config.model, num_channels, num_classes, spatial_dims),
-                             config.sampling.patch_shape,
-                             config.sampling.batch_size, num_channels, config.training.precision)
+    memory = training_memory(
+        lambda: build_model(config.model, num_channels, num_classes, spatial_dims),
+        config.sampling.patch_shape,
+        config.sampling.batch_size,
+        num_channels,
+        config.training.precision,
+    )
     key, _ = cache_key(dataset, settings)
     cache_folder = Path(config.preprocessing.cache_dir) / key
     return {
         "data": {
-            "dataset": dataset.name, "root": str(config.data.root), "cases": len(case_ids),
-            "excluded": list(dataset.excluded), "skipped_without_mask": list(dataset.skipped_without_mask),
+            "dataset": dataset.name,
+            "root": str(config.data.root),
+            "cases": len(case_ids),
+            "excluded": list(dataset.excluded),
+            "skipped_without_mask": list(dataset.skipped_without_mask),
             "excluded_without_label": list(dataset.excluded_without_label),
             # None: the data set has no such option (2D sets and MIScnn interfaces keep every case)
             "exclude_without_label": getattr(dataset, "exclude_without_label", None),
             "test_cases": len(dataset.test_images()) if hasattr(dataset, "test_images") else None,
-            "classes": list(dataset.class_names), "channels": list(dataset.modalities),
+            "classes": list(dataset.class_names),
+            "channels": list(dataset.modalities),
             "median_spacing": _numbers(np.median(spacings, axis=0)),
             "spacing_range": [_numbers(spacings.min(axis=0)), _numbers(spacings.max(axis=0))],
             "median_shape": _numbers(np.median(shapes, axis=0)),
             "shape_range": [_numbers(shapes.min(axis=0)), _numbers(shapes.max(axis=0))],
         },
         "preprocessing": {
-            "clip": None if settings.clip is None else list(settings.clip), "normalization": settings.normalization,
+            "clip": None if settings.clip is None else list(settings.clip),
+            "normalization": settings.normalization,
             "target_spacing": None if target is None else list(target),
             "target_shape": None if settings.target_shape is None else list(settings.target_shape),
             "median_shape": _numbers(median_shape),
             "shape_range": [_numbers(resampled.min(axis=0)), _numbers(resampled.max(axis=0))],
-            "patch_shape": patch.tolist(), "patch_fraction": _numbers(patch / median_shape, 2),
+            "patch_shape": patch.tolist(),
+            "patch_fraction": _numbers(patch / median_shape, 2),
             "cache": str(cache_folder),
             "cached_cases": sum((cache_folder / case_id / "meta.json").exists() for case_id in case_ids),
         },
         "model": {
             "architecture": config.model.architecture,
             "settings": config.model.model_dump(mode="json"),
-            "parameters": memory.parameters, "precision": config.training.precision,
-            "batch_size": config.sampling.batch_size, "memory_gib": round(memory.estimate_bytes / GIB, 2),
+            "parameters": memory.parameters,
+            "precision": config.training.precision,
+            "batch_size": config.sampling.batch_size,
+            "memory_gib": round(memory.estimate_bytes / GIB, 2),
         },
         "training": {
-            "loss": config.loss.name, "params": config.loss.params, "epochs": config.training.epochs,
-            "batches_per_epoch": config.sampling.batches_per_epoch, "learning_rate": config.training.learning_rate,
+            "loss": config.loss.name,
+            "params": config.loss.params,
+            "epochs": config.training.epochs,
+            "batches_per_epoch": config.sampling.batches_per_epoch,
+            "learning_rate": config.training.learning_rate,
         },
         "folds": _folds(config, case_ids),
         "run_dir": str(config.run_dir),
@@ -119,16 +137,22 @@ def format_plan(plan: dict) -> str:
     reasons = [("excluded", "excluded"), ("skipped_without_mask", "skipped for want of a mask")]
     if data["exclude_without_label"]:
         reasons.append(("excluded_without_label", "excluded for an empty mask (no foreground voxel)"))
-    left_out = [f"{len(data[key])} {label}" + (f" ({', '.join(map(str, data[key][:8]))}"
-                                               f"{' ...' if len(data[key]) > 8 else ''})" if data[key] else "")
-                for key, label in reasons]
+    left_out = [
+        f"{len(data[key])} {label}"
+        + (f" ({', '.join(map(str, data[key][:8]))}{' ...' if len(data[key]) > 8 else ''})" if data[key] else "")
+        for key, label in reasons
+    ]
     if data["exclude_without_label"] is False:
         left_out.append("cases with an empty mask kept (data.exclude_without_label: false)")
     test = "" if data["test_cases"] is None else f"; {data['test_cases']} unlabelled test case(s)"
     patch_share = " x ".join(f"{share:.2f}" for share in pre["patch_fraction"])
-    padded = ("; larger than the median size along axis " + ", ".join(
-        str(axis) for axis, share in enumerate(pre["patch_fraction"]) if share > 1) + ": cases are padded"
-              if max(pre["patch_fraction"]) > 1 else "")
+    padded = (
+        "; larger than the median size along axis "
+        + ", ".join(str(axis) for axis, share in enumerate(pre["patch_fraction"]) if share > 1)
+        + ": cases are padded"
+        if max(pre["patch_fraction"]) > 1
+        else ""
+    )
     lines = [
         f"data set     {data['dataset']} at {data['root']}",
         f"  cases      {data['cases']} used; {', '.join(left_out)}{test}",
@@ -140,16 +164,21 @@ def format_plan(plan: dict) -> str:
         f"(range {_shape(data['shape_range'][0])} to {_shape(data['shape_range'][1])})",
         "preprocessing",
         f"  intensity  clip {pre['clip'] or 'none'}, normalization {pre['normalization']}",
-        "  spacing    " + (f"resized to {_shape(pre['target_shape'])}" if pre["target_shape"] is not None
-                          else "each case's own" if pre["target_spacing"] is None
-                          else f"resampled to {_shape(pre['target_spacing'])} mm"),
+        "  spacing    "
+        + (
+            f"resized to {_shape(pre['target_shape'])}"
+            if pre["target_shape"] is not None
+            else "each case's own"
+            if pre["target_spacing"] is None
+            else f"resampled to {_shape(pre['target_spacing'])} mm"
+        ),
         f"  size       median {_shape(pre['median_shape'])} voxels "
         f"(range {_shape(pre['shape_range'][0])} to {_shape(pre['shape_range'][1])})",
         f"  patch      {_shape(pre['patch_shape'])} = {patch_share} of the median size{padded}",
         f"  cache      {pre['cache']} ({pre['cached_cases']} of {data['cases']} cases cached)",
         "model",
-        f"  network    {model['architecture']} U-Net, " + ", ".join(
-            f"{key} {value}" for key, value in model["settings"].items() if key != "architecture"),
+        f"  network    {model['architecture']} U-Net, "
+        + ", ".join(f"{key} {value}" for key, value in model["settings"].items() if key != "architecture"),
         f"  size       {model['parameters']:,} parameters; about {model['memory_gib']:.2f} GiB per training step "
         f"({model['precision']}, batch {model['batch_size']})",
         "training",
@@ -160,8 +189,10 @@ def format_plan(plan: dict) -> str:
     ]
     seeds = plan["seeds"]
     if len(seeds) > 1:
-        lines.append(f"seeds        {len(seeds)} ({', '.join(map(str, seeds))}): the cross-validation once per seed, "
-                     f"same split; {len(seeds) * folds['folds']} training tasks in seed_<S>/fold_<K>/")
+        lines.append(
+            f"seeds        {len(seeds)} ({', '.join(map(str, seeds))}): the cross-validation once per seed, "
+            f"same split; {len(seeds) * folds['folds']} training tasks in seed_<S>/fold_<K>/"
+        )
         done = ", ".join(f"seed {seed} fold {fold}" for seed, fold in plan["done_folds"])
     else:
         done = plan["done_folds"]

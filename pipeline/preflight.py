@@ -49,8 +49,9 @@ def check_config(config: ExperimentConfig) -> None:
 def check_folds(config: ExperimentConfig, cases: int) -> None:
     folds = config.cross_validation.folds
     if folds > cases:
-        raise ConfigError(f"cross_validation.folds: {folds} folds need at least {folds} cases; "
-                          f"{config.data.root} has {cases} to use")
+        raise ConfigError(
+            f"cross_validation.folds: {folds} folds need at least {folds} cases; {config.data.root} has {cases} to use"
+        )
 
 
 #: ``training`` keys that decide only what happens after a non-finite loss; a rerun may change them
@@ -78,14 +79,18 @@ def check_run_dir(config: ExperimentConfig) -> None:
         raise ConfigError(
             f"{path}: this run folder was made with another config (differs at "
             f"{', '.join(keys[:5])}{' ...' if len(keys) > 5 else ''}); choose another "
-            "experiment.name or delete the folder")
+            "experiment.name or delete the folder"
+        )
 
 
 def differing_keys(previous, current, prefix: str = "") -> list[str]:
     """Dotted paths of the values that differ between two nested mappings."""
     if isinstance(previous, dict) and isinstance(current, dict):
-        return [key for name in sorted(set(previous) | set(current), key=str)
-                for key in differing_keys(previous.get(name), current.get(name), f"{prefix}{name}.")]
+        return [
+            key
+            for name in sorted(set(previous) | set(current), key=str)
+            for key in differing_keys(previous.get(name), current.get(name), f"{prefix}{name}.")
+        ]
     return [] if previous == current else [prefix.rstrip(".")]
 
 
@@ -99,7 +104,9 @@ def existing_splits(config: ExperimentConfig, case_ids: list[str]) -> list[dict]
         return own
     splits = read_splits(shared, case_ids, folds)
     if own is not None and splits is not None and own != splits:
-        raise DataError(own_path, f"differs from the shared splits file {shared}, which changed after "
-                                  "this run started; restore it or start a new run")
+        raise DataError(
+            own_path,
+            f"differs from the shared splits file {shared}, which changed after "
+            "this run started; restore it or start a new run",
+        )
     return splits if splits is not None else own
-

@@ -67,8 +67,11 @@ def run_folds(run_dir: Path | str, seeds: Sequence[int], folds: int | Iterable[i
     """
     fold_numbers = list(range(folds)) if isinstance(folds, int) else list(folds)
     seeded = seeded_layout(seeds)
-    return [RunFold(seed, fold, fold_dir(run_dir, fold, seed if seeded else None))
-            for seed in seeds for fold in fold_numbers]
+    return [
+        RunFold(seed, fold, fold_dir(run_dir, fold, seed if seeded else None))
+        for seed in seeds
+        for fold in fold_numbers
+    ]
 
 
 def fold_seed(seed: int, fold: int, seeds: Sequence[int], folds: int) -> int:
@@ -104,8 +107,9 @@ def with_seed_column(rows: Sequence[Mapping], seed: int) -> list[dict]:
     return placed
 
 
-def collect_fold_rows(folds: Sequence[RunFold], name: str, read: Callable[[Path], list[dict]],
-                      seeded: bool) -> list[dict]:
+def collect_fold_rows(
+    folds: Sequence[RunFold], name: str, read: Callable[[Path], list[dict]], seeded: bool
+) -> list[dict]:
     """The rows of every fold's ``name`` file in order, each with its ``seed`` when ``seeded``.
 
     ``read`` parses one file into row dicts (``metrics.read_metrics_csv``, or

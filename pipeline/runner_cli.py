@@ -27,28 +27,59 @@ logger = logging.getLogger(__name__)
 
 def parse_arguments(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="run-experiment",
-        description="Train, cross-validate and score one experiment config; resumable.")
+        prog="run-experiment", description="Train, cross-validate and score one experiment config; resumable."
+    )
     parser.add_argument("config", help="experiment YAML file, e.g. configs/kits19_asymmetric_unified_focal.yaml")
-    parser.add_argument("--fold", type=int, action="append", metavar="K",
-                        help="run only fold K (0-based; repeatable); metrics are collected once all folds are done")
-    parser.add_argument("--seeds", metavar="S1,S2,...",
-                        help="repeat the cross-validation once per training seed (same split), e.g. --seeds 0,1,2; "
-                             "sets experiment.seeds")
-    parser.add_argument("--seed", dest="only_seeds", type=int, action="append", metavar="S",
-                        help="run only the folds of seed S, one of experiment.seeds (repeatable); "
-                             "metrics are collected once every seed's folds are done")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a config value, e.g. --set training.epochs=3 (repeatable)")
-    parser.add_argument("--sweep", dest="sweeps", action="append", default=[], metavar="KEY=V1,V2,...",
-                        help="run once per value (repeatable: every combination), e.g. "
-                             "--sweep loss.params.gamma=0.1,0.3,0.5; runs go to "
-                             "<output_root>/<name>-sweep/")
-    parser.add_argument("--print-run-dir", action="store_true",
-                        help="print <experiment.output_root>/<experiment.name> (with --sweep: the sweep folder) "
-                             "and exit")
-    parser.add_argument("--plan", action="store_true",
-                        help="print the resolved data set, preprocessing, model and folds, and exit (writes nothing)")
+    parser.add_argument(
+        "--fold",
+        type=int,
+        action="append",
+        metavar="K",
+        help="run only fold K (0-based; repeatable); metrics are collected once all folds are done",
+    )
+    parser.add_argument(
+        "--seeds",
+        metavar="S1,S2,...",
+        help="repeat the cross-validation once per training seed (same split), e.g. --seeds 0,1,2; "
+        "sets experiment.seeds",
+    )
+    parser.add_argument(
+        "--seed",
+        dest="only_seeds",
+        type=int,
+        action="append",
+        metavar="S",
+        help="run only the folds of seed S, one of experiment.seeds (repeatable); "
+        "metrics are collected once every seed's folds are done",
+    )
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config value, e.g. --set training.epochs=3 (repeatable)",
+    )
+    parser.add_argument(
+        "--sweep",
+        dest="sweeps",
+        action="append",
+        default=[],
+        metavar="KEY=V1,V2,...",
+        help="run once per value (repeatable: every combination), e.g. "
+        "--sweep loss.params.gamma=0.1,0.3,0.5; runs go to "
+        "<output_root>/<name>-sweep/",
+    )
+    parser.add_argument(
+        "--print-run-dir",
+        action="store_true",
+        help="print <experiment.output_root>/<experiment.name> (with --sweep: the sweep folder) and exit",
+    )
+    parser.add_argument(
+        "--plan",
+        action="store_true",
+        help="print the resolved data set, preprocessing, model and folds, and exit (writes nothing)",
+    )
     console.add_arguments(parser)
     return parser.parse_args(argv)
 
@@ -107,8 +138,9 @@ def _run_sweep(arguments: argparse.Namespace) -> int:
         setting = ", ".join(f"{key}={value}" for key, value in member.values.items())
         logger.info("sweep %d/%d: %s (%s)", number, len(sweep.members), member.name, setting)
         run_experiment(member.config, folds=arguments.fold, seeds=arguments.only_seeds)
-    logger.info("sweep: %d runs in %s; compare them with sweep-report %s", len(sweep.members), sweep.folder,
-                sweep.folder)
+    logger.info(
+        "sweep: %d runs in %s; compare them with sweep-report %s", len(sweep.members), sweep.folder, sweep.folder
+    )
     return 0
 
 

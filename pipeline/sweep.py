@@ -79,8 +79,10 @@ class Sweep:
             "keys": [swept.key for swept in self.keys],
             "values": {swept.key: list(swept.values) for swept in self.keys},
             "defaults": self.defaults,
-            "members": [{"name": member.name, "values": member.values, "overrides": list(member.overrides)}
-                        for member in self.members],
+            "members": [
+                {"name": member.name, "values": member.values, "overrides": list(member.overrides)}
+                for member in self.members
+            ],
         }
 
 
@@ -145,22 +147,29 @@ def expand_sweep(config_path, sweeps: Sequence[str], overrides: Sequence[str] = 
         raise ConfigError(f"--sweep {twice[0]}: swept twice; list all its values in one --sweep")
     base = load_config(config_path, overrides)
     folder = base.experiment.output_root / f"{base.experiment.name}-sweep"
-    shared = [] if base.cross_validation.splits_file is not None else \
-        [f"cross_validation.splits_file={folder / 'splits.json'}"]
+    shared = (
+        []
+        if base.cross_validation.splits_file is not None
+        else [f"cross_validation.splits_file={folder / 'splits.json'}"]
+    )
     short = _short_names([swept.key for swept in keys])
     members = []
     for combination in itertools.product(*(swept.values for swept in keys)):
         values = dict(zip(seen, combination))
-        name = base.experiment.name + "".join(
-            f"_{short[key]}-{_name_part(value)}" for key, value in values.items())
-        member_overrides = (*overrides, *shared, f"experiment.output_root={folder}", f"experiment.name={name}",
-                            *(f"{key}={_yaml_flow(value)}" for key, value in values.items()))
+        name = base.experiment.name + "".join(f"_{short[key]}-{_name_part(value)}" for key, value in values.items())
+        member_overrides = (
+            *overrides,
+            *shared,
+            f"experiment.output_root={folder}",
+            f"experiment.name={name}",
+            *(f"{key}={_yaml_flow(value)}" for key, value in values.items()),
+        )
         try:
             config = load_config(config_path, member_overrides)
         except ConfigError as error:
             setting = ", ".join(f"{key}={_yaml_flow(value)}" for key, value in values.items())
             raise ConfigError(f"--sweep {setting}: {error}") from None
-        members.append(SweepMember(name, values, tuple(member_overrides[len(overrides):]), config))
+        members.append(SweepMember(name, values, tuple(member_overrides[len(overrides) :]), config))
     return Sweep(Path(config_path), keys, {key: _default(base, key) for key in seen}, tuple(members), folder)
 
 
@@ -171,8 +180,10 @@ def check_sweep_folder(sweep: Sweep) -> bool:
         return True
     previous = read_manifest(sweep.folder)
     if previous != json.loads(json.dumps(sweep.manifest())):
-        raise ConfigError(f"{path}: this folder holds another sweep (of {', '.join(previous['keys'])}); "
-                          "choose another experiment.name for this one")
+        raise ConfigError(
+            f"{path}: this folder holds another sweep (of {', '.join(previous['keys'])}); "
+            "choose another experiment.name for this one"
+        )
     return False
 
 

@@ -58,8 +58,12 @@ def bus2017(rng):
 DATASETS = {
     "CVC-ClinicDB 288x384 RGB, whole frames": (cvc, PreprocessingSettings(), (288, 384), (0, 0)),
     "DRIVE 584x565 RGB, patches 256x256": (drive, PreprocessingSettings(), (256, 256), (128, 128)),
-    "BUS2017 ~570x760 grey, resized 256x256": (bus2017, PreprocessingSettings(target_shape=(256, 256)),
-                                               (256, 256), (0, 0)),
+    "BUS2017 ~570x760 grey, resized 256x256": (
+        bus2017,
+        PreprocessingSettings(target_shape=(256, 256)),
+        (256, 256),
+        (0, 0),
+    ),
 }
 
 
@@ -73,8 +77,16 @@ def preprocessed_cases(make, settings, count, seed=0):
 
 
 def batches_per_second(cases, patch, augmentation, batches, workers, step=None) -> float:
-    sequence = PatchBatches(cases, patch, batch_size=BATCH, num_classes=2, batches_per_epoch=batches + 1,
-                            augmentation=augmentation, seed=0, workers=workers)
+    sequence = PatchBatches(
+        cases,
+        patch,
+        batch_size=BATCH,
+        num_classes=2,
+        batches_per_epoch=batches + 1,
+        augmentation=augmentation,
+        seed=0,
+        workers=workers,
+    )
     try:
         x, y = sequence[0]
         if step is not None:
@@ -109,8 +121,11 @@ def main() -> None:
         cases = preprocessed_cases(make, settings, 4)
         channels = cases[0].image.shape[-1]
         print(f"{title}:")
-        for name, augmentation in (("sampling only", None), ("paper augmentation (cubic)", paper),
-                                   ("paper augmentation (linear)", linear)):
+        for name, augmentation in (
+            ("sampling only", None),
+            ("paper augmentation (cubic)", paper),
+            ("paper augmentation (linear)", linear),
+        ):
             rate = batches_per_second(cases, patch, augmentation, args.batches, workers)
             print(f"  batches/s, {name:38s} {rate:7.2f}", flush=True)
         model = build_unet(channels, 2, n_filters=args.filters, depth=4, spatial_dims=2)
@@ -135,8 +150,11 @@ def main() -> None:
                 write_label_png(Path(folder) / "bench.png", labels)
                 timings.append((prepared - started, predicted - prepared, time.perf_counter() - predicted))
             prepare, predict, back = np.median(timings, axis=0)
-            print(f"  prediction per image: {prepare + predict + back:5.2f} s (preprocess {prepare:.2f}, "
-                  f"network {predict:.2f}, back to size + PNG {back:.2f})", flush=True)
+            print(
+                f"  prediction per image: {prepare + predict + back:5.2f} s (preprocess {prepare:.2f}, "
+                f"network {predict:.2f}, back to size + PNG {back:.2f})",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

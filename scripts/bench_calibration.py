@@ -48,11 +48,15 @@ def main() -> None:
         remaining = remaining - probabilities if label < args.classes - 1 else remaining
     rows = calibration.rows()
     seconds = time.perf_counter() - started
-    print(f"grid {' x '.join(map(str, shape))} ({np.prod(shape) / 1e6:.0f} M voxels), {args.classes} classes, "
-          f"{len(regions or {})} region(s)")
+    print(
+        f"grid {' x '.join(map(str, shape))} ({np.prod(shape) / 1e6:.0f} M voxels), {args.classes} classes, "
+        f"{len(regions or {})} region(s)"
+    )
     print(f"calibration: {seconds:.1f} s ({np.prod(shape) * args.classes / seconds / 1e6:.0f} M class-voxels/s)")
-    print(f"peak resident memory {peak_rss_gib():.2f} GiB (before: {before:.2f} GiB); one float32 class volume "
-          f"is {class_volume_gib:.2f} GiB")
+    print(
+        f"peak resident memory {peak_rss_gib():.2f} GiB (before: {before:.2f} GiB); one float32 class volume "
+        f"is {class_volume_gib:.2f} GiB"
+    )
     top = rows[0]
     print(f"top-label ECE {top['ece']:.4f}, Brier {top['brier']:.4f}, NLL {top['nll']:.4f} (random softmax)")
 

@@ -34,8 +34,9 @@ OVERLAP = (40, 80, 80)
 SPACING = (3.0, 0.78, 0.78)
 
 #: The papers' KiTS19 preprocessing, as configs/base/kits19.yaml sets it.
-KITS19 = load_section(Path(__file__).resolve().parents[1] / "configs/base/kits19.yaml", "preprocessing",
-                      PreprocessingSection).settings()
+KITS19 = load_section(
+    Path(__file__).resolve().parents[1] / "configs/base/kits19.yaml", "preprocessing", PreprocessingSection
+).settings()
 
 
 def main() -> None:
@@ -59,15 +60,18 @@ def main() -> None:
         predict_seconds.append(time.perf_counter() - started)
         return result
 
-    print(f"original {tuple(args.shape)} at {SPACING} mm -> preprocessed {pre.image.shape[:3]}; "
-          f"{args.filters}-filter U-Net, windows {PATCH}, overlap {OVERLAP}, batch {args.batch_size}")
+    print(
+        f"original {tuple(args.shape)} at {SPACING} mm -> preprocessed {pre.image.shape[:3]}; "
+        f"{args.filters}-filter U-Net, windows {PATCH}, overlap {OVERLAP}, batch {args.batch_size}"
+    )
     network(np.zeros((args.batch_size, *PATCH, 1), np.float32))  # trace once, outside the timings
     with tempfile.TemporaryDirectory() as folder:
         for run in range(args.repeats + 1):
             predict_seconds.clear()
             started = time.perf_counter()
-            probabilities = sliding_window_predict(timed_network, np.asarray(pre.image), PATCH, OVERLAP, 3,
-                                                   batch_size=args.batch_size)
+            probabilities = sliding_window_predict(
+                timed_network, np.asarray(pre.image), PATCH, OVERLAP, 3, batch_size=args.batch_size
+            )
             windowed = time.perf_counter()
             labels = restore_to_original(probabilities, pre)
             restored = time.perf_counter()
@@ -75,10 +79,12 @@ def main() -> None:
             written = time.perf_counter()
             predict = sum(predict_seconds)
             total = written - started
-            print(f"{'warm-up' if run == 0 else f'run {run}':>8}: total {total:5.1f} s  "
-                  f"({np.prod(args.shape) / total / 1e6:.2f} M voxels/s)  predict {predict:5.1f} s  "
-                  f"stitch {windowed - started - predict:4.1f} s  resample back {restored - windowed:4.1f} s  "
-                  f"write {written - restored:4.1f} s  [{len(predict_seconds)} network calls]")
+            print(
+                f"{'warm-up' if run == 0 else f'run {run}':>8}: total {total:5.1f} s  "
+                f"({np.prod(args.shape) / total / 1e6:.2f} M voxels/s)  predict {predict:5.1f} s  "
+                f"stitch {windowed - started - predict:4.1f} s  resample back {restored - windowed:4.1f} s  "
+                f"write {written - restored:4.1f} s  [{len(predict_seconds)} network calls]"
+            )
 
 
 if __name__ == "__main__":

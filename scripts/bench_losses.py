@@ -47,14 +47,39 @@ GOALS = {"lovasz_softmax": 15.0}
 
 # Ma's taxonomy (SPEC.md section 1); the goal applies to the first two families.
 FAMILIES = {
-    "distribution": ("cross_entropy", "weighted_cross_entropy", "topk", "distance_penalized_ce", "focal",
-                     "symmetric_focal", "asymmetric_focal"),
-    "region": ("sensitivity_specificity", "dice", "iou", "tversky", "generalized_dice", "focal_tversky",
-               "cosine_tversky", "lovasz_softmax", "asymmetric_similarity", "symmetric_focal_tversky",
-               "asymmetric_focal_tversky"),
+    "distribution": (
+        "cross_entropy",
+        "weighted_cross_entropy",
+        "topk",
+        "distance_penalized_ce",
+        "focal",
+        "symmetric_focal",
+        "asymmetric_focal",
+    ),
+    "region": (
+        "sensitivity_specificity",
+        "dice",
+        "iou",
+        "tversky",
+        "generalized_dice",
+        "focal_tversky",
+        "cosine_tversky",
+        "lovasz_softmax",
+        "asymmetric_similarity",
+        "symmetric_focal_tversky",
+        "asymmetric_focal_tversky",
+    ),
     "boundary": ("boundary", "hausdorff_dt"),
-    "compound": ("combo", "dice_ce", "dice_topk", "dice_focal", "exp_log", "mixed_focal",
-                 "symmetric_unified_focal", "asymmetric_unified_focal"),
+    "compound": (
+        "combo",
+        "dice_ce",
+        "dice_topk",
+        "dice_focal",
+        "exp_log",
+        "mixed_focal",
+        "symmetric_unified_focal",
+        "asymmetric_unified_focal",
+    ),
 }
 FAMILY_OF = {name: family for family, names in FAMILIES.items() for name in names}
 
@@ -102,8 +127,9 @@ def pipeline_target(loss, y_true):
     return tf.concat([y_true, tf.constant(maps)], axis=-1)
 
 
-def time_against_floor(loss_fn, floor_step, y_true, y_pred, warmup: int, repeats: int, loss_target=None,
-                       jit_compile: bool = False):
+def time_against_floor(
+    loss_fn, floor_step, y_true, y_pred, warmup: int, repeats: int, loss_target=None, jit_compile: bool = False
+):
     """Median times of the loss (on ``loss_target``, default ``y_true``) and of the floor, in alternation.
 
     Alternating keeps the ratio fair when the load of the machine drifts.
@@ -121,20 +147,35 @@ def time_against_floor(loss_fn, floor_step, y_true, y_pred, warmup: int, repeats
 
 def parse_arguments(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--shape", type=int, nargs="+", default=[2, 80, 160, 160, 3],
-                        help="batch shape (B, [D,] H, W, C); default: 2 80 160 160 3")
-    parser.add_argument("--losses", nargs="+", default=None, metavar="NAME",
-                        help="losses to time; default: every registered loss")
+    parser.add_argument(
+        "--shape",
+        type=int,
+        nargs="+",
+        default=[2, 80, 160, 160, 3],
+        help="batch shape (B, [D,] H, W, C); default: 2 80 160 160 3",
+    )
+    parser.add_argument(
+        "--losses", nargs="+", default=None, metavar="NAME", help="losses to time; default: every registered loss"
+    )
     parser.add_argument("--repeats", type=int, default=5, help="timed runs per loss (median reported); default 5")
     parser.add_argument("--warmup", type=int, default=2, help="untimed runs first; default 2")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random batch; default 0")
-    parser.add_argument("--self-computed-maps", action="store_true",
-                        help="distance-map losses compute the maps themselves instead of reading them from the target")
-    parser.add_argument("--jit-compile", action="store_true",
-                        help="XLA-compile the loss and the floor (training.jit_compile); sorts and distance "
-                             "transforms then run in TensorFlow ops, as on a GPU")
-    parser.add_argument("--batch-pooling", action="store_true",
-                        help="also time each loss that takes batch with batch=true (TP/FP/FN pooled over the batch)")
+    parser.add_argument(
+        "--self-computed-maps",
+        action="store_true",
+        help="distance-map losses compute the maps themselves instead of reading them from the target",
+    )
+    parser.add_argument(
+        "--jit-compile",
+        action="store_true",
+        help="XLA-compile the loss and the floor (training.jit_compile); sorts and distance "
+        "transforms then run in TensorFlow ops, as on a GPU",
+    )
+    parser.add_argument(
+        "--batch-pooling",
+        action="store_true",
+        help="also time each loss that takes batch with batch=true (TP/FP/FN pooled over the batch)",
+    )
     arguments = parser.parse_args(argv)
     if len(arguments.shape) not in (4, 5) or min(arguments.shape) < 1 or arguments.shape[-1] < 2:
         parser.error(f"--shape must be B H W C or B D H W C with C >= 2, got {' '.join(map(str, arguments.shape))}")
@@ -151,18 +192,22 @@ def main(argv=None) -> int:
     shape = tuple(arguments.shape)
     y_true, y_pred = make_batch(shape, arguments.seed)
     devices = ", ".join(device.name for device in tf.config.list_logical_devices())
-    print(f"batch {shape} float32 on {devices}; median of {arguments.repeats} after {arguments.warmup} warm-up runs; "
-          f"distance maps {'computed in the loss' if arguments.self_computed_maps else 'fed with the target'}"
-          f"{'; XLA' if arguments.jit_compile else ''}",
-          flush=True)
+    print(
+        f"batch {shape} float32 on {devices}; median of {arguments.repeats} after {arguments.warmup} warm-up runs; "
+        f"distance maps {'computed in the loss' if arguments.self_computed_maps else 'fed with the target'}"
+        f"{'; XLA' if arguments.jit_compile else ''}",
+        flush=True,
+    )
     floor_step = forward_backward_step(floor_loss, arguments.jit_compile)
     for _ in range(max(arguments.warmup, 1)):
         floor_step(y_true, y_pred)
     variants = [(name, {}) for name in arguments.losses or losses.names()]
     if arguments.batch_pooling:
-        variants = [variant for name, _ in variants
-                    for variant in [(name, {})] + ([(name, {"batch": True})] if "batch" in losses.parameters(name)
-                                                   else [])]
+        variants = [
+            variant
+            for name, _ in variants
+            for variant in [(name, {})] + ([(name, {"batch": True})] if "batch" in losses.parameters(name) else [])
+        ]
     width = max(26, *(len(name) + (8 if params else 0) for name, params in variants))
     print(f"{'loss':{width}s} {'family':12s} {'ms':>9s} {'floor ms':>9s} {'x floor':>8s}")
     above = []
@@ -170,8 +215,15 @@ def main(argv=None) -> int:
         loss = losses.get(name, **params)
         fed = isinstance(loss, DistanceMapLoss) and not arguments.self_computed_maps
         loss_seconds, floor_seconds = time_against_floor(
-            loss, floor_step, y_true, y_pred, arguments.warmup, arguments.repeats,
-            pipeline_target(loss, y_true) if fed else None, arguments.jit_compile)
+            loss,
+            floor_step,
+            y_true,
+            y_pred,
+            arguments.warmup,
+            arguments.repeats,
+            pipeline_target(loss, y_true) if fed else None,
+            arguments.jit_compile,
+        )
         family = FAMILY_OF.get(name, "unclassified")
         label = f"{name} (batch)" if params else name
         ratio = loss_seconds / floor_seconds
@@ -180,8 +232,10 @@ def main(argv=None) -> int:
         if ratio > goal:
             above.append(label)
             flag = f"  above {goal:g}x"
-        print(f"{label:{width}s} {family:12s} {loss_seconds * 1e3:9.1f} {floor_seconds * 1e3:9.1f} {ratio:8.1f}{flag}",
-              flush=True)
+        print(
+            f"{label:{width}s} {family:12s} {loss_seconds * 1e3:9.1f} {floor_seconds * 1e3:9.1f} {ratio:8.1f}{flag}",
+            flush=True,
+        )
     print(f"\nlosses above their goal ({GOAL:g}x the floor, lovasz_softmax 15x): {', '.join(above) or 'none'}")
     return 0
 

@@ -30,8 +30,12 @@ from pipeline.inference.predict import InputCase, ensemble_predictor, flips, pre
 from pipeline.training.train import build_model
 
 SPACING = (3.0, 0.78, 0.78)
-SETTINGS = {"single": (1, False), "single+mirror": (1, True),
-            "ensemble": (None, False), "ensemble+mirror": (None, True)}
+SETTINGS = {
+    "single": (1, False),
+    "single+mirror": (1, True),
+    "ensemble": (None, False),
+    "ensemble+mirror": (None, True),
+}
 
 
 def main() -> None:
@@ -51,9 +55,11 @@ def main() -> None:
         tf.keras.utils.set_random_seed(fold)
         networks.append(build_model(config.model, 1, 3))
     image, _ = kits19_phantom(np.random.default_rng(0), tuple(args.shape), SPACING)
-    print(f"original {tuple(args.shape)} at {SPACING} mm, preprocessed to {config.preprocessing.target_spacing} mm; "
-          f"{args.filters}-filter U-Net, windows {config.sampling.patch_shape}, overlap {config.inference_overlap}, "
-          f"batch {config.inference.batch_size}; {args.repeats} timed run(s) per setting")
+    print(
+        f"original {tuple(args.shape)} at {SPACING} mm, preprocessed to {config.preprocessing.target_spacing} mm; "
+        f"{args.filters}-filter U-Net, windows {config.sampling.patch_shape}, overlap {config.inference_overlap}, "
+        f"batch {config.inference.batch_size}; {args.repeats} timed run(s) per setting"
+    )
     timings = {}
     with tempfile.TemporaryDirectory() as folder:
         folder = Path(folder)
@@ -62,8 +68,9 @@ def main() -> None:
         for name in args.only:
             count, mirror = SETTINGS[name]
             chosen = networks[: count or args.folds]
-            predict_batch = ensemble_predictor(chosen, config.sampling.patch_shape, 1, config.inference.batch_size,
-                                               mirror)
+            predict_batch = ensemble_predictor(
+                chosen, config.sampling.patch_shape, 1, config.inference.batch_size, mirror
+            )
             predict_batch(np.zeros((config.inference.batch_size, *config.sampling.patch_shape, 1), np.float32))
             seconds = []
             for _ in range(args.repeats):
@@ -72,9 +79,11 @@ def main() -> None:
                 seconds.append(time.perf_counter() - started)
             timings[name] = min(seconds)
             passes = len(chosen) * len(flips(3, mirror))
-            print(f"{name:>16}: {timings[name]:6.1f} s per case  ({passes:2d} forward passes per window"
-                  + (f", {timings[name] / timings['single']:.1f}x the single model)" if "single" in timings
-                     else ")"), flush=True)
+            print(
+                f"{name:>16}: {timings[name]:6.1f} s per case  ({passes:2d} forward passes per window"
+                + (f", {timings[name] / timings['single']:.1f}x the single model)" if "single" in timings else ")"),
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

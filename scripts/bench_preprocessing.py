@@ -33,8 +33,9 @@ from pipeline.preprocessing import PreprocessedCache, preprocess_case
 SHAPE, SPACING = (100, 512, 512), (3.0, 0.78, 0.78)
 
 #: The papers' KiTS19 preprocessing, as configs/base/kits19.yaml sets it.
-KITS19 = load_section(Path(__file__).resolve().parents[1] / "configs/base/kits19.yaml", "preprocessing",
-                      PreprocessingSection).settings()
+KITS19 = load_section(
+    Path(__file__).resolve().parents[1] / "configs/base/kits19.yaml", "preprocessing", PreprocessingSection
+).settings()
 
 
 def timed(function, repeats: int) -> tuple[float, float, object]:
@@ -50,11 +51,15 @@ def timed(function, repeats: int) -> tuple[float, float, object]:
 def miscnn_pipeline(case) -> np.ndarray:
     """MIScnn's KiTS19 preprocessing, subfunction by subfunction, on a MIScnn sample."""
     subfunctions = miscnn.processing.subfunctions
-    sample = miscnn.data_loading.sample.Sample(case.case_id, case.image.copy(), 1, 3,
-                                               {"spacing": np.array(case.spacing)})
+    sample = miscnn.data_loading.sample.Sample(
+        case.case_id, case.image.copy(), 1, 3, {"spacing": np.array(case.spacing)}
+    )
     sample.add_segmentation(case.label.copy())
-    for step in (subfunctions.Clipping(min=-79, max=304), subfunctions.Normalization(mode="z-score"),
-                 subfunctions.Resampling(KITS19.target_spacing)):
+    for step in (
+        subfunctions.Clipping(min=-79, max=304),
+        subfunctions.Normalization(mode="z-score"),
+        subfunctions.Resampling(KITS19.target_spacing),
+    ):
         step.preprocessing(sample, training=True)
     return sample.img_data
 
@@ -72,15 +77,19 @@ def main() -> None:
         image, label = kits19_phantom(np.random.default_rng(0), SHAPE, SPACING)
         write_nifti(root / "case_00000" / "imaging.nii.gz", image, kits19_affine(SPACING))
         write_nifti(root / "case_00000" / "segmentation.nii.gz", label, kits19_affine(SPACING))
-        print(f"phantom {SHAPE} at {SPACING} mm drawn and written in {time.perf_counter() - started:.1f} s; "
-              f"kidney {np.mean(label == 1):.2%}, tumour {np.mean(label == 2):.2%} of voxels")
+        print(
+            f"phantom {SHAPE} at {SPACING} mm drawn and written in {time.perf_counter() - started:.1f} s; "
+            f"kidney {np.mean(label == 1):.2%}, tumour {np.mean(label == 2):.2%} of voxels"
+        )
 
         dataset = open_dataset("kits19", root)
         best, median, case = timed(lambda: dataset.load("case_00000"), args.repeats)
         print(f"read NIfTI (image + mask, checked):      best {best:6.2f} s, median {median:6.2f} s")
         best, median, pre = timed(lambda: preprocess_case(case, KITS19, 3), args.repeats)
-        print(f"preprocess to {KITS19.target_spacing} mm:   best {best:6.2f} s, median {median:6.2f} s "
-              f"-> {pre.image.shape[:3]} (goal <= 2 s)")
+        print(
+            f"preprocess to {KITS19.target_spacing} mm:   best {best:6.2f} s, median {median:6.2f} s "
+            f"-> {pre.image.shape[:3]} (goal <= 2 s)"
+        )
         if not args.skip_miscnn:
             best, _, result = timed(lambda: miscnn_pipeline(case), 1)
             print(f"MIScnn Clipping+Normalization+Resampling: {best:6.2f} s -> {result.shape[:3]}")
@@ -91,8 +100,10 @@ def main() -> None:
         miss = time.perf_counter() - started
         best, median, _ = timed(lambda: np.array(cache.load("case_00000").image), args.repeats)
         print(f"cache miss (read + preprocess + write):   {miss:6.2f} s")
-        print(f"cache hit (arrays read into memory):      best {best:6.2f} s, median {median:6.2f} s "
-              f"-> speed-up x{miss / median:.0f}")
+        print(
+            f"cache hit (arrays read into memory):      best {best:6.2f} s, median {median:6.2f} s "
+            f"-> speed-up x{miss / median:.0f}"
+        )
 
 
 if __name__ == "__main__":

@@ -74,18 +74,31 @@ def memmapped_cases(folder: Path, make, count: int, rng) -> list:
         image, label = make(rng)
         np.save(folder / f"image_{number}.npy", image)
         np.save(folder / f"label_{number}.npy", label)
-        cases.append(SimpleNamespace(case_id=f"case_{number}",
-                                     image=np.load(folder / f"image_{number}.npy", mmap_mode="r"),
-                                     label=np.load(folder / f"label_{number}.npy", mmap_mode="r")))
+        cases.append(
+            SimpleNamespace(
+                case_id=f"case_{number}",
+                image=np.load(folder / f"image_{number}.npy", mmap_mode="r"),
+                label=np.load(folder / f"label_{number}.npy", mmap_mode="r"),
+            )
+        )
     return cases
 
 
-def throughput(cases, patch_shape, num_classes, augmentation, batches, workers,
-               target_maps=None) -> tuple[float, float]:
+def throughput(
+    cases, patch_shape, num_classes, augmentation, batches, workers, target_maps=None
+) -> tuple[float, float]:
     """Wall-clock batches per second and CPU seconds per batch, over batches read in order as Keras does."""
-    sequence = PatchBatches(cases, patch_shape, batch_size=2, num_classes=num_classes,
-                            batches_per_epoch=batches + 1, augmentation=augmentation,
-                            seed=0, workers=workers, target_maps=target_maps)
+    sequence = PatchBatches(
+        cases,
+        patch_shape,
+        batch_size=2,
+        num_classes=num_classes,
+        batches_per_epoch=batches + 1,
+        augmentation=augmentation,
+        seed=0,
+        workers=workers,
+        target_maps=target_maps,
+    )
     try:
         sequence[0]
         wall, cpu = time.perf_counter(), time.process_time()
@@ -99,8 +112,13 @@ def throughput(cases, patch_shape, num_classes, augmentation, batches, workers,
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batches", type=int, default=20, help="timed batches per row (default 20)")
-    parser.add_argument("--workers", type=int, nargs="+", default=None,
-                        help="worker thread counts to compare (default: 1 and the available CPUs)")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        nargs="+",
+        default=None,
+        help="worker thread counts to compare (default: 1 and the available CPUs)",
+    )
     parser.add_argument("--cases", type=int, default=2, help="synthetic cases per data set (default 2)")
     paper = AugmentationSettings()
     boundary_maps = losses.get("boundary").target_maps
@@ -108,42 +126,74 @@ def main() -> None:
         "sampling only": (None, None),
         "paper augmentation (cubic)": (paper, None),
         "paper augmentation (linear)": (paper.model_copy(update={"interpolation_order": 1}), None),
-        "every patch rotated + elastic (cubic)": (paper.model_copy(update={
-            "rotation": paper.rotation.model_copy(update={"probability": 1.0}),
-            "elastic": paper.elastic.model_copy(update={"probability": 1.0})}), None),
+        "every patch rotated + elastic (cubic)": (
+            paper.model_copy(
+                update={
+                    "rotation": paper.rotation.model_copy(update={"probability": 1.0}),
+                    "elastic": paper.elastic.model_copy(update={"probability": 1.0}),
+                }
+            ),
+            None,
+        ),
         "paper augmentation (cubic) + boundary maps": (paper, boundary_maps),
     }
-    parser.add_argument("--rows", nargs="+", choices=list(rows), default=list(rows), metavar="NAME",
-                        help=f"rows to measure (default all): {', '.join(map(repr, rows))}")
+    parser.add_argument(
+        "--rows",
+        nargs="+",
+        choices=list(rows),
+        default=list(rows),
+        metavar="NAME",
+        help=f"rows to measure (default all): {', '.join(map(repr, rows))}",
+    )
     parser.add_argument("--datasets", nargs="+", choices=["kits19", "brats20"], default=["kits19", "brats20"])
     args = parser.parse_args()
     rng = np.random.default_rng(0)
     with tempfile.TemporaryDirectory() as folder:
         datasets = []
         if "kits19" in args.datasets:
-            datasets.append(("KiTS19 93x250x250, patch 80x160x160", (80, 160, 160), 3,
-                             memmapped_cases(Path(folder), kits19_like, args.cases, rng)))
+            datasets.append(
+                (
+                    "KiTS19 93x250x250, patch 80x160x160",
+                    (80, 160, 160),
+                    3,
+                    memmapped_cases(Path(folder), kits19_like, args.cases, rng),
+                )
+            )
         if "brats20" in args.datasets:
             brats_folder = Path(folder) / "brats"
             brats_folder.mkdir()
-            datasets.append(("BraTS20 240x240x155, patch 128^3", (128, 128, 128), 2,
-                             memmapped_cases(brats_folder, brats20_like, args.cases, rng)))
+            datasets.append(
+                (
+                    "BraTS20 240x240x155, patch 128^3",
+                    (128, 128, 128),
+                    2,
+                    memmapped_cases(brats_folder, brats20_like, args.cases, rng),
+                )
+            )
         worker_counts = args.workers or sorted({1, available_cpus()})
-        print(f"worker threads {worker_counts} ({available_cpus()} CPUs available); "
-              "'idle' = workers / CPU seconds per batch")
+        print(
+            f"worker threads {worker_counts} ({available_cpus()} CPUs available); "
+            "'idle' = workers / CPU seconds per batch"
+        )
         for title, patch_shape, num_classes, cases in datasets:
             print(f"{title}, batch 2:")
-            print(f"  {'':44s} {'workers':>7s} {'batches/s':>9s} {'patches/s':>9s} {'CPU s/batch':>11s} "
-                  f"{'idle batches/s':>14s} {'speed-up':>8s}")
+            print(
+                f"  {'':44s} {'workers':>7s} {'batches/s':>9s} {'patches/s':>9s} {'CPU s/batch':>11s} "
+                f"{'idle batches/s':>14s} {'speed-up':>8s}"
+            )
             for name in args.rows:
                 augmentation, target_maps = rows[name]
                 single = None
                 for workers in worker_counts:
-                    rate, cpu = throughput(cases, patch_shape, num_classes, augmentation, args.batches, workers,
-                                           target_maps)
+                    rate, cpu = throughput(
+                        cases, patch_shape, num_classes, augmentation, args.batches, workers, target_maps
+                    )
                     single = single or rate
-                    print(f"  {name:44s} {workers:7d} {rate:9.2f} {2 * rate:9.2f} {cpu:11.3f} "
-                          f"{workers / cpu:14.2f} {rate / single:7.2f}x", flush=True)
+                    print(
+                        f"  {name:44s} {workers:7d} {rate:9.2f} {2 * rate:9.2f} {cpu:11.3f} "
+                        f"{workers / cpu:14.2f} {rate / single:7.2f}x",
+                        flush=True,
+                    )
 
 
 if __name__ == "__main__":

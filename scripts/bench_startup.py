@@ -43,8 +43,9 @@ def timed(command: list[str], repeats: int, expected_status: int) -> tuple[float
         result = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
         runs.append((time.perf_counter() - started, _children_cpu() - cpu_before))
         if result.returncode != expected_status:
-            raise SystemExit(f"{' '.join(command)}: exit status {result.returncode}, expected {expected_status}\n"
-                             f"{result.stderr}")
+            raise SystemExit(
+                f"{' '.join(command)}: exit status {result.returncode}, expected {expected_status}\n{result.stderr}"
+            )
     best = min(runs)
     return best[0], statistics.median(wall for wall, _ in runs), best[1], result.stderr
 
@@ -65,14 +66,18 @@ def main() -> int:
         config = Path(temporary) / "typo.yaml"
         config.write_text(f"base: {ROOT / 'configs/demo_dice.yaml'}\ntraining: {{epochs: 2, learning_rat: 0.1}}\n")
         best, median, cpu, error = timed([str(BIN / "run-experiment"), str(config)], arguments.repeats, 2)
-        print(f"config error   run-experiment TYPO.yaml   best {best:5.2f} s  median {median:5.2f} s  cpu {cpu:5.2f} s"
-              f"  (goal <= {CONFIG_ERROR_GOAL:g} s)  -> {error.strip().rsplit(': ', 2)[-2:]}")
+        print(
+            f"config error   run-experiment TYPO.yaml   best {best:5.2f} s  median {median:5.2f} s  cpu {cpu:5.2f} s"
+            f"  (goal <= {CONFIG_ERROR_GOAL:g} s)  -> {error.strip().rsplit(': ', 2)[-2:]}"
+        )
         if best > CONFIG_ERROR_GOAL:
             missed.append("config error")
     for command in COMMANDS:
         best, median, cpu, _ = timed([str(BIN / command), "--help"], arguments.repeats, 0)
-        print(f"--help         {command:<26} best {best:5.2f} s  median {median:5.2f} s  cpu {cpu:5.2f} s"
-              f"  (goal <= {HELP_GOAL:g} s)")
+        print(
+            f"--help         {command:<26} best {best:5.2f} s  median {median:5.2f} s  cpu {cpu:5.2f} s"
+            f"  (goal <= {HELP_GOAL:g} s)"
+        )
         if best > HELP_GOAL:
             missed.append(f"{command} --help")
     best, median, cpu, _ = timed([str(BIN / "list-losses")], arguments.repeats, 0)

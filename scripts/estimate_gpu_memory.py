@@ -25,11 +25,16 @@ from pipeline.training.model import build_unet
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--patch", type=int, nargs="+", default=[80, 160, 160], metavar="SIZE",
-                        help="D H W (3D) or H W (2D)")
+    parser.add_argument(
+        "--patch", type=int, nargs="+", default=[80, 160, 160], metavar="SIZE", help="D H W (3D) or H W (2D)"
+    )
     parser.add_argument("--batch", type=int, default=2)
-    parser.add_argument("--architecture", choices=(*UNET_ARCHITECTURES, "all"), default="standard",
-                        help="model.architecture; all: every variant")
+    parser.add_argument(
+        "--architecture",
+        choices=(*UNET_ARCHITECTURES, "all"),
+        default="standard",
+        help="model.architecture; all: every variant",
+    )
     parser.add_argument("--filters", type=int, default=32, help="filters of the first level (model.n_filters)")
     parser.add_argument("--depth", type=int, default=4, help="down-sampling steps (model.depth)")
     parser.add_argument("--channels", type=int, default=1, help="image channels (1: CT or T1-CE)")
@@ -43,11 +48,14 @@ def main(argv=None) -> int:
     architectures = UNET_ARCHITECTURES if args.architecture == "all" else (args.architecture,)
     spatial_dims = len(args.patch)
 
-    print(f"{spatial_dims}D U-Net, patch {'x'.join(map(str, args.patch))}, batch {args.batch}, "
-          f"{args.filters} filters, depth {args.depth}, {args.channels} channel(s), {args.classes} classes"
-          f"{', deep supervision' if args.deep_supervision else ''}")
-    print(f"{'architecture':<20}{'policy':<16}{'parameters':>12}{'weights+Adam':>14}{'activations':>13}"
-          f"{'estimate':>11}")
+    print(
+        f"{spatial_dims}D U-Net, patch {'x'.join(map(str, args.patch))}, batch {args.batch}, "
+        f"{args.filters} filters, depth {args.depth}, {args.channels} channel(s), {args.classes} classes"
+        f"{', deep supervision' if args.deep_supervision else ''}"
+    )
+    print(
+        f"{'architecture':<20}{'policy':<16}{'parameters':>12}{'weights+Adam':>14}{'activations':>13}{'estimate':>11}"
+    )
     for architecture in architectures:
         if architecture == "multires" and args.filters < MULTIRES_MIN_FILTERS:
             print(f"{architecture:<20}skipped: needs --filters >= {MULTIRES_MIN_FILTERS}")
@@ -55,12 +63,25 @@ def main(argv=None) -> int:
         for policy in PRECISION_POLICIES:
             memory = training_memory(
                 lambda architecture=architecture: build_unet(
-                    args.channels, args.classes, n_filters=args.filters, depth=args.depth,
-                    deep_supervision=args.deep_supervision, spatial_dims=spatial_dims, architecture=architecture),
-                args.patch, args.batch, args.channels, policy)
-            print(f"{architecture:<20}{policy:<16}{memory.parameters:>12,}{memory.parameter_bytes / GIB:>12.2f} G"
-                  f"{memory.activation_bytes / GIB:>11.2f} G{memory.estimate_bytes / GIB:>9.2f} G")
+                    args.channels,
+                    args.classes,
+                    n_filters=args.filters,
+                    depth=args.depth,
+                    deep_supervision=args.deep_supervision,
+                    spatial_dims=spatial_dims,
+                    architecture=architecture,
+                ),
+                args.patch,
+                args.batch,
+                args.channels,
+                policy,
+            )
+            print(
+                f"{architecture:<20}{policy:<16}{memory.parameters:>12,}{memory.parameter_bytes / GIB:>12.2f} G"
+                f"{memory.activation_bytes / GIB:>11.2f} G{memory.estimate_bytes / GIB:>9.2f} G"
+            )
     return 0
+
 
 if __name__ == "__main__":
     raise SystemExit(main())

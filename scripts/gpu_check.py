@@ -61,8 +61,13 @@ SETTINGS = {  # name: (config, image channels, classes, synthetic case)
 }
 OVERRIDES: list[str] = []  # --set, applied to both configs
 # (setting, precision, jit_compile) rows of section 1.
-TRAINING_ROWS = [("KiTS19", "float32", False), ("KiTS19", "mixed_float16", False), ("KiTS19", "mixed_float16", True),
-                 ("BraTS20", "float32", False), ("BraTS20", "mixed_float16", False)]
+TRAINING_ROWS = [
+    ("KiTS19", "float32", False),
+    ("KiTS19", "mixed_float16", False),
+    ("KiTS19", "mixed_float16", True),
+    ("BraTS20", "float32", False),
+    ("BraTS20", "mixed_float16", False),
+]
 
 
 def gpus() -> list:
@@ -90,8 +95,9 @@ def reset_memory() -> None:
         tf.config.experimental.reset_memory_stats(f"GPU:{index}")
 
 
-def time_training(name: str, precision: str, jit_compile: bool, steps: int, warmup: int,
-                  strategy_name: str = "default") -> dict:
+def time_training(
+    name: str, precision: str, jit_compile: bool, steps: int, warmup: int, strategy_name: str = "default"
+) -> dict:
     """Seconds per training step of the setting's U-Net and loss on in-memory batches, and peak memory."""
     path, channels, classes, _ = SETTINGS[name]
     config = load_config(path, OVERRIDES)
@@ -100,11 +106,13 @@ def time_training(name: str, precision: str, jit_compile: bool, steps: int, warm
     try:
         strategy = distribute.strategy_for(strategy_name)
         with strategy.scope():
-            model = compile_model(config.model, config.loss, config.training.learning_rate, channels, classes,
-                                  jit_compile=jit_compile)
+            model = compile_model(
+                config.model, config.loss, config.training.learning_rate, channels, classes, jit_compile=jit_compile
+            )
         batch = config.sampling.batch_size * strategy.num_replicas_in_sync
-        data = tf.data.Dataset.from_tensors(synthetic_batch(batch, config.sampling.patch_shape, channels,
-                                                            classes)).repeat()
+        data = tf.data.Dataset.from_tensors(
+            synthetic_batch(batch, config.sampling.patch_shape, channels, classes)
+        ).repeat()
         reset_memory()
         started = time.perf_counter()
         model.fit(data, steps_per_epoch=warmup, epochs=1, verbose=0)
@@ -115,45 +123,77 @@ def time_training(name: str, precision: str, jit_compile: bool, steps: int, warm
         peak = peak_memory_bytes()
     finally:
         distribute.apply_precision_policy("float32")
-    return {"per_step": per_step, "epoch": per_step * config.sampling.batches_per_epoch,
-            "batches_per_epoch": config.sampling.batches_per_epoch, "warmup": first, "peak": peak,
-            "batch": batch}
+    return {
+        "per_step": per_step,
+        "epoch": per_step * config.sampling.batches_per_epoch,
+        "batches_per_epoch": config.sampling.batches_per_epoch,
+        "warmup": first,
+        "peak": peak,
+        "batch": batch,
+    }
 
 
 def memory_estimate(name: str, precision: str) -> float:
     path, channels, classes, _ = SETTINGS[name]
     config = load_config(path, OVERRIDES)
     section = config.model
-    memory = training_memory(lambda: build_unet(channels, classes, n_filters=section.n_filters, depth=section.depth,
-                                                deep_supervision=section.deep_supervision),
-                             config.sampling.patch_shape, config.sampling.batch_size, channels, precision)
+    memory = training_memory(
+        lambda: build_unet(
+            channels,
+            classes,
+            n_filters=section.n_filters,
+            depth=section.depth,
+            deep_supervision=section.deep_supervision,
+        ),
+        config.sampling.patch_shape,
+        config.sampling.batch_size,
+        channels,
+        precision,
+    )
     return memory.estimate_bytes / GIB
 
 
 def section_training(args, results: dict) -> None:
     print("\n1. Training step at the papers' settings (synthetic batches in GPU memory)", flush=True)
-    print(f"  {'setting':<34} {'precision':<14} {'XLA':<4} {'s/step':>7} {'s/epoch':>8} {'first':>6} "
-          f"{'peak GiB':>8} {'estimate GiB':>12}", flush=True)
+    print(
+        f"  {'setting':<34} {'precision':<14} {'XLA':<4} {'s/step':>7} {'s/epoch':>8} {'first':>6} "
+        f"{'peak GiB':>8} {'estimate GiB':>12}",
+        flush=True,
+    )
     for name, precision, jit_compile in TRAINING_ROWS:
         config = load_config(SETTINGS[name][0], OVERRIDES)
-        setting = (f"{name} {'x'.join(map(str, config.sampling.patch_shape))}, batch {config.sampling.batch_size}, "
-                   f"{config.model.n_filters} f")
+        setting = (
+            f"{name} {'x'.join(map(str, config.sampling.patch_shape))}, batch {config.sampling.batch_size}, "
+            f"{config.model.n_filters} f"
+        )
         estimate = memory_estimate(name, precision)
         if not gpus():
-            print(f"  {setting:<34} {precision:<14} {'on' if jit_compile else 'off':<4} "
-                  f"{'skipped: no GPU visible to TensorFlow':>45} {estimate:10.1f}", flush=True)
+            print(
+                f"  {setting:<34} {precision:<14} {'on' if jit_compile else 'off':<4} "
+                f"{'skipped: no GPU visible to TensorFlow':>45} {estimate:10.1f}",
+                flush=True,
+            )
             continue
         try:
             row = time_training(name, precision, jit_compile, args.steps, args.warmup)
         except tf.errors.ResourceExhaustedError:
-            print(f"  {setting:<34} {precision:<14} {'on' if jit_compile else 'off':<4} out of GPU memory "
-                  f"(estimate {estimate:.1f} GiB)", flush=True)
+            print(
+                f"  {setting:<34} {precision:<14} {'on' if jit_compile else 'off':<4} out of GPU memory "
+                f"(estimate {estimate:.1f} GiB)",
+                flush=True,
+            )
             continue
         results[(name, precision, jit_compile)] = row
-        print(f"  {setting:<34} {precision:<14} {'on' if jit_compile else 'off':<4} {row['per_step']:7.3f} "
-              f"{row['epoch']:8.1f} {row['warmup']:6.1f} {row['peak'] / GIB:8.1f} {estimate:12.1f}", flush=True)
-    print(f"  (s/epoch: {load_config(SETTINGS['KiTS19'][0], OVERRIDES).sampling.batches_per_epoch} steps; 'first': the "
-          f"{args.warmup} warm-up steps with tracing and compilation, seconds)", flush=True)
+        print(
+            f"  {setting:<34} {precision:<14} {'on' if jit_compile else 'off':<4} {row['per_step']:7.3f} "
+            f"{row['epoch']:8.1f} {row['warmup']:6.1f} {row['peak'] / GIB:8.1f} {estimate:12.1f}",
+            flush=True,
+        )
+    print(
+        f"  (s/epoch: {load_config(SETTINGS['KiTS19'][0], OVERRIDES).sampling.batches_per_epoch} steps; 'first': the "
+        f"{args.warmup} warm-up steps with tracing and compilation, seconds)",
+        flush=True,
+    )
 
 
 def section_mirrored(args, results: dict) -> None:
@@ -165,8 +205,11 @@ def section_mirrored(args, results: dict) -> None:
     single = results.get(("KiTS19", "mixed_float16", False))
     samples = row["batch"] / row["per_step"]
     scaling = f", {samples / (2 / single['per_step']):.2f}x the samples/s of one GPU" if single else ""
-    print(f"  {len(gpus())} GPU(s), global batch {row['batch']}: {row['per_step']:.3f} s/step, "
-          f"{samples:.1f} samples/s{scaling}", flush=True)
+    print(
+        f"  {len(gpus())} GPU(s), global batch {row['batch']}: {row['per_step']:.3f} s/step, "
+        f"{samples:.1f} samples/s{scaling}",
+        flush=True,
+    )
 
 
 def section_pipeline(args, results: dict) -> None:
@@ -181,14 +224,22 @@ def section_pipeline(args, results: dict) -> None:
             cases_folder = Path(folder) / name
             cases_folder.mkdir()
             cases = memmapped_cases(cases_folder, make, 2, np.random.default_rng(0))
-            gpu_rates = {precision: 1 / row["per_step"] for (setting, precision, xla), row in results.items()
-                         if setting == name and not xla}
-            for label, target_maps in (("paper augmentation (cubic)", None),
-                                       ("paper augmentation + boundary maps", boundary)):
-                rate, cpu = throughput(cases, config.sampling.patch_shape, classes, paper, args.pipeline_batches,
-                                       workers, target_maps)
-                line = (f"  {name:<8} {label:<36} {rate:6.2f} batches/s ({cpu:.2f} CPU s/batch, "
-                        f"{1 / cpu:.2f} batches/s per core)")
+            gpu_rates = {
+                precision: 1 / row["per_step"]
+                for (setting, precision, xla), row in results.items()
+                if setting == name and not xla
+            }
+            for label, target_maps in (
+                ("paper augmentation (cubic)", None),
+                ("paper augmentation + boundary maps", boundary),
+            ):
+                rate, cpu = throughput(
+                    cases, config.sampling.patch_shape, classes, paper, args.pipeline_batches, workers, target_maps
+                )
+                line = (
+                    f"  {name:<8} {label:<36} {rate:6.2f} batches/s ({cpu:.2f} CPU s/batch, "
+                    f"{1 / cpu:.2f} batches/s per core)"
+                )
                 for precision, gpu_rate in gpu_rates.items():
                     bottleneck = "data pipeline" if rate < gpu_rate else "GPU"
                     line += f"; GPU {precision} {gpu_rate:.2f} steps/s -> {bottleneck} bound"
@@ -198,8 +249,7 @@ def section_pipeline(args, results: dict) -> None:
 
 
 def section_inference(args, results: dict) -> None:
-    print("\n4. Sliding-window prediction of a KiTS19-sized case (93 x 250 x 250 at 3.22 x 1.62 x 1.62 mm)",
-          flush=True)
+    print("\n4. Sliding-window prediction of a KiTS19-sized case (93 x 250 x 250 at 3.22 x 1.62 x 1.62 mm)", flush=True)
     if not gpus():
         print("  skipped: no GPU visible to TensorFlow (scripts/bench_inference.py measures the CPU)", flush=True)
         return
@@ -227,14 +277,24 @@ def main(argv=None) -> int:
     parser.add_argument("--steps", type=int, default=20, help="timed training steps per row (default 20)")
     parser.add_argument("--warmup", type=int, default=3, help="untimed steps first (default 3)")
     parser.add_argument("--pipeline-batches", type=int, default=10, help="timed data-pipeline batches (default 10)")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="config override for both settings, e.g. sampling.patch_shape=[64,128,128] on a small GPU")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="config override for both settings, e.g. sampling.patch_shape=[64,128,128] on a small GPU",
+    )
     args = parser.parse_args(argv)
     OVERRIDES[:] = args.set
-    devices = [tf.config.experimental.get_device_details(device).get("device_name", device.name)
-               for device in tf.config.list_physical_devices("GPU")]
-    print(f"TensorFlow {tf.__version__}; GPUs: {', '.join(devices) or 'none visible'}; "
-          f"{available_cpus()} CPU(s) available", flush=True)
+    devices = [
+        tf.config.experimental.get_device_details(device).get("device_name", device.name)
+        for device in tf.config.list_physical_devices("GPU")
+    ]
+    print(
+        f"TensorFlow {tf.__version__}; GPUs: {', '.join(devices) or 'none visible'}; "
+        f"{available_cpus()} CPU(s) available",
+        flush=True,
+    )
     results: dict = {}
     section_training(args, results)
     section_mirrored(args, results)

@@ -40,8 +40,10 @@ def unavailable_reason() -> str | None:
     """Why a local cluster cannot start here, or ``None`` if it can."""
     missing = [program for program in REQUIRED_PROGRAMS if shutil.which(program) is None]
     if missing:
-        return (f"Slurm/munge programs not installed ({', '.join(missing)}); "
-                "run scripts/install_slurm.sh (Debian packages slurmctld slurmd slurm-client munge)")
+        return (
+            f"Slurm/munge programs not installed ({', '.join(missing)}); "
+            "run scripts/install_slurm.sh (Debian packages slurmctld slurmd slurm-client munge)"
+        )
     if os.geteuid() != 0:
         return "a local Slurm cluster needs root: slurmd starts each job as its owner"
     return None
@@ -90,11 +92,18 @@ class LocalSlurmCluster:
         socket_path = self._munge_dir / "munge.socket"
         key = self.state_dir / "munge.key"
         subprocess.run(["mungekey", "--create", f"--keyfile={key}"], check=True, capture_output=True)
-        self._start_daemon("munged", [
-            "munged", "--foreground", f"--socket={socket_path}", f"--key-file={key}",
-            f"--pid-file={self.state_dir / 'munged.pid'}", f"--seed-file={self.state_dir / 'munged.seed'}",
-            f"--log-file={self.state_dir / 'logs' / 'munged.log'}",
-        ])
+        self._start_daemon(
+            "munged",
+            [
+                "munged",
+                "--foreground",
+                f"--socket={socket_path}",
+                f"--key-file={key}",
+                f"--pid-file={self.state_dir / 'munged.pid'}",
+                f"--seed-file={self.state_dir / 'munged.seed'}",
+                f"--log-file={self.state_dir / 'logs' / 'munged.log'}",
+            ],
+        )
         wait_until(socket_path.exists, timeout, "munged did not create its socket")
         self.config_file.write_text(self._slurm_conf(socket_path))
         self._start_daemon("slurmctld", ["slurmctld", "-D", "-i"])
@@ -136,8 +145,10 @@ class LocalSlurmCluster:
             fields = dict(re.findall(r"(\w+)=(\S*)", line))
             task = fields.get("ArrayTaskId")
             key = f"{fields['ArrayJobId']}_{task}" if task and task != "(null)" else fields["JobId"]
-            records[key] = {name: fields.get(name, "") for name in
-                            ("JobState", "ExitCode", "Restarts", "Requeue", "Reason", "Dependency")}
+            records[key] = {
+                name: fields.get(name, "")
+                for name in ("JobState", "ExitCode", "Restarts", "Requeue", "Reason", "Dependency")
+            }
         return records
 
     def stop(self, timeout: float = 30) -> None:
@@ -145,8 +156,11 @@ class LocalSlurmCluster:
         if any(daemon.poll() is None for daemon in self._daemons):
             self.run("scancel", "--full", f"--partition={PARTITION}", check=False)
             try:
-                wait_until(lambda: not self.run("squeue", "--noheader", check=False).stdout.strip(),
-                           timeout, "jobs did not end")
+                wait_until(
+                    lambda: not self.run("squeue", "--noheader", check=False).stdout.strip(),
+                    timeout,
+                    "jobs did not end",
+                )
             except TimeoutError:
                 pass  # stopping slurmd below still ends its job steps' parents
         for daemon in reversed(self._daemons):
@@ -169,10 +183,16 @@ class LocalSlurmCluster:
 
     def _start_daemon(self, name: str, command: list[str]) -> None:
         with open(self.state_dir / "logs" / f"{name}.out", "wb") as log:
-            self._daemons.append(subprocess.Popen(
-                command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                env=self.environment, start_new_session=True,
-            ))
+            self._daemons.append(
+                subprocess.Popen(
+                    command,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    env=self.environment,
+                    start_new_session=True,
+                )
+            )
 
     def _node_is_idle(self) -> bool:
         for daemon in self._daemons:
@@ -195,10 +215,10 @@ AuthInfo=socket={munge_socket},cred_expire=5
 CredType=cred/munge
 SlurmUser=root
 SlurmdUser=root
-StateSaveLocation={state / 'state'}
-SlurmdSpoolDir={state / 'spool'}
-SlurmctldPidFile={state / 'slurmctld.pid'}
-SlurmdPidFile={state / 'slurmd.pid'}
+StateSaveLocation={state / "state"}
+SlurmdSpoolDir={state / "spool"}
+SlurmctldPidFile={state / "slurmctld.pid"}
+SlurmdPidFile={state / "slurmd.pid"}
 ProctrackType=proctrack/linuxproc
 TaskPlugin=task/none
 SelectType=select/cons_tres

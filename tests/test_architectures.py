@@ -21,7 +21,8 @@ def tiny(architecture):
 def miscnn_reference(architecture, spatial_dims):
     """MIScnn's own model of the variant, and the ``build_unet`` settings that should equal it."""
     module = importlib.import_module(
-        f"miscnn.neural_network.architecture.unet.{MIScnn_MODULES.get(architecture, architecture)}")
+        f"miscnn.neural_network.architecture.unet.{MIScnn_MODULES.get(architecture, architecture)}"
+    )
     if architecture == "multires":  # MIScnn fixes 32 filters and depth 4
         reference, settings = module.Architecture(), {"n_filters": 32, "depth": 4}
     elif architecture == "plain":  # MIScnn's filters are an attribute; pooling isotropic as in build_unet
@@ -34,15 +35,19 @@ def miscnn_reference(architecture, spatial_dims):
 
 
 @pytest.mark.parametrize("spatial_dims", [2, 3])
-@pytest.mark.parametrize("architecture", [
-    pytest.param(name, marks=pytest.mark.slow) if name == "multires" else name  # MIScnn's is full-size
-    for name in UNET_ARCHITECTURES])
+@pytest.mark.parametrize(
+    "architecture",
+    [
+        pytest.param(name, marks=pytest.mark.slow) if name == "multires" else name  # MIScnn's is full-size
+        for name in UNET_ARCHITECTURES
+    ],
+)
 def test_layers_are_miscnns_own(architecture, spatial_dims):
     """Up to the head (ours: 1x1 convolution + float32 softmax), the weights are MIScnn's model's, in order."""
     theirs, settings = miscnn_reference(architecture, spatial_dims)
     ours = build_unet(1, 3, spatial_dims=spatial_dims, architecture=architecture, **settings)
     body = [tuple(w.shape) for w in ours.weights[:-2]]
-    assert body == [tuple(w.shape) for w in theirs.weights[:len(body)]]
+    assert body == [tuple(w.shape) for w in theirs.weights[: len(body)]]
     convolution = f"Conv{spatial_dims}D"
     their_head = [layer for layer in theirs.layers if type(layer).__name__ == convolution][-1]
     our_head = ours.get_layer("probabilities_logits")
@@ -54,8 +59,12 @@ def training_step(model, optimizer, x, targets, weights):
     """One Adam step on the deep-supervision loss, eagerly (tracing a Keras train function costs seconds)."""
     with tf.GradientTape() as tape:
         outputs = model(x, training=True)
-        loss = tf.add_n([weight * tf.reduce_mean(tf.keras.losses.categorical_crossentropy(target, output))
-                         for weight, target, output in zip(weights, targets, outputs)])
+        loss = tf.add_n(
+            [
+                weight * tf.reduce_mean(tf.keras.losses.categorical_crossentropy(target, output))
+                for weight, target, output in zip(weights, targets, outputs)
+            ]
+        )
     optimizer.apply_gradients(zip(tape.gradient(loss, model.trainable_weights), model.trainable_weights))
     return float(loss)
 
@@ -65,8 +74,13 @@ def training_step(model, optimizer, x, targets, weights):
 @pytest.mark.parametrize("architecture", UNET_ARCHITECTURES)
 def test_trains_a_step_with_deep_supervision_and_round_trips(tmp_path, architecture, spatial_dims):
     patch = (8,) * spatial_dims
-    settings = dict(spatial_dims=spatial_dims, architecture=architecture, deep_supervision=True,
-                    deep_supervision_heads=1, **tiny(architecture))
+    settings = dict(
+        spatial_dims=spatial_dims,
+        architecture=architecture,
+        deep_supervision=True,
+        deep_supervision_heads=1,
+        **tiny(architecture),
+    )
     tf.keras.utils.set_random_seed(1)
     model = build_unet(1, 3, **settings)
     rng = np.random.default_rng(0)
@@ -75,8 +89,11 @@ def test_trains_a_step_with_deep_supervision_and_round_trips(tmp_path, architect
     targets = downsample_targets(np.eye(3, dtype=np.float32)[labels], 1)
     before = [w.numpy().copy() for w in model.trainable_weights]
     assert np.isfinite(training_step(model, tf.keras.optimizers.Adam(1e-2), x, targets, deep_supervision_weights(1)))
-    assert all(not np.array_equal(b, w.numpy()) for b, w in zip(before, model.trainable_weights)
-               if w.name.split("/")[-1].startswith("kernel"))
+    assert all(
+        not np.array_equal(b, w.numpy())
+        for b, w in zip(before, model.trainable_weights)
+        if w.name.split("/")[-1].startswith("kernel")
+    )
 
     full, half = (output.numpy() for output in model(x, training=False))
     assert full.shape == (2, *patch, 3) and half.shape == (2, *(s // 2 for s in patch), 3)

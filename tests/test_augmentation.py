@@ -51,8 +51,7 @@ def volume():
 
 def extract(settings, volume, seed=0, start=START):
     image, label = volume
-    return PatchAugmenter(settings).extract(image, label, start, PATCH, np.float32(-3.0),
-                                            np.random.default_rng(seed))
+    return PatchAugmenter(settings).extract(image, label, start, PATCH, np.float32(-3.0), np.random.default_rng(seed))
 
 
 def test_defaults_are_miscnn_data_augmentation_values():
@@ -62,9 +61,10 @@ def test_defaults_are_miscnn_data_augmentation_values():
     settings = AugmentationSettings()
     for name in ("rotation", "elastic", "brightness", "contrast", "gamma", "noise"):
         assert getattr(settings, name).probability == reference.config_p_per_sample
-    assert np.allclose(np.radians(settings.rotation.degrees),
-                       [reference.config_rotations_angleX, reference.config_rotations_angleY,
-                        reference.config_rotations_angleZ])
+    assert np.allclose(
+        np.radians(settings.rotation.degrees),
+        [reference.config_rotations_angleX, reference.config_rotations_angleY, reference.config_rotations_angleZ],
+    )
     assert settings.elastic.alpha == reference.config_elastic_deform_alpha
     assert settings.elastic.sigma == reference.config_elastic_deform_sigma
     assert settings.mirroring.axes == reference.config_mirror_axes
@@ -78,8 +78,9 @@ def test_defaults_are_miscnn_data_augmentation_values():
 
 
 def test_settings_round_trip_through_yaml_values_and_reject_mistakes():
-    settings = AugmentationSettings(rotation={"probability": 0.5, "degrees": [[-5, 5], [0, 0], [0, 0]]},
-                                    noise={"probability": 0.0})
+    settings = AugmentationSettings(
+        rotation={"probability": 0.5, "degrees": [[-5, 5], [0, 0], [0, 0]]}, noise={"probability": 0.0}
+    )
     assert AugmentationSettings.model_validate(settings.model_dump(mode="json")) == settings
     with pytest.raises(ValidationError, match="lower bound above upper bound"):
         AugmentationSettings(gamma={"range": [1.5, 0.7]})
@@ -141,8 +142,10 @@ def test_resample_reads_only_the_region_but_equals_whole_volume_interpolation(vo
     fill = np.array([-3.0, -4.0], dtype=np.float32)
     centre = np.array([4.0, 10.0, 25.0])  # near the border: the grid leaves the volume
     grid = transformed_grid(PATCH, rotation_and_scaling((0.4, 0.2, -0.3), 1.2), centre)
-    expected = np.stack([ndimage.map_coordinates(image[..., c], grid, order=1, mode="grid-constant", cval=fill[c])
-                         for c in range(2)], axis=-1)
+    expected = np.stack(
+        [ndimage.map_coordinates(image[..., c], grid, order=1, mode="grid-constant", cval=fill[c]) for c in range(2)],
+        axis=-1,
+    )
     expected_label = ndimage.map_coordinates(label, grid, order=0, mode="grid-constant", cval=0)
     patch, patch_label = resample(image, label, grid.copy(), fill, order=1)
     np.testing.assert_allclose(patch, expected, atol=1e-5)
@@ -205,8 +208,9 @@ def test_spatial_transforms_keep_labels_integer_and_aligned_with_the_image(volum
     twin = (label.astype(np.float32) * 10.0)[..., None]
     settings = only("rotation", "scaling", "elastic", "mirroring", interpolation_order=0)
     for seed in range(4):
-        patch, patch_label = PatchAugmenter(settings).extract(twin, label, START, PATCH, 0.0,
-                                                              np.random.default_rng(seed))
+        patch, patch_label = PatchAugmenter(settings).extract(
+            twin, label, START, PATCH, 0.0, np.random.default_rng(seed)
+        )
         assert patch_label.dtype == np.uint8
         assert set(np.unique(patch_label)) <= {0, 2}
         assert np.array_equal(patch[..., 0], patch_label * 10.0)
@@ -266,18 +270,27 @@ def test_2d_patches_every_transform_labels_aligned_mirroring_in_plane(volume):
     spatial = only("rotation", "scaling", "elastic", "mirroring", interpolation_order=0)
     for seed in range(4):
         patch, patch_label = PatchAugmenter(spatial, spatial_dims=2).extract(
-            twin, label, (4, 4), (16, 24), 0.0, np.random.default_rng(seed))
+            twin, label, (4, 4), (16, 24), 0.0, np.random.default_rng(seed)
+        )
         assert patch.shape == (16, 24, 1) and patch_label.shape == (16, 24)
         assert set(np.unique(patch_label)) <= {0, 2} and np.array_equal(patch[..., 0], patch_label * 10.0)
-    plain = PatchAugmenter(only(), spatial_dims=2).extract(image, label, (4, 4), (16, 24), 0.0,
-                                                           np.random.default_rng(0))[0]
+    plain = PatchAugmenter(only(), spatial_dims=2).extract(
+        image, label, (4, 4), (16, 24), 0.0, np.random.default_rng(0)
+    )[0]
     for name in TRANSFORMS:  # mirroring flips no axis of a patch with probability 1/4: any of 4 seeds
-        changed = [not np.array_equal(plain, PatchAugmenter(only(name), spatial_dims=2).extract(
-            image, label, (4, 4), (16, 24), 0.0, np.random.default_rng(seed))[0]) for seed in range(4)]
+        changed = [
+            not np.array_equal(
+                plain,
+                PatchAugmenter(only(name), spatial_dims=2).extract(
+                    image, label, (4, 4), (16, 24), 0.0, np.random.default_rng(seed)
+                )[0],
+            )
+            for seed in range(4)
+        ]
         assert any(changed) if name == "mirroring" else all(changed), name
     flipped, flipped_label = PatchAugmenter(only("mirroring", mirroring={"axes": (1, 2)}), spatial_dims=2).extract(
-        image, label, (4, 4), (16, 24), 0.0, np.random.default_rng(3))
+        image, label, (4, 4), (16, 24), 0.0, np.random.default_rng(3)
+    )
     crop = (slice(4, 20), slice(4, 28))
     candidates = [image[crop], image[crop][:, ::-1]]  # axis 2 does not exist in 2D: at most W is flipped
     assert any(np.array_equal(flipped, candidate) for candidate in candidates)
-

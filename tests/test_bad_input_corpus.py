@@ -82,9 +82,15 @@ class Workspace:
         cases = cases or [f"case_{number:05d}" for number in range(5)]
         run_dir = self.root / "runs" / name
         (run_dir / "fold_0").mkdir(parents=True)
-        (run_dir / "config.yaml").write_text(yaml.safe_dump({
-            "experiment": {"name": name}, "loss": {"name": loss, "params": {}},
-            "data": {"dataset": "kits19", "root": "no-such-data"}}))
+        (run_dir / "config.yaml").write_text(
+            yaml.safe_dump(
+                {
+                    "experiment": {"name": name},
+                    "loss": {"name": loss, "params": {}},
+                    "data": {"dataset": "kits19", "root": "no-such-data"},
+                }
+            )
+        )
         rows = ["case,fold,class,dsc,precision,recall"]
         rows += [f"{case},0,kidney,{scores},{scores},{scores}" for case in cases]
         (run_dir / "metrics.csv").write_text("\n".join(rows) + "\n")
@@ -105,6 +111,7 @@ def kind(command: str):
     def register(build):
         KINDS.append(Kind(build.__name__, command, build))
         return build
+
     return register
 
 
@@ -120,6 +127,7 @@ def _mask_like(ws: Workspace, value, dtype=np.uint8) -> np.ndarray:
 
 
 # --- run-experiment: the data set --------------------------------------------------------------
+
 
 @kind("run-experiment")
 def truncated_image(ws):
@@ -270,6 +278,7 @@ def more_folds_than_cases(ws):
 
 # --- run-experiment: the config and the run folder ---------------------------------------------
 
+
 @kind("run-experiment")
 def unknown_config_key(ws):
     return [ws.config(training={"epochs": 1, "epochz": 2})], "training.epochz: unknown key"
@@ -366,7 +375,8 @@ def unreadable_shared_splits(ws):
 def shared_splits_of_another_data_set(ws):
     (ws.root / "runs").mkdir()
     (ws.root / "runs" / "splits.json").write_text(
-        '[{"train": ["case_00007"], "val": ["case_00008"]}, {"train": ["case_00008"], "val": ["case_00007"]}]')
+        '[{"train": ["case_00007"], "val": ["case_00008"]}, {"train": ["case_00008"], "val": ["case_00007"]}]'
+    )
     return [ws.config()], "runs/splits.json: lists cases the data set does not have"
 
 
@@ -374,12 +384,14 @@ def shared_splits_of_another_data_set(ws):
 def shared_splits_with_other_folds(ws):
     (ws.root / "runs").mkdir()
     cases = [f"case_{number:05d}" for number in range(CASES)]
-    (ws.root / "runs" / "splits.json").write_text(json.dumps(
-        [{"train": sorted(set(cases) - {case}), "val": [case]} for case in cases]))
+    (ws.root / "runs" / "splits.json").write_text(
+        json.dumps([{"train": sorted(set(cases) - {case}), "val": [case]} for case in cases])
+    )
     return [ws.config()], "runs/splits.json: has 3 folds, the config asks for 2"
 
 
 # --- run-experiment on 2D images (BUS2017) ------------------------------------------------------
+
 
 def _bus2017(ws: Workspace) -> tuple[Path, str]:
     """BUS2017 phantoms and a tiny 2D config pointing at them."""
@@ -388,11 +400,19 @@ def _bus2017(ws: Workspace) -> tuple[Path, str]:
     root = ws.root / "data" / "bus2017"
     write_bus2017(root, CASES, seed=4, size="demo")
     config = ws.root / "good2d.yaml"
-    config.write_text(yaml.safe_dump({
-        "base": str(PROJECT_ROOT / "configs" / "base" / "demo2d.yaml"),
-        "experiment": {"name": "good2d", "output_root": "runs"}, "data": {"root": "data/bus2017"},
-        "preprocessing": {"cache_dir": "cache"}, "loss": {"name": "dice"}, "training": {"epochs": 1},
-        "cross_validation": {"folds": 2, "splits_file": "runs/splits.json"}}))
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "base": str(PROJECT_ROOT / "configs" / "base" / "demo2d.yaml"),
+                "experiment": {"name": "good2d", "output_root": "runs"},
+                "data": {"root": "data/bus2017"},
+                "preprocessing": {"cache_dir": "cache"},
+                "loss": {"name": "dice"},
+                "training": {"epochs": 1},
+                "cross_validation": {"folds": 2, "splits_file": "runs/splits.json"},
+            }
+        )
+    )
     return root, config.name
 
 
@@ -422,6 +442,7 @@ def png_mask_of_another_size(ws):
 
 # --- make-phantoms -----------------------------------------------------------------------------
 
+
 @kind("make-phantoms")
 def no_cases(ws):
     return ["kits19", "phantoms", "--cases", "0"], "--cases: must be at least 1"
@@ -434,6 +455,7 @@ def output_is_a_file(ws):
 
 
 # --- compare-losses ----------------------------------------------------------------------------
+
 
 @kind("compare-losses")
 def run_folder_missing(ws):
@@ -449,31 +471,50 @@ def run_without_metrics(ws):
 
 @kind("compare-losses")
 def metrics_out_of_range(ws):
-    return [ws.run_folder("dice", "dice"), ws.run_folder("focal", "focal", scores=1.5), "--out", "results"], \
-        "focal/metrics.csv: line 2: dsc '1.5' is not a number in [0, 1]"
+    return [
+        ws.run_folder("dice", "dice"),
+        ws.run_folder("focal", "focal", scores=1.5),
+        "--out",
+        "results",
+    ], "focal/metrics.csv: line 2: dsc '1.5' is not a number in [0, 1]"
 
 
 @kind("compare-losses")
 def runs_scored_different_cases(ws):
     other = [f"case_{number:05d}" for number in range(1, 6)]
-    return [ws.run_folder("dice", "dice"), ws.run_folder("focal", "focal", cases=other), "--out", "results"], \
-        "case_00005"
+    return [
+        ws.run_folder("dice", "dice"),
+        ws.run_folder("focal", "focal", cases=other),
+        "--out",
+        "results",
+    ], "case_00005"
 
 
 @kind("compare-losses")
 def out_is_a_file(ws):
     (ws.root / "results").write_text("a file")
-    return [ws.run_folder("dice", "dice"), ws.run_folder("focal", "focal"), "--out", "results"], \
-        "results: --out exists and is not a folder"
+    return [
+        ws.run_folder("dice", "dice"),
+        ws.run_folder("focal", "focal"),
+        "--out",
+        "results",
+    ], "results: --out exists and is not a folder"
 
 
 @kind("compare-losses")
 def unknown_case_to_draw(ws):
-    return [ws.run_folder("dice", "dice"), ws.run_folder("focal", "focal"), "--out", "results",
-            "--cases", "case_00099"], "--cases: not scored in the runs: case_00099"
+    return [
+        ws.run_folder("dice", "dice"),
+        ws.run_folder("focal", "focal"),
+        "--out",
+        "results",
+        "--cases",
+        "case_00099",
+    ], "--cases: not scored in the runs: case_00099"
 
 
 # --- submit-grid -------------------------------------------------------------------------------
+
 
 def _cluster_env(ws: Workspace, text: str = 'PARTITION=""\nunifocal_setup() { true; }\n') -> str:
     (ws.root / "cluster.env").write_text(text)
@@ -491,14 +532,18 @@ def grid_on_an_empty_data_root(ws):
 def grid_on_nan_voxels(ws):
     shape, affine = ws.geometry()
     _write(ws.image(), np.full(shape, np.nan, np.float32), affine)
-    return [ws.config(), "--cluster-env", _cluster_env(ws), "--out", "grid", "--dry-run"], \
-        "case_00001/imaging.nii.gz: "
+    return [ws.config(), "--cluster-env", _cluster_env(ws), "--out", "grid", "--dry-run"], "case_00001/imaging.nii.gz: "
 
 
 @kind("submit-grid")
 def grid_with_more_folds_than_cases(ws):
-    return [ws.config(cross_validation={"folds": 4}), "--cluster-env", _cluster_env(ws), "--out", "grid"], \
-        "cross_validation.folds: 4 folds need at least 4 cases"
+    return [
+        ws.config(cross_validation={"folds": 4}),
+        "--cluster-env",
+        _cluster_env(ws),
+        "--out",
+        "grid",
+    ], "cross_validation.folds: 4 folds need at least 4 cases"
 
 
 @kind("submit-grid")
@@ -521,8 +566,11 @@ def missing_cluster_env(ws):
 
 @kind("submit-grid")
 def cluster_env_with_a_bad_count(ws):
-    return [ws.config(), "--cluster-env", _cluster_env(ws, 'GPUS_PER_TASK="two"\n')], \
-        "cluster.env: GPUS_PER_TASK: expected a whole number"
+    return [
+        ws.config(),
+        "--cluster-env",
+        _cluster_env(ws, 'GPUS_PER_TASK="two"\n'),
+    ], "cluster.env: GPUS_PER_TASK: expected a whole number"
 
 
 @kind("submit-grid")
@@ -539,6 +587,7 @@ def status_of_a_folder_without_a_grid(ws):
 
 
 # --- predict ---------------------------------------------------------------------------------
+
 
 def _finished_run(ws: Workspace) -> str:
     """A run folder with a valid config.yaml (no trained models)."""
@@ -573,6 +622,7 @@ def predict_with_an_untrained_fold(ws):
 
 # --- evaluate --------------------------------------------------------------------------------
 
+
 def _predictions(ws: Workspace, broken: Callable[[Path], None] | None = None) -> str:
     """Label maps of every case (copies of the references), one broken by ``broken(path)``."""
     folder = ws.root / "predictions"
@@ -599,8 +649,10 @@ def evaluate_without_a_reference(ws):
 @kind("evaluate")
 def evaluate_a_prediction_of_another_shape(ws):
     shape, affine = ws.geometry()
-    return [_predictions(ws, lambda path: _write(path, np.zeros((shape[0] - 1, *shape[1:]), np.uint8), affine)),
-            "data/kits19"], "predictions/case_00001.nii.gz: shape"
+    return [
+        _predictions(ws, lambda path: _write(path, np.zeros((shape[0] - 1, *shape[1:]), np.uint8), affine)),
+        "data/kits19",
+    ], "predictions/case_00001.nii.gz: shape"
 
 
 @kind("evaluate")
@@ -608,28 +660,39 @@ def evaluate_a_prediction_with_another_affine(ws):
     shape, affine = ws.geometry()
     moved = affine.copy()
     moved[1, 3] += 7.0
-    return [_predictions(ws, lambda path: _write(path, np.zeros(shape, np.uint8), moved)), "data/kits19"], \
-        "predictions/case_00001.nii.gz: affine differs"
+    return [
+        _predictions(ws, lambda path: _write(path, np.zeros(shape, np.uint8), moved)),
+        "data/kits19",
+    ], "predictions/case_00001.nii.gz: affine differs"
 
 
 @kind("evaluate")
 def evaluate_a_text_file_named_nii_gz(ws):
-    return [_predictions(ws, lambda path: path.write_text("no label map")), "data/kits19"], \
-        "predictions/case_00001.nii.gz"
+    return [
+        _predictions(ws, lambda path: path.write_text("no label map")),
+        "data/kits19",
+    ], "predictions/case_00001.nii.gz"
 
 
 @kind("evaluate")
 def evaluate_a_label_beyond_the_classes(ws):
     _, affine = ws.geometry()
-    return [_predictions(ws, lambda path: _write(path, _mask_like(ws, 5), affine)), "data/kits19",
-            "--classes", "kidney", "tumour"], "predictions/case_00001.nii.gz: label 5"
+    return [
+        _predictions(ws, lambda path: _write(path, _mask_like(ws, 5), affine)),
+        "data/kits19",
+        "--classes",
+        "kidney",
+        "tumour",
+    ], "predictions/case_00001.nii.gz: label 5"
 
 
 @kind("evaluate")
 def evaluate_a_negative_label(ws):
     _, affine = ws.geometry()
-    return [_predictions(ws, lambda path: _write(path, _mask_like(ws, -2, np.int16), affine)), "data/kits19"], \
-        "predictions/case_00001.nii.gz: label map holds a negative label"
+    return [
+        _predictions(ws, lambda path: _write(path, _mask_like(ws, -2, np.int16), affine)),
+        "data/kits19",
+    ], "predictions/case_00001.nii.gz: label map holds a negative label"
 
 
 @kind("evaluate")
@@ -664,9 +727,14 @@ def _main(command: str):
 
 def snapshot(root: Path) -> dict[str, tuple]:
     """Every file and folder under ``root`` with its size and modification time."""
-    return {str(path.relative_to(root)): (path.is_dir(), path.stat().st_size if path.is_file() else 0,
-                                          path.stat().st_mtime_ns)
-            for path in root.rglob("*")}
+    return {
+        str(path.relative_to(root)): (
+            path.is_dir(),
+            path.stat().st_size if path.is_file() else 0,
+            path.stat().st_mtime_ns,
+        )
+        for path in root.rglob("*")
+    }
 
 
 @pytest.fixture(scope="module")
@@ -686,8 +754,14 @@ def workspace(tmp_path, good_data, monkeypatch) -> Workspace:
 
 def test_the_corpus_is_large_enough():
     assert len(KINDS) >= 36
-    assert {kind.command for kind in KINDS} == {"run-experiment", "make-phantoms", "compare-losses", "submit-grid",
-                                                "predict", "evaluate"}
+    assert {kind.command for kind in KINDS} == {
+        "run-experiment",
+        "make-phantoms",
+        "compare-losses",
+        "submit-grid",
+        "predict",
+        "evaluate",
+    }
 
 
 @pytest.mark.parametrize("kind", KINDS, ids=[f"{kind.command}:{kind.name}" for kind in KINDS])
@@ -709,8 +783,13 @@ def test_bad_input_exits_2_with_one_line_and_writes_nothing(kind, workspace, cap
 
 #: TensorFlow's C++ start-up notices (absl logging, printed on import whatever TF_CPP_MIN_LOG_LEVEL says).
 TENSORFLOW_LOG = re.compile(r"[IWEF]\d{4} [\d:.]+ +\d+ \S+:\d+\]|WARNING: All log messages before absl")
-SUBPROCESS_KINDS = ["truncated_image", "no_cases", "run_without_metrics", "grid_on_an_empty_data_root",
-                    "evaluate_a_prediction_of_another_shape"]
+SUBPROCESS_KINDS = [
+    "truncated_image",
+    "no_cases",
+    "run_without_metrics",
+    "grid_on_an_empty_data_root",
+    "evaluate_a_prediction_of_another_shape",
+]
 
 
 @pytest.mark.slow
@@ -719,8 +798,9 @@ def test_the_console_scripts_print_no_traceback(name, workspace):
     kind = next(kind for kind in KINDS if kind.name == name)
     argv, culprit = kind.build(workspace)
     before = snapshot(workspace.root)
-    completed = subprocess.run([str(BIN / kind.command), *argv], capture_output=True, text=True,
-                               cwd=workspace.root, timeout=600, check=False)
+    completed = subprocess.run(
+        [str(BIN / kind.command), *argv], capture_output=True, text=True, cwd=workspace.root, timeout=600, check=False
+    )
     assert completed.returncode == 2, completed.stderr
     lines = [line for line in completed.stderr.splitlines() if line.strip() and not TENSORFLOW_LOG.match(line)]
     assert len(lines) == 1 and culprit in lines[0] and "Traceback" not in completed.stderr, completed.stderr

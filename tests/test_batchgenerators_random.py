@@ -11,16 +11,22 @@ from batchgenerators.transforms.spatial_transforms import MirrorTransform
 
 from pipeline.training import batchgenerators_random
 
-TRANSFORMS = Compose([MirrorTransform(axes=(0, 1, 2), p_per_sample=0.5),
-                      ContrastAugmentationTransform((0.65, 1.5), p_per_sample=0.5),
-                      GammaTransform((0.7, 1.5), retain_stats=True, p_per_sample=0.5),
-                      GaussianNoiseTransform((0.0, 0.1), p_per_sample=0.5)])
+TRANSFORMS = Compose(
+    [
+        MirrorTransform(axes=(0, 1, 2), p_per_sample=0.5),
+        ContrastAugmentationTransform((0.65, 1.5), p_per_sample=0.5),
+        GammaTransform((0.7, 1.5), retain_stats=True, p_per_sample=0.5),
+        GaussianNoiseTransform((0.0, 0.1), p_per_sample=0.5),
+    ]
+)
 
 
 def data(seed):
     rng = np.random.default_rng(seed)
-    return {"data": rng.normal(size=(1, 1, 6, 7, 8)).astype(np.float32),
-            "seg": rng.integers(0, 3, (1, 1, 6, 7, 8)).astype(np.uint8)}
+    return {
+        "data": rng.normal(size=(1, 1, 6, 7, 8)).astype(np.float32),
+        "seg": rng.integers(0, 3, (1, 1, 6, 7, 8)).astype(np.uint8),
+    }
 
 
 def test_thread_state_draws_what_the_seeded_global_state_draws():

@@ -35,16 +35,23 @@ def reference_rows(probabilities, labels, names, regions=None):
     p = probabilities.astype(np.float64)
     one_hot = np.stack([labels == c for c in range(p.shape[0])]).astype(np.float64)
     eps = 1e-7
-    rows = {"all": dict(ece=reference_ece(p.max(axis=0), p.argmax(axis=0) == labels),
-                        brier=np.mean(np.sum((p - one_hot) ** 2, axis=0)),
-                        nll=np.mean(-np.log(np.maximum(np.take_along_axis(p, labels[None].astype(int), 0)[0], eps))))}
+    rows = {
+        "all": dict(
+            ece=reference_ece(p.max(axis=0), p.argmax(axis=0) == labels),
+            brier=np.mean(np.sum((p - one_hot) ** 2, axis=0)),
+            nll=np.mean(-np.log(np.maximum(np.take_along_axis(p, labels[None].astype(int), 0)[0], eps))),
+        )
+    }
     structures = {name: [c] for c, name in enumerate(names) if c > 0}
     structures.update(regions or {})
     for name, members in structures.items():
         q, y = p[members].sum(axis=0), np.isin(labels, members)
         clipped = np.clip(q, eps, 1 - eps)
-        rows[name] = dict(ece=reference_ece(q, y), brier=np.mean((q - y) ** 2),
-                          nll=np.mean(-(y * np.log(clipped) + (~y) * np.log(1 - clipped))))
+        rows[name] = dict(
+            ece=reference_ece(q, y),
+            brier=np.mean((q - y) ** 2),
+            nll=np.mean(-(y * np.log(clipped) + (~y) * np.log(1 - clipped))),
+        )
     return rows
 
 
@@ -52,12 +59,15 @@ def as_dict(rows):
     return {row["class"]: {key: row[key] for key in ("ece", "brier", "nll")} for row in rows}
 
 
-@pytest.mark.parametrize("shape, names, regions", [
-    ((6, 9, 11), NAMES, {"kidney_and_tumour": [1, 2]}),     # 3D multiclass with a region
-    ((6, 9, 11), ("background", "tumour"), None),           # 3D binary
-    ((17, 23), NAMES, None),                                # 2D multiclass
-    ((17, 23), ("background", "polyp"), None),              # 2D binary
-])
+@pytest.mark.parametrize(
+    "shape, names, regions",
+    [
+        ((6, 9, 11), NAMES, {"kidney_and_tumour": [1, 2]}),  # 3D multiclass with a region
+        ((6, 9, 11), ("background", "tumour"), None),  # 3D binary
+        ((17, 23), NAMES, None),  # 2D multiclass
+        ((17, 23), ("background", "polyp"), None),  # 2D binary
+    ],
+)
 def test_rows_equal_an_independent_numpy_computation(shape, names, regions):
     rng = np.random.default_rng(len(shape) * 10 + len(names))
     probabilities = softmax_maps(rng, shape, len(names))
@@ -135,12 +145,24 @@ def finished_runs(tmp_path_factory):
     write_kits19(tmp_path / "kits19", 4, seed=1, size="demo")
     runs = {}
     for loss in ("dice", "focal"):
-        config = load_config(f"configs/demo_{loss}.yaml", [
-            f"experiment.output_root={tmp_path / 'runs'}", f"data.root={tmp_path / 'kits19'}",
-            f"preprocessing.cache_dir={tmp_path / 'cache'}", f"cross_validation.splits_file={tmp_path / 'splits.json'}",
-            "cross_validation.folds=2", "preprocessing.target_spacing=[6.0, 6.0, 6.0]",
-            "sampling.patch_shape=[8, 32, 32]", "sampling.batches_per_epoch=2", "sampling.val_batches=1",
-            "model.n_filters=2", "model.depth=2", "training.epochs=1", "inference.overlap=[4, 16, 16]"])
+        config = load_config(
+            f"configs/demo_{loss}.yaml",
+            [
+                f"experiment.output_root={tmp_path / 'runs'}",
+                f"data.root={tmp_path / 'kits19'}",
+                f"preprocessing.cache_dir={tmp_path / 'cache'}",
+                f"cross_validation.splits_file={tmp_path / 'splits.json'}",
+                "cross_validation.folds=2",
+                "preprocessing.target_spacing=[6.0, 6.0, 6.0]",
+                "sampling.patch_shape=[8, 32, 32]",
+                "sampling.batches_per_epoch=2",
+                "sampling.val_batches=1",
+                "model.n_filters=2",
+                "model.depth=2",
+                "training.epochs=1",
+                "inference.overlap=[4, 16, 16]",
+            ],
+        )
         run_experiment(config)
         runs[loss] = config.run_dir
     return tmp_path, runs
@@ -167,8 +189,12 @@ def test_a_runs_calibration_equals_numpy_on_predicts_saved_probabilities(finishe
         for case_id in split["val"]:
             (inputs / f"{case_id}.nii.gz").symlink_to(data / "kits19" / case_id / "imaging.nii.gz")
         out = tmp_path / f"predicted_{fold}"
-        assert predict_main([str(run_dir), "-i", str(inputs), "-o", str(out), "--folds", str(fold),
-                             "--save-probabilities"]) == 0
+        assert (
+            predict_main(
+                [str(run_dir), "-i", str(inputs), "-o", str(out), "--folds", str(fold), "--save-probabilities"]
+            )
+            == 0
+        )
         for case_id in split["val"]:
             probabilities = np.load(out / f"{case_id}.npz")["probabilities"]
             labels = np.asarray(nib.load(data / "kits19" / case_id / "segmentation.nii.gz").dataobj)
@@ -181,8 +207,23 @@ def test_a_runs_calibration_equals_numpy_on_predicts_saved_probabilities(finishe
         references.mkdir()
         for case_id in split["val"]:
             (references / f"{case_id}.nii.gz").symlink_to(data / "kits19" / case_id / "segmentation.nii.gz")
-        assert evaluate_main([str(out), str(references), "--classes", "kidney", "tumour", "--regions",
-                              "kidney_and_tumour=1,2", "--fold", str(fold), "--probabilities"]) == 0
+        assert (
+            evaluate_main(
+                [
+                    str(out),
+                    str(references),
+                    "--classes",
+                    "kidney",
+                    "tumour",
+                    "--regions",
+                    "kidney_and_tumour=1,2",
+                    "--fold",
+                    str(fold),
+                    "--probabilities",
+                ]
+            )
+            == 0
+        )
         evaluated = read_rows(out / "calibration.csv")
         ran = [row for row in rows if row["fold"] == str(fold)]
         assert [(row["case"], row["class"]) for row in evaluated] == [(row["case"], row["class"]) for row in ran]
@@ -201,8 +242,9 @@ def test_compare_losses_tests_calibration_and_draws_a_reliability_diagram(finish
     check_metric(loaded, "nll")
     for run in loaded:  # the scores' nll is calibration.csv's, row by row; its 'all' rows stay out
         expected = {(row["case"], row["class"]): float(row["nll"]) for row in read_rows(run.path / "calibration.csv")}
-        assert {(case, name): value for case, name, value in run.scores[["case", "class", "nll"]].itertuples(
-            index=False)} == {key: value for key, value in expected.items() if key[1] != "all"}
+        assert {
+            (case, name): value for case, name, value in run.scores[["case", "class", "nll"]].itertuples(index=False)
+        } == {key: value for key, value in expected.items() if key[1] != "all"}
     assert compare_main([str(runs["dice"]), str(runs["focal"]), "--metric", "ece", "--out", str(tmp_path / "out")]) == 0
     performance = (tmp_path / "out" / "performance.md").read_text()
     assert "ECE" in performance and (tmp_path / "out" / "pvalues_ece_kidney.csv").is_file()

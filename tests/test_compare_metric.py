@@ -20,12 +20,27 @@ HD95 = {  # mm per case: Dice lowest (best), then Focal, then Combo
 def write_run(root, loss, hd95, with_surface=True):
     run_dir = root / f"kits19_{loss}"
     run_dir.mkdir(parents=True)
-    (run_dir / "config.yaml").write_text(yaml.safe_dump(
-        {"experiment": {"name": f"kits19_{loss}"}, "loss": {"name": loss, "params": {}},
-         "data": {"dataset": "kits19", "root": "no-such-data"}}))
-    rows = [{"case": case, "fold": index % 2, "class": "kidney", "dsc": 0.8, "precision": 0.8, "recall": 0.8,
-             **({"hd95": distance, "nsd": 1 / (1 + distance)} if with_surface else {})}
-            for index, (case, distance) in enumerate(zip(CASES, hd95))]
+    (run_dir / "config.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "experiment": {"name": f"kits19_{loss}"},
+                "loss": {"name": loss, "params": {}},
+                "data": {"dataset": "kits19", "root": "no-such-data"},
+            }
+        )
+    )
+    rows = [
+        {
+            "case": case,
+            "fold": index % 2,
+            "class": "kidney",
+            "dsc": 0.8,
+            "precision": 0.8,
+            "recall": 0.8,
+            **({"hd95": distance, "nsd": 1 / (1 + distance)} if with_surface else {}),
+        }
+        for index, (case, distance) in enumerate(zip(CASES, hd95))
+    ]
     pd.DataFrame(rows).to_csv(run_dir / "metrics.csv", index=False)
     return run_dir
 
@@ -42,8 +57,10 @@ def test_hd95_tables_bold_the_lowest_and_test_it(tmp_path, capsys):
 
     pvalues = pd.read_csv(out / "pvalues_hd95_kidney.csv")
     labels = {"Dice": "dice", "Focal": "focal", "Combo": "combo"}
-    raw = [stats.wilcoxon(HD95[labels[row]], HD95[labels[column]]).pvalue
-           for row, column in zip(pvalues["row"], pvalues["column"])]
+    raw = [
+        stats.wilcoxon(HD95[labels[row]], HD95[labels[column]]).pvalue
+        for row, column in zip(pvalues["row"], pvalues["column"])
+    ]
     np.testing.assert_allclose(pvalues["p_value"], raw)
     np.testing.assert_allclose(pvalues["p_holm"], multipletests(raw, method="holm")[1])
     markdown = (out / "pvalues_hd95_kidney.md").read_text()
@@ -61,14 +78,17 @@ def test_nsd_is_higher_is_better(tmp_path):
     markdown = (tmp_path / "out" / "pvalues_nsd_kidney.md").read_text()
     focal_row = next(line for line in markdown.splitlines() if line.startswith("| Focal"))
     assert "(−)" in focal_row  # lower NSD than Dice: worse
-    dice_row = next(line for line in (tmp_path / "out" / "performance.md").read_text().splitlines()
-                    if line.startswith("| Dice"))
+    dice_row = next(
+        line for line in (tmp_path / "out" / "performance.md").read_text().splitlines() if line.startswith("| Dice")
+    )
     assert f"**{np.mean([1 / (1 + d) for d in HD95['dice']]):.3f}" in dice_row
 
 
 def test_runs_scored_without_hd95_are_refused(tmp_path, capsys):
-    runs = [write_run(tmp_path / "runs", "dice", HD95["dice"]),
-            write_run(tmp_path / "runs", "focal", HD95["focal"], with_surface=False)]
+    runs = [
+        write_run(tmp_path / "runs", "dice", HD95["dice"]),
+        write_run(tmp_path / "runs", "focal", HD95["focal"], with_surface=False),
+    ]
     with pytest.raises(SystemExit) as exit_info:
         main([*map(str, runs), "--out", str(tmp_path / "out"), "--metric", "hd95"])
     assert exit_info.value.code == 2

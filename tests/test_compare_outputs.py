@@ -46,13 +46,17 @@ FIXTURE_SCORES = {
 CASES = [f"case_{i:05d}" for i in range(5)]
 
 
-def write_run(root: Path, experiment: str, loss: str, scores, cases=CASES, data_root="no-such-data",
-              folds=2, regions=None) -> Path:
+def write_run(
+    root: Path, experiment: str, loss: str, scores, cases=CASES, data_root="no-such-data", folds=2, regions=None
+) -> Path:
     """A finished run folder as run-experiment writes it (config, metrics.csv, fold logs)."""
     run_dir = root / experiment
     run_dir.mkdir(parents=True)
-    config = {"experiment": {"name": experiment}, "loss": {"name": loss, "params": {}},
-              "data": {"dataset": "kits19", "root": str(data_root)}}
+    config = {
+        "experiment": {"name": experiment},
+        "loss": {"name": loss, "params": {}},
+        "data": {"dataset": "kits19", "root": str(data_root)},
+    }
     if regions:
         config["evaluation"] = {"regions": regions}
     (run_dir / "config.yaml").write_text(yaml.safe_dump(config))
@@ -64,7 +68,8 @@ def write_run(root: Path, experiment: str, loss: str, scores, cases=CASES, data_
     for fold in range(folds):
         (run_dir / f"fold_{fold}").mkdir()
         (run_dir / f"fold_{fold}" / "log.csv").write_text(
-            "epoch,loss,val_loss,lr\n" + "".join(f"{e},{1 / (e + 1)},{1.2 / (e + 1)},0.0001\n" for e in range(4)))
+            "epoch,loss,val_loss,lr\n" + "".join(f"{e},{1 / (e + 1)},{1.2 / (e + 1)},0.0001\n" for e in range(4))
+        )
     return run_dir
 
 
@@ -120,7 +125,8 @@ def test_performance_tables_render_the_fixture_numbers(fixture_runs):
     row = summary[(summary["loss"] == "Focal") & (summary["class"] == "tumour") & (summary["metric"] == "dsc")]
     interval = t_confidence_interval([0.30, 0.20, 0.45, 0.10, 0.35])
     assert row[["mean", "ci_low", "ci_high"]].to_numpy().ravel() == pytest.approx(
-        [interval.mean, interval.low, interval.high])
+        [interval.mean, interval.low, interval.high]
+    )
 
 
 def test_pvalue_tables_render_the_fixture_tests(fixture_runs):
@@ -152,10 +158,18 @@ def test_command_writes_every_output_and_prints_the_markdown(fixture_runs, tmp_p
     out = tmp_path / "results"
     assert main([*map(str, fixture_runs), "--out", str(out)]) == 0
     written = sorted(path.name for path in out.iterdir())
-    assert written == sorted([
-        "performance.md", "performance.tex", "performance.csv", "runs.csv", "per_case.csv", "dsc_distribution.png",
-        "training_curves.png", *(f"pvalues_{c}.{e}" for c in ("kidney", "tumour") for e in ("md", "tex", "csv")),
-    ])
+    assert written == sorted(
+        [
+            "performance.md",
+            "performance.tex",
+            "performance.csv",
+            "runs.csv",
+            "per_case.csv",
+            "dsc_distribution.png",
+            "training_curves.png",
+            *(f"pvalues_{c}.{e}" for c in ("kidney", "tumour") for e in ("md", "tex", "csv")),
+        ]
+    )
     captured = capsys.readouterr()
     assert EXPECTED_PERFORMANCE_MD in captured.out and EXPECTED_PVALUES_TUMOUR_MD in captured.out
     assert (out / "performance.md").read_text() == EXPECTED_PERFORMANCE_MD
@@ -164,12 +178,24 @@ def test_command_writes_every_output_and_prints_the_markdown(fixture_runs, tmp_p
         content = (out / name).read_bytes()
         assert content.startswith(PNG_SIGNATURE) and len(content) > 5000
     performance = pd.read_csv(out / "performance.csv")
-    assert list(performance.columns) == ["loss", "class", "metric", "interval", "n", "mean", "ci_low", "ci_high",
-                                         "ci_half_width"]
+    assert list(performance.columns) == [
+        "loss",
+        "class",
+        "metric",
+        "interval",
+        "n",
+        "mean",
+        "ci_low",
+        "ci_high",
+        "ci_half_width",
+    ]
     assert len(performance) == 3 * 2 * 3
     pvalues = pd.read_csv(out / "pvalues_kidney.csv")
     assert list(pvalues[["row", "column"]].itertuples(index=False, name=None)) == [
-        ("Combo", "Dice"), ("Focal", "Dice"), ("Focal", "Combo")]
+        ("Combo", "Dice"),
+        ("Focal", "Dice"),
+        ("Focal", "Combo"),
+    ]
     runs = pd.read_csv(out / "runs.csv")
     assert list(runs["loss"]) == ["dice", "combo", "focal"]
     per_case = pd.read_csv(out / "per_case.csv", dtype={"case": str})
@@ -234,13 +260,19 @@ def test_missing_metrics_csv_is_refused_naming_the_file(fixture_runs, tmp_path, 
     assert str(fixture_runs[1] / "metrics.csv") in error and "missing" in error
 
 
-@pytest.mark.parametrize("edit, problem", [
-    (lambda text: text.replace("0.85,0.8,0.9", "0.85,abc,0.9"), "line 4: precision 'abc' is not a number in [0, 1]"),
-    (lambda text: text.replace("0.85,0.8,0.9", "1.85,0.8,0.9"), "line 4: dsc '1.85' is not a number in [0, 1]"),
-    (lambda text: text.replace("dsc,", "dice,"), "missing columns: dsc"),
-    (lambda text: "\n".join(text.splitlines()[:-1]) + "\n", "case case_00004 has no row for class tumour"),
-    (lambda text: text + text.splitlines()[1] + "\n", "line 12: case case_00000 class kidney scored twice"),
-])
+@pytest.mark.parametrize(
+    "edit, problem",
+    [
+        (
+            lambda text: text.replace("0.85,0.8,0.9", "0.85,abc,0.9"),
+            "line 4: precision 'abc' is not a number in [0, 1]",
+        ),
+        (lambda text: text.replace("0.85,0.8,0.9", "1.85,0.8,0.9"), "line 4: dsc '1.85' is not a number in [0, 1]"),
+        (lambda text: text.replace("dsc,", "dice,"), "missing columns: dsc"),
+        (lambda text: "\n".join(text.splitlines()[:-1]) + "\n", "case case_00004 has no row for class tumour"),
+        (lambda text: text + text.splitlines()[1] + "\n", "line 12: case case_00000 class kidney scored twice"),
+    ],
+)
 def test_malformed_metrics_csv_is_refused(fixture_runs, tmp_path, capsys, edit, problem):
     metrics = fixture_runs[0] / "metrics.csv"
     metrics.write_text(edit(metrics.read_text()))
@@ -297,10 +329,14 @@ def test_default_cases_are_lowest_median_and_highest_dsc(fixture_runs):
 def test_class_labels_cover_classes_and_configured_regions(fixture_runs):
     run = load_runs(fixture_runs[:1])[0]
     region_rows = run.scores[run.scores["class"] == "kidney"].assign(**{"class": "kidney_and_tumour"})
-    with_region = replace(run, regions={"kidney_and_tumour": [1, 2]},
-                          scores=pd.concat([run.scores, region_rows], ignore_index=True))
+    with_region = replace(
+        run, regions={"kidney_and_tumour": [1, 2]}, scores=pd.concat([run.scores, region_rows], ignore_index=True)
+    )
     assert class_labels(with_region, ["background", "kidney", "tumour"]) == {
-        "kidney": (1,), "tumour": (2,), "kidney_and_tumour": (1, 2)}
+        "kidney": (1,),
+        "tumour": (2,),
+        "kidney_and_tumour": (1, 2),
+    }
     with pytest.raises(DataError, match="'tumour' is neither a class of the data set"):
         class_labels(run, ["background", "kidney"])
 

@@ -17,11 +17,14 @@ from pipeline.evaluation.statistics import (
 )
 
 
-@pytest.mark.parametrize("values", [
-    [0.91, 0.88, 0.95, 0.79, 0.85],
-    [0.2, 0.9],
-    list(np.random.default_rng(3).uniform(0.5, 1.0, 41)),
-])
+@pytest.mark.parametrize(
+    "values",
+    [
+        [0.91, 0.88, 0.95, 0.79, 0.85],
+        [0.2, 0.9],
+        list(np.random.default_rng(3).uniform(0.5, 1.0, 41)),
+    ],
+)
 def test_confidence_interval_is_scipys_t_interval(values):
     interval = t_confidence_interval(values)
     low, high = stats.t.interval(0.95, len(values) - 1, loc=np.mean(values), scale=stats.sem(values))
@@ -111,8 +114,17 @@ def test_pairwise_tests_need_two_losses():
         pairwise_tests({"A": [0.1, 0.2]})
 
 
-@pytest.mark.parametrize("p_value, stars", [
-    (0.0009, "***"), (0.001, "**"), (0.0099, "**"), (0.01, "*"), (0.0499, "*"), (0.05, ""), (1.0, ""),
-])
+@pytest.mark.parametrize(
+    "p_value, stars",
+    [
+        (0.0009, "***"),
+        (0.001, "**"),
+        (0.0099, "**"),
+        (0.01, "*"),
+        (0.0499, "*"),
+        (0.05, ""),
+        (1.0, ""),
+    ],
+)
 def test_significance_stars(p_value, stars):
     assert significance_stars(p_value) == stars

@@ -57,18 +57,21 @@ def test_wrong_type_is_named_with_its_path(config_file):
     assert "model.deep_supervision:" in error_of(config_file, ["model.deep_supervision=[1]"])
 
 
-@pytest.mark.parametrize("override, key", [
-    ("sampling.patch_shape=[10,32,32]", "sampling.patch_shape"),  # not divisible by 2**depth = 4
-    ("inference.overlap=[16,8,8]", "inference.overlap"),          # overlap as large as the patch
-    ("training.min_learning_rate=1e-3", "training.min_learning_rate"),
-    ("training.learning_rate=0", "training.learning_rate"),
-    ("training.precision=float8", "training.precision"),
-    ("sampling.foreground_fraction=1.5", "sampling.foreground_fraction"),
-    ("cross_validation.folds=1", "cross_validation.folds"),
-    ("preprocessing.clip=[304,-79]", "preprocessing.clip"),
-    ("data.dataset=lits", "data.dataset"),
-    ("experiment.name=../elsewhere", "experiment.name"),
-])
+@pytest.mark.parametrize(
+    "override, key",
+    [
+        ("sampling.patch_shape=[10,32,32]", "sampling.patch_shape"),  # not divisible by 2**depth = 4
+        ("inference.overlap=[16,8,8]", "inference.overlap"),  # overlap as large as the patch
+        ("training.min_learning_rate=1e-3", "training.min_learning_rate"),
+        ("training.learning_rate=0", "training.learning_rate"),
+        ("training.precision=float8", "training.precision"),
+        ("sampling.foreground_fraction=1.5", "sampling.foreground_fraction"),
+        ("cross_validation.folds=1", "cross_validation.folds"),
+        ("preprocessing.clip=[304,-79]", "preprocessing.clip"),
+        ("data.dataset=lits", "data.dataset"),
+        ("experiment.name=../elsewhere", "experiment.name"),
+    ],
+)
 def test_impossible_values_are_named_with_their_path(config_file, override, key):
     assert f"{key}:" in error_of(config_file, [override])
 
@@ -88,9 +91,16 @@ def test_unknown_loss_and_loss_parameter_are_refused(config_file):
 
 
 def test_set_overrides_parse_yaml_values(config_file):
-    config = load_config(config_file, ["training.epochs=7", "training.learning_rate=3e-4",
-                                       "sampling.patch_shape=[8, 16, 16]", "cross_validation.splits_file=null",
-                                       "evaluation.regions={kidney_and_tumour: [1, 2]}"])
+    config = load_config(
+        config_file,
+        [
+            "training.epochs=7",
+            "training.learning_rate=3e-4",
+            "sampling.patch_shape=[8, 16, 16]",
+            "cross_validation.splits_file=null",
+            "evaluation.regions={kidney_and_tumour: [1, 2]}",
+        ],
+    )
     assert config.training.epochs == 7 and config.training.learning_rate == 3e-4
     assert config.sampling.patch_shape == (8, 16, 16)
     assert config.evaluation.regions == {"kidney_and_tumour": [1, 2]}
@@ -137,9 +147,11 @@ def test_shipped_configs_are_valid(path):
 
 def test_validating_a_config_loads_no_stage_and_no_tensorflow():
     """A typo must be reported in a second, not after TensorFlow's tens of seconds of import."""
-    code = ("import sys, pipeline.config; "
-            "print(sorted(m for m in ('tensorflow', 'batchgenerators', 'scipy', 'miscnn', 'pipeline.training', "
-            "'pipeline.preprocessing', 'pipeline.data') if m in sys.modules))")
+    code = (
+        "import sys, pipeline.config; "
+        "print(sorted(m for m in ('tensorflow', 'batchgenerators', 'scipy', 'miscnn', 'pipeline.training', "
+        "'pipeline.preprocessing', 'pipeline.data') if m in sys.modules))"
+    )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
     assert result.stdout.strip() == "[]"
 
@@ -164,8 +176,9 @@ def test_null_removes_a_key_or_region_the_base_sets(tmp_path):
     for evaluation in ({"regions": None}, {"regions": {"kidney_and_tumour": None}}):
         config = load_config(_derived(tmp_path, demo, {"evaluation": evaluation}))
         assert config.evaluation.regions == {}
-    kept = load_config(_derived(tmp_path, demo, {"evaluation": {"regions": {"kidney_and_tumour": None,
-                                                                              "kidney": [1]}}}))
+    kept = load_config(
+        _derived(tmp_path, demo, {"evaluation": {"regions": {"kidney_and_tumour": None, "kidney": [1]}}})
+    )
     assert kept.evaluation.regions == {"kidney": [1]}
     clip = load_config(_derived(tmp_path, demo, {"preprocessing": {"clip": None}}))
     assert clip.preprocessing.clip is None and clip.preprocessing.target_spacing == (5.0, 4.0, 4.0)
@@ -185,8 +198,11 @@ def test_every_nullable_key_defaults_to_null():
     def nullable_with_other_default(model, prefix=""):
         for name, field in model.model_fields.items():
             arguments = typing.get_args(field.annotation)
-            if type(None) in arguments and not field.is_required() and field.get_default(
-                    call_default_factory=True) is not None:
+            if (
+                type(None) in arguments
+                and not field.is_required()
+                and field.get_default(call_default_factory=True) is not None
+            ):
                 yield prefix + name
             for argument in (field.annotation, *arguments):
                 if isinstance(argument, type) and issubclass(argument, BaseModel):
@@ -201,13 +217,14 @@ def test_every_shipped_config_resolves_as_before_null_removed_keys():
         raw = yaml.safe_load(path.read_text())
         config = load_config(path)
         for section, values in raw.items():
-            for key, value in (values.items() if isinstance(values, dict) else ()):
+            for key, value in values.items() if isinstance(values, dict) else ():
                 if value is None:
                     assert getattr(getattr(config, section), key) is None, f"{path.name}: {section}.{key}"
 
 
 def _derived(tmp_path, base, sections):
     path = tmp_path / "derived.yaml"
-    path.write_text(yaml.safe_dump({"base": str(base), "experiment": {"name": "derived"},
-                                    "loss": {"name": "dice"}, **sections}))
+    path.write_text(
+        yaml.safe_dump({"base": str(base), "experiment": {"name": "derived"}, "loss": {"name": "dice"}, **sections})
+    )
     return path

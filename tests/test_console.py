@@ -45,8 +45,13 @@ def test_verbosity_sets_the_log_level_and_progress_bars():
         assert console.progress(items, 3, "x") is items  # no bar: the iterable itself
         console.configure(console.VERBOSE)
         assert logging.getLogger().level == logging.DEBUG
-        assert sum(isinstance(h, logging.StreamHandler) and type(h).__name__ == "_ProgressAwareHandler"
-                   for h in logging.getLogger().handlers) == 1  # configuring twice keeps one handler
+        assert (
+            sum(
+                isinstance(h, logging.StreamHandler) and type(h).__name__ == "_ProgressAwareHandler"
+                for h in logging.getLogger().handlers
+            )
+            == 1
+        )  # configuring twice keeps one handler
     finally:
         console.configure(console.NORMAL)
 
@@ -62,8 +67,7 @@ def test_progress_bars_only_on_a_terminal(monkeypatch):
 
 
 def test_durations_read_naturally():
-    assert [console.duration(s) for s in (4, 89, 600, 5399, 7500)] == ["4 s", "89 s", "10 min", "90 min",
-                                                                         "2 h 05 min"]
+    assert [console.duration(s) for s in (4, 89, 600, 5399, 7500)] == ["4 s", "89 s", "10 min", "90 min", "2 h 05 min"]
 
 
 def test_list_losses_names_every_loss_with_its_parameters(capsys):
@@ -77,19 +81,26 @@ def test_list_losses_names_every_loss_with_its_parameters(capsys):
     assert list_losses.main(["tversky", "--json"]) == 0
     listed = json.loads(capsys.readouterr().out)
     assert [loss["name"] for loss in listed] == ["tversky"]
-    assert listed[0]["parameters"][0] == {"name": "delta", "default": 0.7, "kind": "number", "range": "[0, 1]",
-                                          "meaning": "weight of false negatives (false positives: 1 - delta)"}
+    assert listed[0]["parameters"][0] == {
+        "name": "delta",
+        "default": 0.7,
+        "kind": "number",
+        "range": "[0, 1]",
+        "meaning": "weight of false negatives (false positives: 1 - delta)",
+    }
     with pytest.raises(SystemExit) as exited:
         list_losses.main(["dics"])
     assert exited.value.code == 2 and "unknown loss 'dics'" in capsys.readouterr().err
 
 
 def test_commands_that_need_no_tensorflow_do_not_load_it():
-    code = ("import sys\n"
-            "from pipeline import list_losses, runner_cli\n"
-            "from pipeline.batch import submit\n"
-            "import pipeline.config\n"
-            "print(sorted(m for m in ('tensorflow', 'batchgenerators') if m in sys.modules))")
+    code = (
+        "import sys\n"
+        "from pipeline import list_losses, runner_cli\n"
+        "from pipeline.batch import submit\n"
+        "import pipeline.config\n"
+        "print(sorted(m for m in ('tensorflow', 'batchgenerators') if m in sys.modules))"
+    )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
     assert result.stdout.strip() == "[]"
 
@@ -98,18 +109,24 @@ def test_commands_that_need_no_tensorflow_do_not_load_it():
 def test_tensorflow_loads_silently_unless_verbose():
     """TF 2.21 prints oneDNN / CUDA-stub lines through absl while it loads, before any log level applies."""
     code = "from pipeline import console; console.configure(console.NORMAL); import tensorflow as tf; tf.constant(1)"
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT,
-                            env={k: v for k, v in __import__("os").environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"})
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
+        env={k: v for k, v in __import__("os").environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"},
+    )
     assert result.stderr == ""
 
 
 def test_epoch_clock_estimates_from_the_median_of_recent_epochs():
     from pipeline.training.progress import EpochClock
 
-    clock = EpochClock(epochs_left=2 * 10)        # two folds of 10 epochs
+    clock = EpochClock(epochs_left=2 * 10)  # two folds of 10 epochs
     assert clock.seconds_left() is None
-    clock.skip(4)                                 # the first fold resumes after epoch 4
-    for seconds in (30.0, 10.0, 12.0):            # the first epoch also traces the model
+    clock.skip(4)  # the first fold resumes after epoch 4
+    for seconds in (30.0, 10.0, 12.0):  # the first epoch also traces the model
         clock.record(seconds)
     assert clock.epochs_left == 13 and clock.seconds_left() == pytest.approx(12.0 * 13)
 
@@ -127,6 +144,6 @@ def test_readme_usage_lines_show_every_option(command, capsys):
     starts = [number for number, line in enumerate(lines) if line.startswith(f"{command} [")]
     assert len(starts) == 1, f"README: no usage line for {command}"
     end = next((n for n in range(starts[0] + 1, len(lines)) if not lines[n].startswith(" ")), len(lines))
-    usage_line = "\n".join(lines[starts[0]:end])
+    usage_line = "\n".join(lines[starts[0] : end])
     missing = sorted(option for option in options if option not in usage_line)
     assert not missing, f"README's usage line of {command} lacks {missing}"

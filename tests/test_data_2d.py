@@ -25,8 +25,7 @@ def phantoms(tmp_path_factory):
     return root
 
 
-@pytest.mark.parametrize("encoding, suffix", [(1, ".png"), (255, ".png"), (255, ".tif"), (255, ".gif"),
-                                              (1, ".tif")])
+@pytest.mark.parametrize("encoding, suffix", [(1, ".png"), (255, ".png"), (255, ".tif"), (255, ".gif"), (1, ".tif")])
 def test_binary_masks_from_every_encoding(tmp_path, encoding, suffix):
     truth = np.zeros((7, 9), np.uint8)
     truth[2:5, 3:8] = 1
@@ -46,9 +45,14 @@ def test_rgb_masks_with_equal_channels_and_palette_gifs(tmp_path):
     np.testing.assert_array_equal(read_binary_mask(tmp_path / "palette.gif"), truth)
 
 
-@pytest.mark.parametrize("values, message", [((0, 128, 255), "not a binary encoding"),
-                                             ((0, 1, 255), "not a binary encoding"),
-                                             ((0, 2), "not a binary encoding")])
+@pytest.mark.parametrize(
+    "values, message",
+    [
+        ((0, 128, 255), "not a binary encoding"),
+        ((0, 1, 255), "not a binary encoding"),
+        ((0, 2), "not a binary encoding"),
+    ],
+)
 def test_masks_outside_the_binary_encodings_name_the_file(tmp_path, values, message):
     mask = np.zeros((4, 4), np.uint8)
     mask.flat[: len(values)] = values
@@ -113,7 +117,9 @@ def test_copies_with_tif_and_png_folders_and_drive_without_test_manuals(phantoms
 def test_exclusions_and_options(phantoms):
     assert open_dataset("cvc", phantoms / "cvc", exclude=[2]).case_ids() == ["1", "3"]
     assert open_dataset("drive", phantoms / "drive", exclude=[1, "22_training"]).case_ids() == [
-        "02_test", "21_training"]
+        "02_test",
+        "21_training",
+    ]
     with pytest.raises(ConfigError, match="color"):
         open_dataset("bus2017", phantoms / "bus2017", color="cmyk")
     with pytest.raises(ConfigError, match="restrict_to_fov"):

@@ -72,7 +72,7 @@ def one_case(brats20_root, tmp_path):
 def test_uncompressed_nii_files_are_read(brats20_root, one_case):
     root, folder = one_case
     for path in list(folder.iterdir()):
-        path.with_suffix("").write_bytes(gzip.decompress(path.read_bytes()))    # x.nii.gz -> x.nii
+        path.with_suffix("").write_bytes(gzip.decompress(path.read_bytes()))  # x.nii.gz -> x.nii
         path.unlink()
     case = open_dataset("brats20", root).load("BraTS20_Training_001")
     reference = open_dataset("brats20", brats20_root).load("BraTS20_Training_001")

@@ -21,10 +21,14 @@ def _case(root, number=0, image=None, label=None, label_affine=None):
     good_label = np.zeros((6, 8, 8), np.uint8)
     good_label[2:4, 2:5, 2:5] = 1
     good_label[3, 3, 3] = 2
-    write_nifti(folder / "imaging.nii.gz", np.full((6, 8, 8), 40, np.int16) if image is None else image,
-                kits19_affine(SPACING))
-    write_nifti(folder / "segmentation.nii.gz", good_label if label is None else label,
-                kits19_affine(SPACING) if label_affine is None else label_affine)
+    write_nifti(
+        folder / "imaging.nii.gz", np.full((6, 8, 8), 40, np.int16) if image is None else image, kits19_affine(SPACING)
+    )
+    write_nifti(
+        folder / "segmentation.nii.gz",
+        good_label if label is None else label,
+        kits19_affine(SPACING) if label_affine is None else label_affine,
+    )
     return folder
 
 

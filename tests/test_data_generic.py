@@ -64,7 +64,7 @@ def test_nnunet_names_channels_and_labels_come_from_dataset_json(nnunet_ct, tmp_
     assert case.spacing == pytest.approx(source.header.get_zooms()) and np.array_equal(case.affine, source.affine)
     assert dataset.geometry("kidney_001").shape == source.shape
 
-    renamed = copy_of(nnunet_ct, tmp_path)      # other names, other background name: read from the file
+    renamed = copy_of(nnunet_ct, tmp_path)  # other names, other background name: read from the file
     edit_description(renamed, channel_names={"0": "venous CT"}, labels={"bg": 0, "ren": 1, "mass": 2})
     dataset = open_dataset("nnunet", renamed, label_map={1: 1, 2: 1})
     assert dataset.class_names == ("bg", "ren+mass") and dataset.modalities == ("venous CT",)
@@ -97,14 +97,17 @@ def test_nnunet_ignores_junk_and_honours_exclusions(nnunet_ct, tmp_path):
         open_dataset("nnunet", root, exclude=[2])
 
 
-@pytest.mark.parametrize("change, problem", [
-    ({"labels": {"background": 0, "whole tumour": [1, 2], "core": 2}}, "'whole tumour' is a region [1, 2]"),
-    ({"labels": {"background": 0, "kidney": 1, "ignore": 2}}, "'ignore' label"),
-    ({"labels": {"kidney": 1}}, "no label has value 0"),
-    ({"file_ending": ".nrrd"}, "file_ending '.nrrd' is not supported (supported: .nii.gz, .nii)"),
-    ({"channel_names": {"1": "CT"}}, "channel indices must be 0..N-1"),
-    ({"numTraining": "three"}, "numTraining: expected a JSON integer"),
-])
+@pytest.mark.parametrize(
+    "change, problem",
+    [
+        ({"labels": {"background": 0, "whole tumour": [1, 2], "core": 2}}, "'whole tumour' is a region [1, 2]"),
+        ({"labels": {"background": 0, "kidney": 1, "ignore": 2}}, "'ignore' label"),
+        ({"labels": {"kidney": 1}}, "no label has value 0"),
+        ({"file_ending": ".nrrd"}, "file_ending '.nrrd' is not supported (supported: .nii.gz, .nii)"),
+        ({"channel_names": {"1": "CT"}}, "channel indices must be 0..N-1"),
+        ({"numTraining": "three"}, "numTraining: expected a JSON integer"),
+    ],
+)
 def test_nnunet_refuses_what_it_cannot_read(nnunet_ct, tmp_path, change, problem):
     root = copy_of(nnunet_ct, tmp_path)
     edit_description(root, **change)
@@ -120,12 +123,25 @@ def test_run_experiment_refuses_region_labels_in_one_line(nnunet_ct, tmp_path, c
     root = copy_of(nnunet_ct, tmp_path)
     edit_description(root, labels={"background": 0, "kidney": [1, 2], "tumour": 2})
     with pytest.raises(SystemExit) as exit_code:
-        main(["configs/demo_dice.yaml", "--set", "data.dataset=nnunet", "--set", f"data.root={root}",
-              "--set", f"experiment.output_root={tmp_path / 'runs'}", "--set", f"preprocessing.cache_dir={tmp_path}/c"])
+        main(
+            [
+                "configs/demo_dice.yaml",
+                "--set",
+                "data.dataset=nnunet",
+                "--set",
+                f"data.root={root}",
+                "--set",
+                f"experiment.output_root={tmp_path / 'runs'}",
+                "--set",
+                f"preprocessing.cache_dir={tmp_path}/c",
+            ]
+        )
     error = capsys.readouterr().err
     assert exit_code.value.code == 2 and error.count("\n") == 1
-    assert error == (f"error: {root / 'dataset.json'}: labels: 'kidney' is a region [1, 2] (nnU-Net region-based "
-                     "training); unifocal supports one integer value per label only\n")
+    assert error == (
+        f"error: {root / 'dataset.json'}: labels: 'kidney' is a region [1, 2] (nnU-Net region-based "
+        "training); unifocal supports one integer value per label only\n"
+    )
     assert not (tmp_path / "runs").exists() and not (tmp_path / "c").exists()
 
 
@@ -152,7 +168,7 @@ def test_nnunet_missing_or_broken_files_are_named(nnunet_ct, nnunet_mri, tmp_pat
 
 def test_msd_reads_4d_images_with_channels_last(msd_mri):
     dataset = open_dataset("msd", msd_mri)
-    assert dataset.case_ids() == ["BRATS_000", "BRATS_001"]             # the ._* files are not cases
+    assert dataset.case_ids() == ["BRATS_000", "BRATS_001"]  # the ._* files are not cases
     assert dataset.modalities == ("FLAIR", "T1w", "T1gd", "T2w")
     assert dataset.class_names == ("background", "edema", "non-enhancing tumour", "enhancing tumour")
     source = nib.load(msd_mri / "imagesTr" / "BRATS_001.nii.gz")
@@ -185,7 +201,7 @@ def test_msd_refusals_name_the_file(msd_mri, tmp_path):
     (root / "labelsTr" / "BRATS_001.nii.gz").unlink()
     with pytest.raises(DataError, match=r"labelsTr/BRATS_001\.nii\.gz: file not found \(listed in dataset.json"):
         open_dataset("msd", root)
-    edit_description(root, modality={"0": "FLAIR", "1": "T1w"})       # the files hold four channels
+    edit_description(root, modality={"0": "FLAIR", "1": "T1w"})  # the files hold four channels
     with pytest.raises(DataError, match=r"BRATS_000\.nii\.gz: expected a 4-D volume of 2 channels"):
         open_dataset("msd", root, exclude=["BRATS_001"]).load("BRATS_000")
     edit_description(root, training=[{"image": "./imagesTr/BRATS_000.nrrd", "label": "./labelsTr/BRATS_000.nrrd"}])

@@ -65,8 +65,9 @@ def test_miscnn_nifti_interface_reads_what_the_kits19_reader_reads(kits19_root):
 
 
 def test_project_readers_are_interfaces_of_the_same_path(kits19_root):
-    through_miscnn = open_dataset("miscnn", kits19_root,
-                                  interface={"class": "pipeline.data.kits19.KiTS19", "args": {"exclude": [1]}})
+    through_miscnn = open_dataset(
+        "miscnn", kits19_root, interface={"class": "pipeline.data.kits19.KiTS19", "args": {"exclude": [1]}}
+    )
     reader = open_dataset("kits19", kits19_root, exclude=[1])
     assert through_miscnn.case_ids() == reader.case_ids() == ["case_00000", "case_00002"]
     assert through_miscnn.excluded == reader.excluded == ["case_00001"]
@@ -80,8 +81,9 @@ def test_project_readers_are_interfaces_of_the_same_path(kits19_root):
 def test_brats20_reader_through_the_interface_path(tmp_path):
     write_brats20(tmp_path, 3, seed=1)
     options = {"modalities": ["t2", "t1ce"], "label_map": {4: 1, 1: 1}}
-    through_miscnn = open_dataset("miscnn", tmp_path, interface={"class": "pipeline.data.brats20.BraTS20",
-                                                                 "args": options})
+    through_miscnn = open_dataset(
+        "miscnn", tmp_path, interface={"class": "pipeline.data.brats20.BraTS20", "args": options}
+    )
     reader = open_dataset("brats20", tmp_path, **options)
     assert through_miscnn.case_ids() == reader.case_ids() and through_miscnn.modalities == ("t2", "t1ce")
     assert through_miscnn.class_names == reader.class_names == ("background", "necrotic_core+enhancing_tumour")
@@ -94,7 +96,7 @@ def test_brats20_reader_through_the_interface_path(tmp_path):
 def test_a_users_interface_with_spacing_only(tmp_path, caplog):
     interface = {"class": f"{__name__}.MemoryInterface", "args": {}}
     dataset = open_dataset("miscnn", tmp_path, interface=interface, exclude=["1", "case_00001"])
-    assert dataset.case_ids() == ["0", "2"] and dataset.excluded == ["1"]     # ".hidden" is ignored
+    assert dataset.case_ids() == ["0", "2"] and dataset.excluded == ["1"]  # ".hidden" is ignored
     assert "data.exclude: case_00001 match no index of MemoryInterface (indices look like '0')" in caplog.text
     case = dataset.load("0")
     assert case.image.shape == (4, 6, 8, 2) and dataset.modalities == ("channel_0", "channel_1")
@@ -103,23 +105,37 @@ def test_a_users_interface_with_spacing_only(tmp_path, caplog):
     assert dataset.geometry("0").shape == (4, 6, 8)
     with pytest.raises(DataError) as error:
         dataset.load("2")
-    assert str(error.value) == (f"{tmp_path / '2'}: MemoryInterface.load_image/load_segmentation failed: "
-                                "RuntimeError: scanner file unreadable")
+    assert str(error.value) == (
+        f"{tmp_path / '2'}: MemoryInterface.load_image/load_segmentation failed: RuntimeError: scanner file unreadable"
+    )
     with pytest.raises(ConfigError, match=r"data\.interface\.args: MemoryInterface has classes=1; segmentation"):
         open_dataset("miscnn", tmp_path, interface={**interface, "args": {"classes": 1}})
 
 
-@pytest.mark.parametrize("interface, message", [
-    ({"class": "miscnn.data_loading.interfaces.NIfTI_interface"},
-     "data.interface.class: cannot import 'miscnn.data_loading.interfaces.NIfTI_interface' (module "
-     "miscnn.data_loading.interfaces has no NIfTI_interface; "
-     "did you mean miscnn.data_loading.interfaces.NIFTI_interface?)"),
-    ({"class": "no_such_package.Interface"},
-     "data.interface.class: cannot import 'no_such_package.Interface' (No module"),
-    ({"class": "pipeline.data.case.Case"}, "data.interface.class: pipeline.data.case.Case is not a MIScnn Abstract_IO"),
-    ({"class": NIFTI_INTERFACE, "args": {"colour": "red"}}, "data.interface.args: got an unexpected keyword argument"),
-    ({"class": NIFTI_INTERFACE, "args": {"three_dim": False}}, "data.interface.args: "),
-])
+@pytest.mark.parametrize(
+    "interface, message",
+    [
+        (
+            {"class": "miscnn.data_loading.interfaces.NIfTI_interface"},
+            "data.interface.class: cannot import 'miscnn.data_loading.interfaces.NIfTI_interface' (module "
+            "miscnn.data_loading.interfaces has no NIfTI_interface; "
+            "did you mean miscnn.data_loading.interfaces.NIFTI_interface?)",
+        ),
+        (
+            {"class": "no_such_package.Interface"},
+            "data.interface.class: cannot import 'no_such_package.Interface' (No module",
+        ),
+        (
+            {"class": "pipeline.data.case.Case"},
+            "data.interface.class: pipeline.data.case.Case is not a MIScnn Abstract_IO",
+        ),
+        (
+            {"class": NIFTI_INTERFACE, "args": {"colour": "red"}},
+            "data.interface.args: got an unexpected keyword argument",
+        ),
+        ({"class": NIFTI_INTERFACE, "args": {"three_dim": False}}, "data.interface.args: "),
+    ],
+)
 def test_bad_interfaces_name_the_key(tmp_path, interface, message):
     with pytest.raises(ConfigError) as error:
         open_dataset("miscnn", tmp_path, interface=interface)

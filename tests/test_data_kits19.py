@@ -37,7 +37,7 @@ def test_reads_the_published_layout(kits19_root):
     assert np.array_equal(case.image[..., 0], np.asanyarray(header.dataobj))
     assert case.label.dtype == np.uint8 and case.label.shape == header.shape
     assert set(np.unique(case.label)) == {0, 1, 2}
-    assert case.spacing == pytest.approx(header.header.get_zooms())           # slice thickness first
+    assert case.spacing == pytest.approx(header.header.get_zooms())  # slice thickness first
     assert case.spacing[0] > case.spacing[1]
     assert np.array_equal(case.affine, header.affine)
 
@@ -64,13 +64,16 @@ def test_label_map_merges_classes_and_names_them(kits19_root):
     assert np.array_equal(dataset.load("case_00000").label, (original > 0).astype(np.uint8))
 
 
-@pytest.mark.parametrize("options, key", [
-    ({"label_map": {3: 1}}, "label_map"),
-    ({"label_map": {1: 2}}, "label_map"),
-    ({"modalities": ("t1ce",)}, "modalities"),
-    ({"exclude": ["fifteen"]}, "exclude"),
-    ({"colour": "blue"}, "colour"),
-])
+@pytest.mark.parametrize(
+    "options, key",
+    [
+        ({"label_map": {3: 1}}, "label_map"),
+        ({"label_map": {1: 2}}, "label_map"),
+        ({"modalities": ("t1ce",)}, "modalities"),
+        ({"exclude": ["fifteen"]}, "exclude"),
+        ({"colour": "blue"}, "colour"),
+    ],
+)
 def test_bad_options_are_config_errors(kits19_root, options, key):
     with pytest.raises(ConfigError, match=key):
         open_dataset("kits19", kits19_root, **options)

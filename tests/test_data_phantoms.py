@@ -19,19 +19,19 @@ def test_kits19_layout_dtypes_and_orientation(tmp_path):
         image = nib.load(folder / "imaging.nii.gz")
         label = _array(folder / "segmentation.nii.gz")
         assert image.get_data_dtype() == np.int16 and label.dtype == np.uint8
-        assert nib.aff2axcodes(image.affine) == ("I", "P", "L")       # KiTS19: (slices, H, W)
+        assert nib.aff2axcodes(image.affine) == ("I", "P", "L")  # KiTS19: (slices, H, W)
         slice_mm, row_mm, column_mm = image.header.get_zooms()
         assert 3 <= slice_mm <= 5 and 2.5 <= row_mm == column_mm <= 3.5
         assert 24 <= image.shape[0] <= 40 and image.shape[1:] == (96, 96)
         spacings.add(float(slice_mm))
         hu = np.asanyarray(image.dataobj)
-        assert hu.min() < -900 and hu.max() > 600                      # air and bone
+        assert hu.min() < -900 and hu.max() > 600  # air and bone
         assert set(np.unique(label)) == {0, 1, 2}
         assert 0.002 < np.mean(label == 1) < 0.03 and 0 < np.mean(label == 2) < 0.01
         kidney_hu = np.median(hu[label == 1])
         tumour_hu = np.median(hu[label == 2])
-        assert 110 < kidney_hu < 220 and 0 < tumour_hu < 80            # enhancing kidney, hypodense tumour
-    assert len(spacings) == 3                                          # spacing varies between cases
+        assert 110 < kidney_hu < 220 and 0 < tumour_hu < 80  # enhancing kidney, hypodense tumour
+    assert len(spacings) == 3  # spacing varies between cases
 
 
 def test_phantoms_are_a_pure_function_of_seed_and_case(tmp_path):
@@ -58,22 +58,25 @@ def test_brats20_layout_modalities_and_labels(tmp_path):
         brain = np.asanyarray(volumes["t1"].dataobj) > 0
         for image in volumes.values():
             assert image.get_data_dtype() == np.int16 and image.shape == seg.shape == (96, 96, 62)
-            assert np.array_equal(np.asanyarray(image.dataobj) > 0, brain)   # co-registered, skull-stripped
+            assert np.array_equal(np.asanyarray(image.dataobj) > 0, brain)  # co-registered, skull-stripped
             assert nib.aff2axcodes(image.affine) == ("L", "P", "S")
         assert not seg[~brain].any()
         if (seg == 4).any():
             t1ce = np.asanyarray(volumes["t1ce"].dataobj)
-            assert np.median(t1ce[seg == 4]) > 1.3 * np.median(t1ce[brain & (seg == 0)])   # enhancing rim
+            assert np.median(t1ce[seg == 4]) > 1.3 * np.median(t1ce[brain & (seg == 0)])  # enhancing rim
             assert np.mean(seg == 4) < 0.01
         else:
             without_enhancing += 1
-    assert without_enhancing == 1                                      # 15 % of 7 cases
+    assert without_enhancing == 1  # 15 % of 7 cases
 
 
-@pytest.mark.parametrize("arguments, message", [
-    (["--cases", "0"], "--cases"),
-    (["--size", "demo"], "exists and is not a folder"),
-])
+@pytest.mark.parametrize(
+    "arguments, message",
+    [
+        (["--cases", "0"], "--cases"),
+        (["--size", "demo"], "exists and is not a folder"),
+    ],
+)
 def test_cli_bad_input_exits_2_with_one_line(tmp_path, capsys, arguments, message):
     target = tmp_path / "a_file"
     target.write_text("not a folder")

@@ -107,10 +107,12 @@ def _measure_on_two_cpu_replicas() -> dict:
     y_fed = np.concatenate([y_true, np.stack([boundary.target_maps(patch) for patch in y_true])], axis=-1)
     trained = _weights_after_one_fit_step(tf, one_device, initial, losses.get("boundary"), x, y_fed)
     trained_mirrored = _weights_after_one_fit_step(tf, mirrored, initial, losses.get("boundary"), x, y_fed)
-    results["fed_maps"] = {"one_device": float(boundary(y_fed, y_pred)),
-                           "mirrored": _loss_summed_over_replicas(tf, mirrored, boundary, y_fed, y_pred),
-                           "weight_change": _largest_difference(trained, initial),
-                           "weight_difference": _largest_difference(trained, trained_mirrored)}
+    results["fed_maps"] = {
+        "one_device": float(boundary(y_fed, y_pred)),
+        "mirrored": _loss_summed_over_replicas(tf, mirrored, boundary, y_fed, y_pred),
+        "weight_change": _largest_difference(trained, initial),
+        "weight_difference": _largest_difference(trained, trained_mirrored),
+    }
     return results
 
 
@@ -123,7 +125,10 @@ def two_replica_measurements():
     env = dict(os.environ, CUDA_VISIBLE_DEVICES="")  # the CPU split, also on GPU nodes
     completed = subprocess.run(
         [sys.executable, __file__],
-        capture_output=True, text=True, env=env, timeout=600,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
     )
     assert completed.returncode == 0, completed.stderr[-4000:]
     return json.loads(completed.stdout.strip().splitlines()[-1])

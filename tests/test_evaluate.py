@@ -45,19 +45,34 @@ def folders(tmp_path):
 
 def test_scores_equal_the_in_memory_metrics_and_surface_distances(folders, capsys):
     tmp_path, cases = folders
-    main([str(tmp_path / "pred"), str(tmp_path / "ref"), "--classes", "kidney", "tumour",
-          "--regions", "kidney_and_tumour=1,2", "--nsd-tolerance", "1.5", "--fold", "3"])
+    main(
+        [
+            str(tmp_path / "pred"),
+            str(tmp_path / "ref"),
+            "--classes",
+            "kidney",
+            "tumour",
+            "--regions",
+            "kidney_and_tumour=1,2",
+            "--nsd-tolerance",
+            "1.5",
+            "--fold",
+            "3",
+        ]
+    )
     metrics = tmp_path / "pred" / "metrics.csv"
     assert metrics.read_text().splitlines()[0] == ",".join(CSV_COLUMNS)
     rows = read_metrics_csv(metrics)
     assert [(row["case"], row["class"]) for row in rows] == [
-        (case_id, name) for case_id in cases for name in ("kidney", "tumour", "kidney_and_tumour")]
+        (case_id, name) for case_id in cases for name in ("kidney", "tumour", "kidney_and_tumour")
+    ]
     regions = {"kidney_and_tumour": [1, 2]}
     for row in rows:
         truth, prediction = cases[row["case"]]
         in_memory = score_case(truth, prediction, NAMES, regions)[row["class"]]
         assert (row["dsc"], row["precision"], row["recall"]) == pytest.approx(
-            (in_memory.dsc, in_memory.precision, in_memory.recall), abs=1e-12)
+            (in_memory.dsc, in_memory.precision, in_memory.recall), abs=1e-12
+        )
         labels = [1, 2] if row["class"] == "kidney_and_tumour" else [NAMES.index(row["class"])]
         true_mask, predicted_mask = np.isin(truth, labels), np.isin(prediction, labels)
         assert row["tp"] == np.sum(true_mask & predicted_mask)
@@ -104,8 +119,18 @@ def test_a_two_dimensional_image_stored_as_nifti_is_scored_in_2d(tmp_path):
 
 def test_per_class_tolerances(folders):
     tmp_path, _ = folders
-    main([str(tmp_path / "pred"), str(tmp_path / "ref"), "--classes", "kidney", "tumour",
-          "--nsd-tolerance", "kidney=1", "tumour=4"])
+    main(
+        [
+            str(tmp_path / "pred"),
+            str(tmp_path / "ref"),
+            "--classes",
+            "kidney",
+            "tumour",
+            "--nsd-tolerance",
+            "kidney=1",
+            "tumour=4",
+        ]
+    )
     rows = read_metrics_csv(tmp_path / "pred" / "metrics.csv")
     assert {(row["class"], row["nsd_tolerance_mm"]) for row in rows} == {("kidney", 1.0), ("tumour", 4.0)}
 
@@ -150,8 +175,12 @@ def test_bad_inputs_fail_in_one_line_and_write_nothing(folders, capsys):
     write(ref / "case_00001.nii.gz", cases["case_00001"][0])
 
     _fails_cleanly(capsys, [str(pred), str(ref), "--classes", "kidney"], "label 2 is not one of the 2 classes")
-    _fails_cleanly(capsys, [str(pred), str(ref), "--classes", "kidney", "tumour", "--nsd-tolerance", "kidney=1"],
-                   "evaluation.nsd_tolerance_mm", "tumour")
+    _fails_cleanly(
+        capsys,
+        [str(pred), str(ref), "--classes", "kidney", "tumour", "--nsd-tolerance", "kidney=1"],
+        "evaluation.nsd_tolerance_mm",
+        "tumour",
+    )
     _fails_cleanly(capsys, [str(pred), str(ref), "--classes", "kidney", "--regions", "all=0,1"], "not foreground")
     _fails_cleanly(capsys, [str(tmp_path / "nowhere"), str(ref)], "nowhere", "folder not found")
     (tmp_path / "empty").mkdir()
@@ -170,8 +199,14 @@ def test_evaluate_cases_takes_any_reader():
     truth = np.zeros((4, 5), np.uint8)
     truth[1:3, 1:3] = 1
     read = {"a": LabelMap("a.png", truth, (1.0, 1.0)), "b": LabelMap("b.png", np.zeros_like(truth), (1.0, 1.0))}
-    rows = evaluate_cases(["a"], read_prediction=lambda case: read["b"], read_reference=lambda case: read[case],
-                          class_names=("background", "polyp"), nsd_tolerance=1.0, fold=2)
+    rows = evaluate_cases(
+        ["a"],
+        read_prediction=lambda case: read["b"],
+        read_reference=lambda case: read[case],
+        class_names=("background", "polyp"),
+        nsd_tolerance=1.0,
+        fold=2,
+    )
     assert rows[0]["case"] == "a" and rows[0]["fold"] == 2 and rows[0]["fn"] == 4 and rows[0]["nsd"] == 0.0
 
 
@@ -184,8 +219,12 @@ def test_float_label_maps_are_read_if_integral(tmp_path, capsys):
     assert read_metrics_csv(tmp_path / "pred" / "metrics.csv")[0]["dsc"] == 1.0
     capsys.readouterr()
     write(tmp_path / "ref" / "a.nii.gz", truth * 0.5)
-    _fails_cleanly(capsys, [str(tmp_path / "pred"), str(tmp_path / "ref"), "--out", str(tmp_path / "x.csv")],
-                   "ref/a.nii.gz", "non-integer")
+    _fails_cleanly(
+        capsys,
+        [str(tmp_path / "pred"), str(tmp_path / "ref"), "--out", str(tmp_path / "x.csv")],
+        "ref/a.nii.gz",
+        "non-integer",
+    )
     assert not (tmp_path / "x.csv").exists()
 
 
@@ -196,20 +235,57 @@ def test_label_map_equals_scoring_the_converted_references(tmp_path):
         published = np.zeros((10, 16, 16), np.uint8)
         for label in (1, 2, 4):
             start = rng.integers(0, 8, size=3)
-            published[start[0]:start[0] + 3, start[1]:start[1] + 6, start[2]:start[2] + 6] = label
+            published[start[0] : start[0] + 3, start[1] : start[1] + 6, start[2] : start[2] + 6] = label
         write(tmp_path / "ref" / f"case_{index}.nii.gz", published)
         write(tmp_path / "converted" / f"case_{index}.nii.gz", (published == 4).astype(np.uint8))
         write(tmp_path / "pred" / f"case_{index}.nii.gz", (rng.random((10, 16, 16)) > 0.7).astype(np.uint8))
-    assert main([str(tmp_path / "pred"), str(tmp_path / "ref"), "--classes", "enhancing_tumour",
-                 "--label-map", "4=1,1=0,2=0", "--out", str(tmp_path / "mapped.csv")]) == 0
-    assert main([str(tmp_path / "pred"), str(tmp_path / "converted"), "--classes", "enhancing_tumour",
-                 "--out", str(tmp_path / "converted.csv")]) == 0
+    assert (
+        main(
+            [
+                str(tmp_path / "pred"),
+                str(tmp_path / "ref"),
+                "--classes",
+                "enhancing_tumour",
+                "--label-map",
+                "4=1,1=0,2=0",
+                "--out",
+                str(tmp_path / "mapped.csv"),
+            ]
+        )
+        == 0
+    )
+    assert (
+        main(
+            [
+                str(tmp_path / "pred"),
+                str(tmp_path / "converted"),
+                "--classes",
+                "enhancing_tumour",
+                "--out",
+                str(tmp_path / "converted.csv"),
+            ]
+        )
+        == 0
+    )
     mapped = (tmp_path / "mapped.csv").read_text()
     assert mapped == (tmp_path / "converted.csv").read_text()
     assert any(float(row["dsc"]) > 0 for row in read_metrics_csv(tmp_path / "mapped.csv"))
     # labels the map leaves out become background, as data.label_map: "4=1" alone is the same task
-    assert main([str(tmp_path / "pred"), str(tmp_path / "ref"), "--classes", "enhancing_tumour",
-                 "--label-map", "4=1", "--out", str(tmp_path / "short.csv")]) == 0
+    assert (
+        main(
+            [
+                str(tmp_path / "pred"),
+                str(tmp_path / "ref"),
+                "--classes",
+                "enhancing_tumour",
+                "--label-map",
+                "4=1",
+                "--out",
+                str(tmp_path / "short.csv"),
+            ]
+        )
+        == 0
+    )
     assert (tmp_path / "short.csv").read_text() == mapped
 
 
@@ -227,8 +303,16 @@ def test_2d_png_and_tiff_are_scored_per_pixel_or_with_a_given_spacing(tmp_path):
     Image.fromarray(np.stack([prediction * 255] * 3, axis=-1)).save(tmp_path / "pred" / "frame_2.tiff")
     Image.fromarray(truth * 255).save(tmp_path / "ref" / "frame_2.png")
     for spacing, out in ((None, "unit.csv"), ((0.5, 0.25), "mm.csv")):
-        arguments = [str(tmp_path / "pred"), str(tmp_path / "ref"), "--classes", "polyp", "--nsd-tolerance", "1",
-                     "--out", str(tmp_path / out)]
+        arguments = [
+            str(tmp_path / "pred"),
+            str(tmp_path / "ref"),
+            "--classes",
+            "polyp",
+            "--nsd-tolerance",
+            "1",
+            "--out",
+            str(tmp_path / out),
+        ]
         assert main(arguments + ([] if spacing is None else ["--spacing", *map(str, spacing)])) == 0
         rows = read_metrics_csv(tmp_path / out)
         assert [row["case"] for row in rows] == ["frame_1", "frame_2"]
@@ -238,15 +322,20 @@ def test_2d_png_and_tiff_are_scored_per_pixel_or_with_a_given_spacing(tmp_path):
             assert float(row["dsc"]) == pytest.approx(in_memory.dsc, abs=1e-12)
             assert float(row["hd95"]) == pytest.approx(expected.hd95, abs=1e-9)
             assert float(row["nsd"]) == pytest.approx(expected.nsd, abs=1e-9)
-    assert float(read_metrics_csv(tmp_path / "mm.csv")[0]["hd95"]) < float(read_metrics_csv(tmp_path / "unit.csv")[0]["hd95"])
+    assert float(read_metrics_csv(tmp_path / "mm.csv")[0]["hd95"]) < float(
+        read_metrics_csv(tmp_path / "unit.csv")[0]["hd95"]
+    )
 
 
-@pytest.mark.parametrize("arguments, expected", [
-    (["--label-map", "4:1"], "--label-map '4:1': expected LABEL=CLASS pairs"),
-    (["--label-map", "4=1,4=0"], "label 4 given twice"),
-    (["--spacing", "0.5", "-1"], "--spacing 0.5 -1: expected positive mm per pixel"),
-    (["--spacing", "0.5", "0.5"], "has its own spacing in its header"),
-])
+@pytest.mark.parametrize(
+    "arguments, expected",
+    [
+        (["--label-map", "4:1"], "--label-map '4:1': expected LABEL=CLASS pairs"),
+        (["--label-map", "4=1,4=0"], "label 4 given twice"),
+        (["--spacing", "0.5", "-1"], "--spacing 0.5 -1: expected positive mm per pixel"),
+        (["--spacing", "0.5", "0.5"], "has its own spacing in its header"),
+    ],
+)
 def test_bad_label_map_or_spacing_is_one_line_and_writes_nothing(folders, capsys, arguments, expected):
     tmp_path, _ = folders
     with pytest.raises(SystemExit) as caught:

@@ -27,13 +27,26 @@ def phantoms(tmp_path_factory):
 
 
 def tiny_config(tmp_path, phantoms, name="tiny", *overrides):
-    return load_config("configs/demo_dice.yaml", [
-        f"experiment.name={name}", f"experiment.output_root={tmp_path / 'runs'}", f"data.root={phantoms}",
-        f"preprocessing.cache_dir={tmp_path / 'cache'}", "cross_validation.splits_file=null",
-        "cross_validation.folds=2", "preprocessing.target_spacing=[6.0, 6.0, 6.0]",
-        "sampling.patch_shape=[8, 32, 32]", "sampling.batches_per_epoch=2", "sampling.val_batches=1",
-        "model.n_filters=2", "model.depth=2", "training.epochs=2", "inference.overlap=[4, 16, 16]",
-        *overrides])
+    return load_config(
+        "configs/demo_dice.yaml",
+        [
+            f"experiment.name={name}",
+            f"experiment.output_root={tmp_path / 'runs'}",
+            f"data.root={phantoms}",
+            f"preprocessing.cache_dir={tmp_path / 'cache'}",
+            "cross_validation.splits_file=null",
+            "cross_validation.folds=2",
+            "preprocessing.target_spacing=[6.0, 6.0, 6.0]",
+            "sampling.patch_shape=[8, 32, 32]",
+            "sampling.batches_per_epoch=2",
+            "sampling.val_batches=1",
+            "model.n_filters=2",
+            "model.depth=2",
+            "training.epochs=2",
+            "inference.overlap=[4, 16, 16]",
+            *overrides,
+        ],
+    )
 
 
 class Interrupt(Exception):
@@ -63,7 +76,8 @@ def test_one_fold_then_the_other_then_metrics(tmp_path, phantoms, caplog):
         assert set(np.unique(np.asarray(prediction.dataobj))) <= {0, 1, 2}
     rows = read_metrics_csv(fold_dir / "metrics.csv")
     assert {(row["case"], row["class"]) for row in rows} == {
-        (case_id, name) for case_id in splits[0]["val"] for name in ("kidney", "tumour", "kidney_and_tumour")}
+        (case_id, name) for case_id in splits[0]["val"] for name in ("kidney", "tumour", "kidney_and_tumour")
+    }
 
     caplog.clear()
     with caplog.at_level(logging.INFO):
@@ -92,9 +106,13 @@ def test_interrupted_run_resumes_to_the_same_metrics(tmp_path, phantoms, monkeyp
     experiment.run_experiment(straight, folds=[0])
 
     resumed = tiny_config(tmp_path, phantoms, "resumed")
-    monkeypatch.setattr(experiment, "train_fold",
-                        lambda *args, callbacks=(), **kwargs: train_fold(
-                            *args, callbacks=[*callbacks, InterruptSecondEpoch()], **kwargs))
+    monkeypatch.setattr(
+        experiment,
+        "train_fold",
+        lambda *args, callbacks=(), **kwargs: train_fold(
+            *args, callbacks=[*callbacks, InterruptSecondEpoch()], **kwargs
+        ),
+    )
     with pytest.raises(Interrupt):
         experiment.run_experiment(resumed, folds=[0])
     assert not (resumed.run_dir / "fold_0" / "done.json").exists()

@@ -11,16 +11,35 @@ from pipeline.experiment import run_experiment
 
 LAYOUTS = {
     # layout: (writer, config overrides, classes scored, image file of a case)
-    "nnunet": (lambda root: write_nnunet(root, 4, seed=1, kind="ct"), ["data.dataset=nnunet"],
-               {"kidney", "tumour", "kidney_and_tumour"}, "imagesTr/{}_0000.nii.gz"),
-    "msd": (lambda root: write_msd(root, 4, seed=1, kind="mri"),
-            ["data.dataset=msd", "data.modalities=[T1gd, FLAIR]", "data.label_map={3: 1}",
-             "preprocessing.clip=null", "preprocessing.normalization=zscore_nonzero", "evaluation.regions={}"],
-            {"enhancing tumour"}, "imagesTr/{}.nii.gz"),
-    "miscnn": (lambda root: write_kits19(root, 4, seed=1),
-               ["data.dataset=miscnn", "data.exclude=null",
-                "data.interface={class: miscnn.data_loading.interfaces.NIFTI_interface, args: {classes: 3}}"],
-               {"class_1", "class_2", "kidney_and_tumour"}, "{}/imaging.nii.gz"),
+    "nnunet": (
+        lambda root: write_nnunet(root, 4, seed=1, kind="ct"),
+        ["data.dataset=nnunet"],
+        {"kidney", "tumour", "kidney_and_tumour"},
+        "imagesTr/{}_0000.nii.gz",
+    ),
+    "msd": (
+        lambda root: write_msd(root, 4, seed=1, kind="mri"),
+        [
+            "data.dataset=msd",
+            "data.modalities=[T1gd, FLAIR]",
+            "data.label_map={3: 1}",
+            "preprocessing.clip=null",
+            "preprocessing.normalization=zscore_nonzero",
+            "evaluation.regions={}",
+        ],
+        {"enhancing tumour"},
+        "imagesTr/{}.nii.gz",
+    ),
+    "miscnn": (
+        lambda root: write_kits19(root, 4, seed=1),
+        [
+            "data.dataset=miscnn",
+            "data.exclude=null",
+            "data.interface={class: miscnn.data_loading.interfaces.NIFTI_interface, args: {classes: 3}}",
+        ],
+        {"class_1", "class_2", "kidney_and_tumour"},
+        "{}/imaging.nii.gz",
+    ),
 }
 
 

@@ -29,8 +29,16 @@ from pipeline.atomic_files import atomic_target, write_atomically
 from pipeline.config import load_config
 from pipeline.data import open_dataset
 from pipeline.data.phantoms import write_kits19
-from pipeline.errors import (DATA_VANISHED_EXIT_CODE, DISK_FULL_EXIT_CODE, DIVERGED_EXIT_CODE,
-                             OUT_OF_MEMORY_EXIT_CODE, DiskFull, TrainingDiverged, exits_cleanly, human_bytes)
+from pipeline.errors import (
+    DATA_VANISHED_EXIT_CODE,
+    DISK_FULL_EXIT_CODE,
+    DIVERGED_EXIT_CODE,
+    OUT_OF_MEMORY_EXIT_CODE,
+    DiskFull,
+    TrainingDiverged,
+    exits_cleanly,
+    human_bytes,
+)
 from pipeline.preprocessing import PreprocessedCache
 from pipeline.runner_cli import main
 from pipeline.training.memory import training_memory
@@ -49,6 +57,7 @@ TO_SANE = 1e-33
 
 # --- the workspace and the uninterrupted run ---------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory):
     root = tmp_path_factory.mktemp("faults")
@@ -57,17 +66,30 @@ def workspace(tmp_path_factory):
 
 
 def overrides(workspace: Path, name: str, runs: Path | None = None, cache: Path | None = None) -> list[str]:
-    return [f"experiment.name={name}", f"experiment.output_root={runs or workspace / 'runs'}",
-            f"data.root={workspace / 'data'}", f"preprocessing.cache_dir={cache or workspace / 'cache'}",
-            "cross_validation.splits_file=null", "cross_validation.folds=2",
-            "preprocessing.target_spacing=[6.0, 6.0, 6.0]", "sampling.patch_shape=[8, 32, 32]",
-            "sampling.batches_per_epoch=2", "sampling.val_batches=1", "model.n_filters=2", "model.depth=2",
-            f"training.epochs={EPOCHS}", "inference.overlap=[4, 16, 16]"]
+    return [
+        f"experiment.name={name}",
+        f"experiment.output_root={runs or workspace / 'runs'}",
+        f"data.root={workspace / 'data'}",
+        f"preprocessing.cache_dir={cache or workspace / 'cache'}",
+        "cross_validation.splits_file=null",
+        "cross_validation.folds=2",
+        "preprocessing.target_spacing=[6.0, 6.0, 6.0]",
+        "sampling.patch_shape=[8, 32, 32]",
+        "sampling.batches_per_epoch=2",
+        "sampling.val_batches=1",
+        "model.n_filters=2",
+        "model.depth=2",
+        f"training.epochs={EPOCHS}",
+        "inference.overlap=[4, 16, 16]",
+    ]
 
 
 def arguments(workspace: Path, name: str, *extra: str, **places) -> list[str]:
-    return [str(PROJECT_ROOT / "configs" / "demo_dice.yaml"),
-            *[item for value in overrides(workspace, name, **places) for item in ("--set", value)], *extra]
+    return [
+        str(PROJECT_ROOT / "configs" / "demo_dice.yaml"),
+        *[item for value in overrides(workspace, name, **places) for item in ("--set", value)],
+        *extra,
+    ]
 
 
 def outputs(run_dir: Path) -> dict[str, str]:
@@ -99,10 +121,19 @@ def temporaries(folder: Path) -> list[Path]:
 
 def with_callback(monkeypatch, callback_for_fold):
     """Make ``run-experiment``'s training of each fold also run ``callback_for_fold(fold)`` (if not None)."""
+
     def training(training_section, model, loss, seed, fold_dir, *args, callbacks=(), **kwargs):
         extra = callback_for_fold(int(Path(fold_dir).name.removeprefix("fold_")))
-        return train_fold(training_section, model, loss, seed, fold_dir, *args,
-                          callbacks=[*callbacks, *([extra] if extra else [])], **kwargs)
+        return train_fold(
+            training_section,
+            model,
+            loss,
+            seed,
+            fold_dir,
+            *args,
+            callbacks=[*callbacks, *([extra] if extra else [])],
+            **kwargs,
+        )
 
     monkeypatch.setattr(experiment, "train_fold", training)
 
@@ -121,13 +152,21 @@ class RaiseAtEpoch(tf.keras.callbacks.Callback):
 
 # --- exit codes ---------------------------------------------------------------------------------
 
+
 def test_every_fault_has_its_own_documented_exit_code():
-    codes = {"ok": 0, "bad input": errors.BAD_INPUT_EXIT_CODE, "diverged": DIVERGED_EXIT_CODE,
-             "memory": OUT_OF_MEMORY_EXIT_CODE, "disk": DISK_FULL_EXIT_CODE, "data": DATA_VANISHED_EXIT_CODE,
-             "requeue": errors.REQUEUE_EXIT_CODE, "interrupted": errors.INTERRUPTED_EXIT_CODE}
+    codes = {
+        "ok": 0,
+        "bad input": errors.BAD_INPUT_EXIT_CODE,
+        "diverged": DIVERGED_EXIT_CODE,
+        "memory": OUT_OF_MEMORY_EXIT_CODE,
+        "disk": DISK_FULL_EXIT_CODE,
+        "data": DATA_VANISHED_EXIT_CODE,
+        "requeue": errors.REQUEUE_EXIT_CODE,
+        "interrupted": errors.INTERRUPTED_EXIT_CODE,
+    }
     assert len(set(codes.values())) == len(codes) and errors.REQUEUE_EXIT_CODE == 75
     readme = (PROJECT_ROOT / "README.md").read_text()
-    table = readme[readme.index("### Exit codes"):]
+    table = readme[readme.index("### Exit codes") :]
     for code in codes.values():
         assert f"| {code} |" in table, code
     script = (PROJECT_ROOT / "scripts" / "slurm" / "train_array.sbatch").read_text()
@@ -135,15 +174,26 @@ def test_every_fault_has_its_own_documented_exit_code():
         assert f"{name}_EXIT_CODE={getattr(errors, f'{name}_EXIT_CODE')}" in script
 
 
-@pytest.mark.parametrize("raised, code, text", [
-    (TrainingDiverged("fold 0: epoch 3: loss is nan"), 65, "error: fold 0: epoch 3: loss is nan"),
-    (errors.OutOfMemory("out of GPU memory"), 71, "error: out of GPU memory"),
-    (DiskFull("/scratch/run/metrics.csv", 2048), 73, "error: /scratch/run/metrics.csv: disk full (needs about 2.0 KiB"),
-    (errors.DataVanished("data/x.nii.gz: gone"), 74, "error: data/x.nii.gz: gone"),
-    (errors.ConfigError("training.epochs: bad"), 2, "error: training.epochs: bad"),
-    (MemoryError(), 71, "error: out of host memory"),
-    (OSError(errno.ENOSPC, "No space left on device", "/scratch/figure.png"), 73, "error: /scratch/figure.png: disk full"),
-])
+@pytest.mark.parametrize(
+    "raised, code, text",
+    [
+        (TrainingDiverged("fold 0: epoch 3: loss is nan"), 65, "error: fold 0: epoch 3: loss is nan"),
+        (errors.OutOfMemory("out of GPU memory"), 71, "error: out of GPU memory"),
+        (
+            DiskFull("/scratch/run/metrics.csv", 2048),
+            73,
+            "error: /scratch/run/metrics.csv: disk full (needs about 2.0 KiB",
+        ),
+        (errors.DataVanished("data/x.nii.gz: gone"), 74, "error: data/x.nii.gz: gone"),
+        (errors.ConfigError("training.epochs: bad"), 2, "error: training.epochs: bad"),
+        (MemoryError(), 71, "error: out of host memory"),
+        (
+            OSError(errno.ENOSPC, "No space left on device", "/scratch/figure.png"),
+            73,
+            "error: /scratch/figure.png: disk full",
+        ),
+    ],
+)
 def test_commands_exit_with_the_faults_code_and_one_line(raised, code, text, capsys):
     @exits_cleanly
     def command():
@@ -180,14 +230,17 @@ def test_other_os_errors_stay_bugs():
         command()
 
 
-@pytest.mark.parametrize("status, scontrol, log", [
-    (75, "requeue", "requeueing"),
-    (73, "requeuehold", "ALERT task 1: disk full"),
-    (74, "requeuehold", "ALERT task 1: data vanished"),
-    (65, None, "ALERT task 1: training diverged"),
-    (71, None, "ALERT task 1: out of memory"),
-    (2, None, None),
-])
+@pytest.mark.parametrize(
+    "status, scontrol, log",
+    [
+        (75, "requeue", "requeueing"),
+        (73, "requeuehold", "ALERT task 1: disk full"),
+        (74, "requeuehold", "ALERT task 1: data vanished"),
+        (65, None, "ALERT task 1: training diverged"),
+        (71, None, "ALERT task 1: out of memory"),
+        (2, None, None),
+    ],
+)
 def test_the_array_task_requeues_holds_or_alerts_by_exit_code(tmp_path, status, scontrol, log):
     """The sbatch script itself, with stand-ins for run-experiment (exits ``status``) and scontrol (records)."""
     from pipeline.batch.grid import plan_grid, write_grid
@@ -200,11 +253,20 @@ def test_the_array_task_requeues_holds_or_alerts_by_exit_code(tmp_path, status, 
     for name, body in (("run-experiment", f"exit {status}"), ("scontrol", f'echo "$@" >> {tmp_path}/scontrol.txt')):
         (bin_dir / name).write_text(f"#!/bin/bash\n{body}\n")
         (bin_dir / name).chmod(stat.S_IRWXU)
-    environment = dict(os.environ, PATH=f"{bin_dir}:{os.environ['PATH']}", SLURM_ARRAY_TASK_ID="1",
-                       SLURM_ARRAY_JOB_ID="42", UNIFOCAL_GRID=str(grid),
-                       UNIFOCAL_CLUSTER_ENV=str(write_cluster_env(tmp_path / "cluster.env")))
-    result = subprocess.run(["bash", str(PROJECT_ROOT / "scripts" / "slurm" / "train_array.sbatch")],
-                            env=environment, capture_output=True, text=True)
+    environment = dict(
+        os.environ,
+        PATH=f"{bin_dir}:{os.environ['PATH']}",
+        SLURM_ARRAY_TASK_ID="1",
+        SLURM_ARRAY_JOB_ID="42",
+        UNIFOCAL_GRID=str(grid),
+        UNIFOCAL_CLUSTER_ENV=str(write_cluster_env(tmp_path / "cluster.env")),
+    )
+    result = subprocess.run(
+        ["bash", str(PROJECT_ROOT / "scripts" / "slurm" / "train_array.sbatch")],
+        env=environment,
+        capture_output=True,
+        text=True,
+    )
     calls = (tmp_path / "scontrol.txt").read_text() if (tmp_path / "scontrol.txt").exists() else ""
     assert calls == (f"{scontrol} 42_1\n" if scontrol else "")
     assert result.returncode == (0 if scontrol else status)
@@ -213,9 +275,9 @@ def test_the_array_task_requeues_holds_or_alerts_by_exit_code(tmp_path, status, 
 
 # --- non-finite loss or weights ----------------------------------------------------------------
 
+
 @pytest.mark.slow
-@pytest.mark.parametrize("learning_rate, named", [(DIVERGING, "loss is nan"),
-                                                  (1e10, "weight batch_normalization")])
+@pytest.mark.parametrize("learning_rate, named", [(DIVERGING, "loss is nan"), (1e10, "weight batch_normalization")])
 def test_a_diverging_fold_stops_and_keeps_no_nonfinite_checkpoint(tmp_path, learning_rate, named):
     """1e30: the loss is NaN at once. 1e10: the loss stays finite but a batch-norm statistic overflows."""
     with pytest.raises(TrainingDiverged) as diverged:
@@ -250,8 +312,10 @@ def log_rows(path: Path) -> list[list[str]]:
 def test_restore_retries_from_the_initial_weights_as_a_run_started_at_the_lower_rate(tmp_path):
     """1e30 diverges in epoch 1; the retry restarts from the seeded weights at 1e30 * 1e-33 = 1e-3 (float32), so
     its epochs equal those of a run started at 1e-3."""
-    restored = train(make_config(tmp_path, learning_rate=DIVERGING, on_nonfinite="restore",
-                                 nonfinite_lr_factor=TO_SANE), tmp_path / "restored")
+    restored = train(
+        make_config(tmp_path, learning_rate=DIVERGING, on_nonfinite="restore", nonfinite_lr_factor=TO_SANE),
+        tmp_path / "restored",
+    )
     sane = train(make_config(tmp_path, learning_rate=1e-3), tmp_path / "sane")
     assert [retry["restored_epoch"] for retry in restored.retries] == [0]
     assert restored.retries == tuple(read_retries(tmp_path / "restored"))
@@ -283,8 +347,10 @@ def test_restore_from_a_checkpoint_survives_an_interruption_and_gives_up_after_i
     assert (tmp_path / "resumed" / "log.csv").read_text() == (tmp_path / "straight" / "log.csv").read_text()
 
     with pytest.raises(TrainingDiverged, match=r"fold 0: epoch 1: loss is nan again after 2 retries"):
-        train(make_config(tmp_path, learning_rate=DIVERGING, on_nonfinite="restore", nonfinite_retries=2),
-              tmp_path / "hopeless" / "fold_0")
+        train(
+            make_config(tmp_path, learning_rate=DIVERGING, on_nonfinite="restore", nonfinite_retries=2),
+            tmp_path / "hopeless" / "fold_0",
+        )
     assert len(read_retries(tmp_path / "hopeless" / "fold_0")) == 2
     assert not (tmp_path / "hopeless" / "fold_0" / "checkpoints" / "best_model.h5").exists()
 
@@ -311,18 +377,23 @@ def test_a_diverged_run_exits_65_and_resumes_with_restore_to_a_straight_restore_
 
 # --- out of memory ------------------------------------------------------------------------------
 
+
 @pytest.mark.slow
-def test_out_of_memory_names_sizes_estimate_and_keys_then_the_rerun_resumes(workspace, reference, monkeypatch,
-                                                                             capsys):
+def test_out_of_memory_names_sizes_estimate_and_keys_then_the_rerun_resumes(workspace, reference, monkeypatch, capsys):
     oom = tf.errors.ResourceExhaustedError(
-        None, None, "OOM when allocating tensor with shape[2,2,8,32,32] and type float on /job:localhost/GPU:0\n"
-                    "Hint: If you want to see a list of allocated tensors when OOM happens, ...")
+        None,
+        None,
+        "OOM when allocating tensor with shape[2,2,8,32,32] and type float on /job:localhost/GPU:0\n"
+        "Hint: If you want to see a list of allocated tensors when OOM happens, ...",
+    )
     with_callback(monkeypatch, lambda fold: RaiseAtEpoch(1, oom) if fold == 1 else None)
     line = fails_with(OUT_OF_MEMORY_EXIT_CODE, arguments(workspace, "oom"), capsys)
     config = load_config(PROJECT_ROOT / "configs" / "demo_dice.yaml", overrides(workspace, "oom"))
     memory = training_memory(lambda: build_model(config.model, 1, 3), [8, 32, 32], 2, 1)
-    assert line.startswith("error: out of GPU memory (OOM when allocating tensor with shape[2,2,8,32,32]): patch "
-                           "8x32x32, batch 2, standard U-Net (2 filters, depth 2, ")
+    assert line.startswith(
+        "error: out of GPU memory (OOM when allocating tensor with shape[2,2,8,32,32]): patch "
+        "8x32x32, batch 2, standard U-Net (2 filters, depth 2, "
+    )
     assert f"{memory.parameters:,} parameters" in line
     assert f"scripts/estimate_gpu_memory.py estimates {human_bytes(memory.estimate_bytes)}" in line
     assert "lower sampling.batch_size, sampling.patch_shape, model.n_filters or model.depth" in line
@@ -334,6 +405,7 @@ def test_out_of_memory_names_sizes_estimate_and_keys_then_the_rerun_resumes(work
 
     def host_out_of_memory(self, case_id):
         raise MemoryError
+
     with monkeypatch.context() as patch:  # the host, while the cases load
         patch.setattr(PreprocessedCache, "load", host_out_of_memory)
         line = fails_with(OUT_OF_MEMORY_EXIT_CODE, arguments(workspace, "oom"), capsys)
@@ -347,13 +419,15 @@ def test_out_of_memory_names_sizes_estimate_and_keys_then_the_rerun_resumes(work
 
 # --- full disks ---------------------------------------------------------------------------------
 
+
 @pytest.fixture
 def small_disk(tmp_path):
     """A tmpfs of 16 MiB under ``tmp_path`` (needs root: mount); unmounted afterwards."""
     mount = tmp_path / "disk"
     mount.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(mount)],
-                             capture_output=True, text=True)
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(mount)], capture_output=True, text=True
+    )
     if mounted.returncode:
         pytest.skip(f"cannot mount a tmpfs here ({mounted.stderr.strip()}); the injected ENOSPC tests cover it")
     yield mount
@@ -386,7 +460,7 @@ def test_a_real_full_disk_names_the_path_and_the_size_and_leaves_nothing_partial
     target = small_disk / "table.md"
     write_atomically(target, "finished\n")
     fill(small_disk, 64 * 1024)
-    content = os.urandom(1024 ** 2)
+    content = os.urandom(1024**2)
     with pytest.raises(DiskFull, match=rf"^{target}: disk full \(needs about 1.0 MiB, \d+(\.\d)? KiB free there\)"):
         write_atomically(target, content)
     assert target.read_text() == "finished\n" and temporaries(small_disk) == []
@@ -397,8 +471,9 @@ def test_a_real_full_disk_names_the_path_and_the_size_and_leaves_nothing_partial
 
 def test_a_full_disk_while_caching_names_the_case_folder_and_the_rerun_fills_it(workspace, small_disk):
     dataset = open_dataset("kits19", workspace / "data")
-    settings = load_config(PROJECT_ROOT / "configs" / "demo_dice.yaml",
-                           overrides(workspace, "x")).preprocessing.settings()
+    settings = load_config(
+        PROJECT_ROOT / "configs" / "demo_dice.yaml", overrides(workspace, "x")
+    ).preprocessing.settings()
     expected = PreprocessedCache(workspace / "cache-reference", dataset, settings).load("case_00000")
     cache = PreprocessedCache(small_disk / "cache", dataset, settings)
     ballast = fill(small_disk, 16 * 1024)
@@ -435,18 +510,24 @@ def test_a_checkpoint_on_a_full_disk_keeps_the_last_complete_one(tmp_path, monke
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("leave_kib, writer", [(50, "cache/"), (1100, "fold_0/checkpoints/epoch_0001"),
-                                               (1300, "fold_0/checkpoints/best_model.h5")],
-                         ids=["cache", "checkpoint", "best-model"])
-def test_a_run_on_a_full_disk_exits_73_and_resumes_to_the_same_metrics(workspace, reference, small_disk, leave_kib,
-                                                                       writer, capsys):
+@pytest.mark.parametrize(
+    "leave_kib, writer",
+    [(50, "cache/"), (1100, "fold_0/checkpoints/epoch_0001"), (1300, "fold_0/checkpoints/best_model.h5")],
+    ids=["cache", "checkpoint", "best-model"],
+)
+def test_a_run_on_a_full_disk_exits_73_and_resumes_to_the_same_metrics(
+    workspace, reference, small_disk, leave_kib, writer, capsys
+):
     """For real: the run folder and the cache on a tmpfs with ``leave_kib`` KiB free (which writer fills it
     was measured on this tiny run), then the ballast is deleted and the same command rerun."""
     runs, cache = small_disk / "runs", small_disk / "cache"
     ballast = fill(small_disk, leave_kib * 1024)
     line = fails_with(DISK_FULL_EXIT_CODE, arguments(workspace, "full", runs=runs, cache=cache), capsys)
-    assert re.fullmatch(rf"error: {small_disk}/\S*{writer}\S*: disk full \(needs about \d+\.\d KiB, \d+(\.\d)? KiB "
-                        r"free there\); nothing partial was kept: free space and rerun the same command to resume", line)
+    assert re.fullmatch(
+        rf"error: {small_disk}/\S*{writer}\S*: disk full \(needs about \d+\.\d KiB, \d+(\.\d)? KiB "
+        r"free there\); nothing partial was kept: free space and rerun the same command to resume",
+        line,
+    )
     assert temporaries(small_disk) == []
     for finished in runs.rglob("*.json"):  # what exists is complete
         json.loads(finished.read_text())
@@ -457,8 +538,9 @@ def test_a_run_on_a_full_disk_exits_73_and_resumes_to_the_same_metrics(workspace
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["case_", "metrics.csv"], ids=["prediction", "metrics"])
-def test_a_prediction_or_metrics_file_on_a_full_disk_exits_73_and_resumes(workspace, reference, monkeypatch, name,
-                                                                          capsys):
+def test_a_prediction_or_metrics_file_on_a_full_disk_exits_73_and_resumes(
+    workspace, reference, monkeypatch, name, capsys
+):
     """Injected: the first write of a fold-1 prediction (NIfTI, by nibabel) or of the run's metrics.csv writes
     half of its bytes, then finds the disk full."""
     import nibabel as nib
@@ -467,8 +549,11 @@ def test_a_prediction_or_metrics_file_on_a_full_disk_exits_73_and_resumes(worksp
     full = {"left": 1}
 
     def fills(path) -> bool:
-        hit = name in Path(path).name and "fold_1/predictions" in str(path) if name == "case_" else \
-            Path(path).name.startswith(".metrics.csv") and "fold_" not in str(path)
+        hit = (
+            name in Path(path).name and "fold_1/predictions" in str(path)
+            if name == "case_"
+            else Path(path).name.startswith(".metrics.csv") and "fold_" not in str(path)
+        )
         if hit and full["left"]:
             full["left"] -= 1
             Path(path).write_bytes(b"half")
@@ -500,16 +585,26 @@ def test_a_prediction_or_metrics_file_on_a_full_disk_exits_73_and_resumes(worksp
 
 # --- damaged cache ------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("damage, reported", [
-    (lambda path: path.write_bytes(path.read_bytes()[:-100]), "has .* bytes, .* recorded \\(truncated or altered\\)"),
-    (lambda path: path.write_bytes(path.read_bytes()[:-1] + bytes([path.read_bytes()[-1] ^ 1])),
-     "CRC-32 differs from the recorded one \\(altered\\)"),
-    (lambda path: path.unlink(), "is missing"),
-])
+
+@pytest.mark.parametrize(
+    "damage, reported",
+    [
+        (
+            lambda path: path.write_bytes(path.read_bytes()[:-100]),
+            "has .* bytes, .* recorded \\(truncated or altered\\)",
+        ),
+        (
+            lambda path: path.write_bytes(path.read_bytes()[:-1] + bytes([path.read_bytes()[-1] ^ 1])),
+            "CRC-32 differs from the recorded one \\(altered\\)",
+        ),
+        (lambda path: path.unlink(), "is missing"),
+    ],
+)
 def test_a_damaged_cache_entry_is_reported_in_one_line_and_rebuilt(workspace, tmp_path, damage, reported, caplog):
     dataset = open_dataset("kits19", workspace / "data")
-    settings = load_config(PROJECT_ROOT / "configs" / "demo_dice.yaml",
-                           overrides(workspace, "x")).preprocessing.settings()
+    settings = load_config(
+        PROJECT_ROOT / "configs" / "demo_dice.yaml", overrides(workspace, "x")
+    ).preprocessing.settings()
     cache = PreprocessedCache(tmp_path / "cache", dataset, settings)
     original = np.array(cache.load("case_00001").image)
     image = cache.directory / "case_00001" / "image.npy"
@@ -532,8 +627,9 @@ def test_the_cache_records_each_arrays_size_and_crc32(workspace, tmp_path):
     import zlib
 
     dataset = open_dataset("kits19", workspace / "data")
-    settings = load_config(PROJECT_ROOT / "configs" / "demo_dice.yaml",
-                           overrides(workspace, "x")).preprocessing.settings()
+    settings = load_config(
+        PROJECT_ROOT / "configs" / "demo_dice.yaml", overrides(workspace, "x")
+    ).preprocessing.settings()
     cache = PreprocessedCache(tmp_path / "cache", dataset, settings)
     cache.load("case_00002")
     folder = cache.directory / "case_00002"
@@ -545,10 +641,10 @@ def test_the_cache_records_each_arrays_size_and_crc32(workspace, tmp_path):
 
 # --- data that vanishes -------------------------------------------------------------------------
 
+
 @pytest.mark.slow
 @pytest.mark.parametrize("moment", ["between-folds", "while-scoring"])
-def test_vanished_data_exits_74_and_the_run_resumes_when_it_is_back(workspace, reference, monkeypatch, capsys,
-                                                                     moment):
+def test_vanished_data_exits_74_and_the_run_resumes_when_it_is_back(workspace, reference, monkeypatch, capsys, moment):
     """The data folder is moved away before fold 1 starts (its cases are read from the cache, whose check of the
     source files finds them gone), or while fold 0's predictions are scored against the masks."""
     data, away = workspace / "data", workspace / "data-unmounted"
@@ -590,9 +686,16 @@ def test_vanished_data_exits_74_and_the_run_resumes_when_it_is_back(workspace, r
 @pytest.mark.slow
 def test_the_console_script_reports_a_divergence_in_one_line(workspace):
     """The installed command, not main(): exit 65, one line, no traceback."""
-    finished = subprocess.run([str(PROJECT_ROOT / ".venv" / "bin" / "run-experiment"), "-q",
-                               *arguments(workspace, "diverged-script", "--set", f"training.learning_rate={DIVERGING}")],
-                              capture_output=True, text=True, timeout=300)
+    finished = subprocess.run(
+        [
+            str(PROJECT_ROOT / ".venv" / "bin" / "run-experiment"),
+            "-q",
+            *arguments(workspace, "diverged-script", "--set", f"training.learning_rate={DIVERGING}"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert finished.returncode == DIVERGED_EXIT_CODE, finished.stderr
     assert finished.stderr.startswith("error: fold 0: epoch 1: loss is nan; training stopped")
     assert finished.stderr.count("\n") == 1 and "Traceback" not in finished.stderr

@@ -14,28 +14,41 @@ from pipeline.evaluation.figures import (
 from pipeline.evaluation.runs import load_runs
 
 X, Y, Z = 5, 6, 7
-RAS = np.arange(X * Y * Z).reshape(X, Y, Z)   # value = voxel id, array axes = world x (to the right), y, z
+RAS = np.arange(X * Y * Z).reshape(X, Y, Z)  # value = voxel id, array axes = world x (to the right), y, z
 
 
 def test_identity_affine_puts_the_patients_right_and_anterior_top_left():
     slices = radiological_axial_slices(RAS, np.eye(4))
     assert slices.shape == (Z, Y, X)
     for k in range(Z):
-        assert slices[k, 0, 0] == RAS[X - 1, Y - 1, k]     # right-most, most anterior voxel: top left
-        assert slices[k, -1, -1] == RAS[0, 0, k]           # left-most, most posterior: bottom right
-        assert slices[k, 0, -1] == RAS[0, Y - 1, k]        # patient's left, anterior: top right
+        assert slices[k, 0, 0] == RAS[X - 1, Y - 1, k]  # right-most, most anterior voxel: top left
+        assert slices[k, -1, -1] == RAS[0, 0, k]  # left-most, most posterior: bottom right
+        assert slices[k, 0, -1] == RAS[0, Y - 1, k]  # patient's left, anterior: top right
 
 
-@pytest.mark.parametrize("layout, array, affine", [
-    # KiTS19: (slices, H, W), every axis reversed (codes I, P, L).
-    ("kits19", RAS[::-1, ::-1, ::-1].transpose(2, 1, 0),
-     np.array([[0, 0, -1, X - 1], [0, -1, 0, Y - 1], [-1, 0, 0, Z - 1], [0, 0, 0, 1]], float)),
-    # BraTS20: (x, y, z) in LPS.
-    ("brats20", RAS[::-1, ::-1, :], np.array([[-1, 0, 0, X - 1], [0, -1, 0, Y - 1], [0, 0, 1, 0], [0, 0, 0, 1]],
-                                             float)),
-    # Sagittal-first storage (y, z, x), slightly oblique.
-    ("oblique", RAS.transpose(1, 2, 0), np.array([[0, 0, 1, 0], [1, 0, 0.1, 0], [0, 1, 0, 0], [0, 0, 0, 1]], float)),
-])
+@pytest.mark.parametrize(
+    "layout, array, affine",
+    [
+        # KiTS19: (slices, H, W), every axis reversed (codes I, P, L).
+        (
+            "kits19",
+            RAS[::-1, ::-1, ::-1].transpose(2, 1, 0),
+            np.array([[0, 0, -1, X - 1], [0, -1, 0, Y - 1], [-1, 0, 0, Z - 1], [0, 0, 0, 1]], float),
+        ),
+        # BraTS20: (x, y, z) in LPS.
+        (
+            "brats20",
+            RAS[::-1, ::-1, :],
+            np.array([[-1, 0, 0, X - 1], [0, -1, 0, Y - 1], [0, 0, 1, 0], [0, 0, 0, 1]], float),
+        ),
+        # Sagittal-first storage (y, z, x), slightly oblique.
+        (
+            "oblique",
+            RAS.transpose(1, 2, 0),
+            np.array([[0, 0, 1, 0], [1, 0, 0.1, 0], [0, 1, 0, 0], [0, 0, 0, 1]], float),
+        ),
+    ],
+)
 def test_every_affine_gives_the_same_radiological_slices(layout, array, affine):
     np.testing.assert_array_equal(radiological_axial_slices(array, affine), radiological_axial_slices(RAS, np.eye(4)))
 
@@ -55,9 +68,9 @@ def test_slice_choice_for_present_absent_and_unpredicted_classes():
     nothing = np.zeros_like(truth)
     assert slice_to_show(truth, [nothing]) == (4, "most ground truth")
     first, second = nothing.copy(), nothing.copy()
-    first[1, :2, :2] = True                 # 4 false positives on slice 1
-    second[3, :3, :1] = True                # 3 on slice 3
-    second[1, 7, 7] = True                  # and 1 more on slice 1: 5 there in all
+    first[1, :2, :2] = True  # 4 false positives on slice 1
+    second[3, :3, :1] = True  # 3 on slice 3
+    second[1, 7, 7] = True  # and 1 more on slice 1: 5 there in all
     assert slice_to_show(nothing, [first, second]) == (1, "absent; most false positives")
     assert slice_to_show(nothing, [nothing, nothing]) == (3, "absent, not predicted; middle")
 

@@ -39,10 +39,18 @@ def train_steps(precision: str, jit_compile: bool, strategy: str = "default", st
         with distribute.strategy_for(strategy).scope():
             tf.keras.utils.set_random_seed(0)
             model = build_unet(1, 3, n_filters=4, depth=2, deep_supervision=True, deep_supervision_heads=1)
-            model.compile(optimizer=tf.keras.optimizers.Adam(1e-3), loss=loss,
-                          loss_weights=deep_supervision_weights(1), jit_compile=jit_compile)
-        targets = (y, np.concatenate([y[:, ::2, ::2, ::2, :3],
-                                      np.stack([loss.target_maps(p) for p in y[:, ::2, ::2, ::2, :3]])], -1))
+            model.compile(
+                optimizer=tf.keras.optimizers.Adam(1e-3),
+                loss=loss,
+                loss_weights=deep_supervision_weights(1),
+                jit_compile=jit_compile,
+            )
+        targets = (
+            y,
+            np.concatenate(
+                [y[:, ::2, ::2, ::2, :3], np.stack([loss.target_maps(p) for p in y[:, ::2, ::2, ::2, :3]])], -1
+            ),
+        )
         history = model.fit(x, targets, batch_size=len(x), epochs=steps, verbose=0)
     finally:
         distribute.apply_precision_policy("float32")

@@ -39,8 +39,7 @@ def test_a_voxelwise_network_is_reconstructed_exactly(shape):
     """Every window predicts the same value for a voxel, so the weighted mean must return it."""
     rng = np.random.default_rng(0)
     image = rng.normal(size=(*shape, 1)).astype(np.float32)
-    probabilities = sliding_window_predict(voxelwise_softmax, image, (8, 8, 8), (4, 3, 2), num_classes=3,
-                                           batch_size=3)
+    probabilities = sliding_window_predict(voxelwise_softmax, image, (8, 8, 8), (4, 3, 2), num_classes=3, batch_size=3)
     assert probabilities.shape == (*shape, 3)
     np.testing.assert_allclose(probabilities, voxelwise_softmax(image[None])[0], rtol=1e-5, atol=1e-6)
 
@@ -74,8 +73,9 @@ def test_small_volume_is_padded_with_the_given_value_and_cropped_back():
         return voxelwise_softmax(batch)
 
     image = np.ones((3, 5, 8, 2), np.float32)
-    probabilities = sliding_window_predict(record, image, (4, 8, 8), (2, 4, 4), num_classes=3, batch_size=1,
-                                           pad_value=np.array([-7.0, -9.0], np.float32))
+    probabilities = sliding_window_predict(
+        record, image, (4, 8, 8), (2, 4, 4), num_classes=3, batch_size=1, pad_value=np.array([-7.0, -9.0], np.float32)
+    )
     assert probabilities.shape == (3, 5, 8, 3)
     window = seen[0][0]
     assert window.shape == (4, 8, 8, 2)
@@ -87,8 +87,7 @@ def test_2d_images_are_reconstructed_exactly_and_small_ones_predicted_whole():
     """(H, W, M) images with (h, w) windows: the same stitching as in 3D, no third axis anywhere."""
     rng = np.random.default_rng(2)
     image = rng.normal(size=(37, 50, 3)).astype(np.float32)
-    probabilities = sliding_window_predict(voxelwise_softmax, image, (16, 24), (8, 12), num_classes=3,
-                                           batch_size=2)
+    probabilities = sliding_window_predict(voxelwise_softmax, image, (16, 24), (8, 12), num_classes=3, batch_size=2)
     assert probabilities.shape == (37, 50, 3)
     np.testing.assert_allclose(probabilities, voxelwise_softmax(image[None])[0], rtol=1e-5, atol=1e-6)
     calls = []

@@ -23,12 +23,29 @@ S = 1e-6
 SHAPES = [(3, 5, 6, 2), (3, 5, 6, 3), (3, 3, 4, 5, 2), (3, 3, 4, 5, 3)]
 SHAPE_IDS = ["2d-binary", "2d-c3", "3d-binary", "3d-c3"]
 
-POOLED_NAMES = sorted([
-    "dice", "tversky", "focal_tversky", "cosine_tversky", "symmetric_focal_tversky", "asymmetric_focal_tversky",
-    "iou", "asymmetric_similarity", "generalized_dice", "sensitivity_specificity", "lovasz_softmax",
-    "dice_ce", "dice_topk", "dice_focal", "combo", "exp_log", "mixed_focal",
-    "symmetric_unified_focal", "asymmetric_unified_focal",
-])
+POOLED_NAMES = sorted(
+    [
+        "dice",
+        "tversky",
+        "focal_tversky",
+        "cosine_tversky",
+        "symmetric_focal_tversky",
+        "asymmetric_focal_tversky",
+        "iou",
+        "asymmetric_similarity",
+        "generalized_dice",
+        "sensitivity_specificity",
+        "lovasz_softmax",
+        "dice_ce",
+        "dice_topk",
+        "dice_focal",
+        "combo",
+        "exp_log",
+        "mixed_focal",
+        "symmetric_unified_focal",
+        "asymmetric_unified_focal",
+    ]
+)
 
 
 def random_batch(shape, seed=0):
@@ -147,8 +164,9 @@ def ref_lovasz(yt, yp, pool):
     classes = yt.shape[-1]
     if pool:
         return per_sample(lovasz_of_voxels(yt.reshape(-1, classes), yp.reshape(-1, classes)), yt)
-    return np.array([lovasz_of_voxels(yt[b].reshape(-1, classes), yp[b].reshape(-1, classes))
-                     for b in range(yt.shape[0])])
+    return np.array(
+        [lovasz_of_voxels(yt[b].reshape(-1, classes), yp[b].reshape(-1, classes)) for b in range(yt.shape[0])]
+    )
 
 
 def ref_combo(yt, yp, pool, alpha=0.5, beta=0.5):
@@ -185,7 +203,8 @@ REFERENCES = {
     "cosine_tversky": lambda yt, yp, pool: per_sample(np.cos(np.pi / 2 * tversky(yt, yp, 0.7, pool)).mean(-1), yt),
     "symmetric_focal_tversky": lambda yt, yp, pool: ref_focal_tversky_power(yt, yp, pool, 0.7, 0.25),
     "asymmetric_focal_tversky": lambda yt, yp, pool: ref_focal_tversky_power(
-        yt, yp, pool, 0.7, 1 - 0.75 * rare_mask(yt.shape[-1])),
+        yt, yp, pool, 0.7, 1 - 0.75 * rare_mask(yt.shape[-1])
+    ),
     "iou": ref_iou,
     "asymmetric_similarity": ref_asymmetric_similarity,
     "generalized_dice": ref_generalized_dice,
@@ -196,8 +215,9 @@ REFERENCES = {
     "dice_focal": lambda yt, yp, pool: ref_dice(yt, yp, pool) + focal_terms(yt, yp, 0.25, 2.0),
     "combo": ref_combo,
     "exp_log": ref_exp_log,
-    "mixed_focal": lambda yt, yp, pool: (0.5 * focal_terms(yt, yp, 0.25, 2.0)
-                                         + 0.5 * ref_focal_tversky_power(yt, yp, pool, 0.7, 0.75)),
+    "mixed_focal": lambda yt, yp, pool: (
+        0.5 * focal_terms(yt, yp, 0.25, 2.0) + 0.5 * ref_focal_tversky_power(yt, yp, pool, 0.7, 0.75)
+    ),
     "symmetric_unified_focal": lambda yt, yp, pool: ref_unified(yt, yp, pool, asymmetric=False),
     "asymmetric_unified_focal": lambda yt, yp, pool: ref_unified(yt, yp, pool, asymmetric=True),
 }
@@ -251,13 +271,14 @@ def test_pooling_differs_from_the_mean_of_the_samples(name):
 @pytest.mark.parametrize("dims", [2, 3])
 @pytest.mark.parametrize("name", POOLED_NAMES)
 def test_a_batch_of_one_pools_as_per_sample(name, dims, num_classes):
-    shape = (1,) + (4, 5, 6)[3 - dims:] + (num_classes,)
+    shape = (1,) + (4, 5, 6)[3 - dims :] + (num_classes,)
     rng = np.random.default_rng(dims * 10 + num_classes)
     labels = rng.integers(0, num_classes, shape[:-1])
     logits = rng.normal(size=shape)
     yt, yp = np.eye(num_classes)[labels], np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)
-    np.testing.assert_allclose(values(build(name, True), yt, yp), values(build(name, False), yt, yp),
-                               rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(
+        values(build(name, True), yt, yp), values(build(name, False), yt, yp), rtol=1e-6, atol=1e-7
+    )
 
 
 @pytest.mark.parametrize("name", ["dice", "dice_ce", "lovasz_softmax", "sensitivity_specificity"])
@@ -267,8 +288,10 @@ def test_keras_mean_over_the_batch_is_the_pooled_loss(name):
     assert reduced == pytest.approx(float(REFERENCES[name](yt, yp, True).mean()), rel=2e-5, abs=2e-6)
 
 
-@pytest.mark.parametrize("name", ["dice", "dice_ce", "asymmetric_unified_focal", "lovasz_softmax",
-                                  "sensitivity_specificity", "generalized_dice"])
+@pytest.mark.parametrize(
+    "name",
+    ["dice", "dice_ce", "asymmetric_unified_focal", "lovasz_softmax", "sensitivity_specificity", "generalized_dice"],
+)
 def test_xla_and_float16_give_the_same_pooled_loss(name):
     yt, yp = random_batch(SHAPES[3], seed=4)
     loss = build(name, True)
@@ -278,8 +301,7 @@ def test_xla_and_float16_give_the_same_pooled_loss(name):
     assert compiled == pytest.approx(eager, rel=1e-5)
     half = loss(y_true, tf.cast(y_pred, tf.float16))
     assert half.dtype == tf.float32
-    assert float(half) == pytest.approx(float(loss(y_true, tf.cast(tf.cast(y_pred, tf.float16), tf.float32))),
-                                        rel=1e-5)
+    assert float(half) == pytest.approx(float(loss(y_true, tf.cast(tf.cast(y_pred, tf.float16), tf.float32))), rel=1e-5)
 
 
 # ---------------------------------------------------------------- gradients

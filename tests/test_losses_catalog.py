@@ -14,8 +14,11 @@ from losses.registry import _REGISTRY
 
 def class_parameters(name):
     signature = inspect.signature(_REGISTRY[name].__init__)
-    return {key: parameter.default for key, parameter in signature.parameters.items()
-            if key not in ("self", "name", "reduction")}
+    return {
+        key: parameter.default
+        for key, parameter in signature.parameters.items()
+        if key not in ("self", "name", "reduction")
+    }
 
 
 def class_accepts(name, **params):
@@ -86,8 +89,12 @@ def test_catalog_describes_parameters_for_people_and_json():
     assert "2022" in entry.reference
     listed = {loss["name"]: loss for loss in catalog.as_json()}
     assert listed["topk"]["parameters"][0] == {
-        "name": "k", "default": 10.0, "kind": "number", "range": "(0, 100]",
-        "meaning": "percentage of the voxels kept"}
+        "name": "k",
+        "default": 10.0,
+        "kind": "number",
+        "range": "(0, 100]",
+        "meaning": "percentage of the voxels kept",
+    }
 
 
 def test_importing_the_catalog_does_not_load_tensorflow():

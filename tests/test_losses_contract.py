@@ -61,8 +61,9 @@ def test_targets_of_unknown_static_shape_take_the_prediction_shape(name):
     """Keras feeding a generator traces ``y_true`` as ``(None,)*5``; the loss must still trace."""
     y, p = random_case(SHAPES["3d"], 3)
     loss = losses.get(name)
-    traced = tf.function(loss, input_signature=[
-        tf.TensorSpec([None] * 5, tf.float32), tf.TensorSpec((None,) + p.shape[1:], tf.float32)])
+    traced = tf.function(
+        loss, input_signature=[tf.TensorSpec([None] * 5, tf.float32), tf.TensorSpec((None,) + p.shape[1:], tf.float32)]
+    )
     np.testing.assert_allclose(traced(y, p).numpy(), loss(y, p).numpy(), rtol=1e-5)
 
 
@@ -181,11 +182,13 @@ def toy_imbalanced_volume():
 def test_short_training_lowers_the_loss(name):
     tf.keras.utils.set_random_seed(0)
     x, y = toy_imbalanced_volume()
-    model = tf.keras.Sequential([
-        tf.keras.Input(x.shape[1:]),
-        tf.keras.layers.Conv3D(4, 3, padding="same", activation="relu"),
-        tf.keras.layers.Conv3D(3, 1, activation="softmax"),
-    ])
+    model = tf.keras.Sequential(
+        [
+            tf.keras.Input(x.shape[1:]),
+            tf.keras.layers.Conv3D(4, 3, padding="same", activation="relu"),
+            tf.keras.layers.Conv3D(3, 1, activation="softmax"),
+        ]
+    )
     loss = losses.get(name)
     optimizer = tf.keras.optimizers.Adam(0.02)
 

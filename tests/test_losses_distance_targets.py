@@ -79,8 +79,7 @@ def test_every_distance_loss_compiles_with_xla_fed_or_self_computed(name, shape)
     on_the_host = loss.call(tf.constant(y_true), tf.constant(y_pred)).numpy()
     compiled = tf.function(lambda t, p: loss.call(t, p), jit_compile=True)
     for target in (pipeline_target(loss, y_true), y_true):
-        np.testing.assert_allclose(compiled(tf.constant(target), tf.constant(y_pred)).numpy(), on_the_host,
-                                   rtol=1e-5)
+        np.testing.assert_allclose(compiled(tf.constant(target), tf.constant(y_pred)).numpy(), on_the_host, rtol=1e-5)
 
 
 @pytest.mark.parametrize("fed", [True, False], ids=["fed", "self-computed"])
@@ -88,11 +87,18 @@ def test_targets_without_static_channels_are_recognised_when_they_arrive(fed):
     loss = losses.get("boundary")
     y_true, y_pred = blobs((2, 12, 14, 3), seed=4)
     target = pipeline_target(loss, y_true) if fed else y_true
-    traced = tf.function(lambda t, p: loss.call(t, p),
-                         input_signature=[tf.TensorSpec([None, None, None, None], tf.float32),
-                                          tf.TensorSpec([None, 12, 14, 3], tf.float32)])
-    np.testing.assert_allclose(traced(tf.constant(target), tf.constant(y_pred)).numpy(),
-                               loss.call(tf.constant(y_true), tf.constant(y_pred)).numpy(), rtol=1e-6)
+    traced = tf.function(
+        lambda t, p: loss.call(t, p),
+        input_signature=[
+            tf.TensorSpec([None, None, None, None], tf.float32),
+            tf.TensorSpec([None, 12, 14, 3], tf.float32),
+        ],
+    )
+    np.testing.assert_allclose(
+        traced(tf.constant(target), tf.constant(y_pred)).numpy(),
+        loss.call(tf.constant(y_true), tf.constant(y_pred)).numpy(),
+        rtol=1e-6,
+    )
 
 
 def test_a_target_with_another_channel_count_is_refused():

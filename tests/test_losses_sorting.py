@@ -37,10 +37,12 @@ def batch(shape, seed, ties=False):
     return np.eye(shape[-1])[labels], probabilities
 
 
-@pytest.mark.parametrize("shape", [(2, 9, 11, 2), (3, 12, 10, 3), (2, 4, 6, 5, 2), (2, 5, 6, 7, 3)],
-                         ids=["2d-c2", "2d-c3", "3d-c2", "3d-c3"])
-@pytest.mark.parametrize("name, params, ties", [("lovasz_softmax", {}, False), ("topk", {}, False),
-                                                ("topk", {"k": 37.5}, True)])
+@pytest.mark.parametrize(
+    "shape", [(2, 9, 11, 2), (3, 12, 10, 3), (2, 4, 6, 5, 2), (2, 5, 6, 7, 3)], ids=["2d-c2", "2d-c3", "3d-c2", "3d-c3"]
+)
+@pytest.mark.parametrize(
+    "name, params, ties", [("lovasz_softmax", {}, False), ("topk", {}, False), ("topk", {"k": 37.5}, True)]
+)
 def test_host_and_graph_sorting_agree(name, params, ties, shape, monkeypatch):
     y_true, y_pred = batch(shape, seed=len(shape) + shape[-1], ties=ties)
     host_value, host_gradient = value_and_gradient(name, y_true, y_pred, True, monkeypatch, **params)
@@ -85,5 +87,6 @@ def test_ranking_losses_compile_with_xla(name):
     loss = losses.get(name)
     eager = loss(tf.constant(y_true, tf.float32), tf.constant(y_pred, tf.float32))
     compiled = tf.function(lambda t, p: loss(t, p), jit_compile=True)(
-        tf.constant(y_true, tf.float32), tf.constant(y_pred, tf.float32))
+        tf.constant(y_true, tf.float32), tf.constant(y_pred, tf.float32)
+    )
     np.testing.assert_allclose(compiled.numpy(), eager.numpy(), rtol=1e-5)

@@ -178,9 +178,7 @@ def ref_asymmetric_similarity(yt, yp, beta=1.5):
 
 
 def rare_maps(yt, map_one, classes):
-    return np.stack(
-        [np.stack([map_one(yt[b, ..., c] > 0.5) for c in classes], -1) for b in range(yt.shape[0])]
-    )
+    return np.stack([np.stack([map_one(yt[b, ..., c] > 0.5) for c in classes], -1) for b in range(yt.shape[0])])
 
 
 def ref_boundary(yt, yp, rare_classes=None):
@@ -351,9 +349,7 @@ def test_asymmetric_similarity_with_beta_one_is_dice():
     np.testing.assert_allclose(f1, per_sample("dice", yt, yp), rtol=1e-6)
 
 
-@pytest.mark.parametrize(
-    "name, second", [("dice_ce", "cross_entropy"), ("dice_topk", "topk"), ("dice_focal", "focal")]
-)
+@pytest.mark.parametrize("name, second", [("dice_ce", "cross_entropy"), ("dice_topk", "topk"), ("dice_focal", "focal")])
 def test_dice_compounds_are_sums_of_library_losses(name, second):
     yt, yp = random_batch(SHAPES[3], seed=10)
     expected = per_sample("dice", yt, yp) + per_sample(second, yt, yp)
@@ -450,8 +446,9 @@ def test_host_and_device_maps_equal_the_brute_force_maps(kind, shape):
         for channel in range(shape[-1]):
             expected[sample, ..., channel] = REFERENCE_MAPS[kind](masks[sample, ..., channel])
     np.testing.assert_allclose(host_maps(kind, masks.astype(np.float32)), expected, rtol=1e-6, atol=1e-6)
-    np.testing.assert_allclose(device_maps(kind, tf.constant(masks, tf.float32)).numpy(), expected,
-                               rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(
+        device_maps(kind, tf.constant(masks, tf.float32)).numpy(), expected, rtol=1e-6, atol=1e-6
+    )
     compiled = tf.function(lambda values: device_maps(kind, values), jit_compile=True)
     np.testing.assert_allclose(compiled(tf.constant(masks, tf.float32)).numpy(), expected, rtol=1e-6, atol=1e-6)
 

@@ -89,13 +89,15 @@ def ref_asymmetric_focal_tversky(y, p, delta=0.7, gamma=0.75, smooth=SMOOTH, rar
 
 
 def ref_symmetric_unified_focal(y, p, weight=0.5, delta=0.6, gamma=0.5, smooth=SMOOTH, rare_classes=None):
-    return (weight * ref_symmetric_focal(y, p, delta, gamma, rare_classes)
-            + (1 - weight) * ref_symmetric_focal_tversky(y, p, delta, gamma, smooth))
+    return weight * ref_symmetric_focal(y, p, delta, gamma, rare_classes) + (1 - weight) * ref_symmetric_focal_tversky(
+        y, p, delta, gamma, smooth
+    )
 
 
 def ref_asymmetric_unified_focal(y, p, weight=0.5, delta=0.6, gamma=0.5, smooth=SMOOTH, rare_classes=None):
-    return (weight * ref_asymmetric_focal(y, p, delta, gamma, rare_classes)
-            + (1 - weight) * ref_asymmetric_focal_tversky(y, p, delta, gamma, smooth, rare_classes))
+    return weight * ref_asymmetric_focal(y, p, delta, gamma, rare_classes) + (
+        1 - weight
+    ) * ref_asymmetric_focal_tversky(y, p, delta, gamma, smooth, rare_classes)
 
 
 def ref_mixed_focal(y, p, weight=0.5, alpha=0.25, focal_gamma=2.0, delta=0.7, gamma=0.75, smooth=SMOOTH):
@@ -118,10 +120,14 @@ FAMILY = {
     "asymmetric_focal": (ref_asymmetric_focal, {"delta": 0.8, "gamma": 0.5, "rare_classes": [1]}),
     "symmetric_focal_tversky": (ref_symmetric_focal_tversky, {"delta": 0.3, "gamma": 0.2}),
     "asymmetric_focal_tversky": (ref_asymmetric_focal_tversky, {"delta": 0.6, "gamma": 0.5, "rare_classes": [1]}),
-    "symmetric_unified_focal": (ref_symmetric_unified_focal,
-                                {"weight": 0.2, "delta": 0.7, "gamma": 0.8, "rare_classes": [1]}),
-    "asymmetric_unified_focal": (ref_asymmetric_unified_focal,
-                                 {"weight": 0.7, "delta": 0.7, "gamma": 0.2, "rare_classes": [1]}),
+    "symmetric_unified_focal": (
+        ref_symmetric_unified_focal,
+        {"weight": 0.2, "delta": 0.7, "gamma": 0.8, "rare_classes": [1]},
+    ),
+    "asymmetric_unified_focal": (
+        ref_asymmetric_unified_focal,
+        {"weight": 0.7, "delta": 0.7, "gamma": 0.2, "rare_classes": [1]},
+    ),
     "mixed_focal": (ref_mixed_focal, {"weight": 0.3, "alpha": 0.6, "focal_gamma": 1.0, "delta": 0.6, "gamma": 0.9}),
 }
 
@@ -165,14 +171,19 @@ def test_matches_numpy_reference(name, with_params, dims, num_classes):
 def test_rare_classes_change_which_classes_are_weighed():
     """KiTS19-style three classes: making only the tumour rare changes the asymmetric losses."""
     y, p = random_case((2, 4, 5, 6), 3, seed=7)
-    for name, params in [("asymmetric_focal", {}), ("asymmetric_focal_tversky", {}),
-                         ("asymmetric_unified_focal", {}), ("combo", {"beta": 0.8})]:
+    for name, params in [
+        ("asymmetric_focal", {}),
+        ("asymmetric_focal_tversky", {}),
+        ("asymmetric_unified_focal", {}),
+        ("combo", {"beta": 0.8}),
+    ]:
         both_rare = per_sample(name, y, p, **params)
         tumour_rare = per_sample(name, y, p, rare_classes=[2], **params)
         assert not np.allclose(both_rare, tumour_rare), name
         reference = FAMILY[name][0]
         np.testing.assert_allclose(
-            tumour_rare, reference(y.astype(float), p.astype(float), rare_classes=[2], **params), rtol=2e-5, atol=1e-6)
+            tumour_rare, reference(y.astype(float), p.astype(float), rare_classes=[2], **params), rtol=2e-5, atol=1e-6
+        )
 
 
 # --------------------------------------------------------------------------- worked by hand
@@ -201,8 +212,11 @@ def test_hand_computed_binary_case():
     y = np.array([[[[0, 1], [1, 0]]]], np.float32)
     p = np.array([[[[0.2, 0.8], [0.6, 0.4]]]], np.float32)
     expected = {
-        "dice": 0.303030, "tversky": 0.303493, "focal": 0.011332,
-        "asymmetric_focal": 0.090360, "combo": -0.256739,
+        "dice": 0.303030,
+        "tversky": 0.303493,
+        "focal": 0.011332,
+        "asymmetric_focal": 0.090360,
+        "combo": -0.256739,
     }
     for name, value in expected.items():
         assert per_sample(name, y, p)[0] == pytest.approx(value, abs=2e-6), name
@@ -219,20 +233,27 @@ def case(request):
 
 def assert_same(case, first, second):
     y, p = case
-    np.testing.assert_allclose(per_sample(*first[:1], y, p, **first[1]), per_sample(*second[:1], y, p, **second[1]),
-                               rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(
+        per_sample(*first[:1], y, p, **first[1]), per_sample(*second[:1], y, p, **second[1]), rtol=1e-5, atol=1e-7
+    )
 
 
 @pytest.mark.parametrize("variant", ["symmetric", "asymmetric"])
 def test_unified_focal_weight_one_is_the_focal_loss(case, variant):
-    assert_same(case, (f"{variant}_unified_focal", {"weight": 1.0, "delta": 0.6, "gamma": 0.5}),
-                (f"{variant}_focal", {"delta": 0.6, "gamma": 0.5}))
+    assert_same(
+        case,
+        (f"{variant}_unified_focal", {"weight": 1.0, "delta": 0.6, "gamma": 0.5}),
+        (f"{variant}_focal", {"delta": 0.6, "gamma": 0.5}),
+    )
 
 
 @pytest.mark.parametrize("variant", ["symmetric", "asymmetric"])
 def test_unified_focal_weight_zero_is_the_focal_tversky_loss(case, variant):
-    assert_same(case, (f"{variant}_unified_focal", {"weight": 0.0, "delta": 0.6, "gamma": 0.5}),
-                (f"{variant}_focal_tversky", {"delta": 0.6, "gamma": 0.5}))
+    assert_same(
+        case,
+        (f"{variant}_unified_focal", {"weight": 0.0, "delta": 0.6, "gamma": 0.5}),
+        (f"{variant}_focal_tversky", {"delta": 0.6, "gamma": 0.5}),
+    )
 
 
 def test_symmetric_focal_tversky_gamma_zero_is_tversky_and_then_dice(case):
@@ -258,8 +279,11 @@ def test_symmetric_focal_gamma_zero_delta_half_is_half_the_cross_entropy(case):
 
 def test_focal_gamma_zero_is_alpha_times_cross_entropy(case):
     y, p = case
-    np.testing.assert_allclose(per_sample("focal", y, p, gamma=0.0, alpha=0.3),
-                               0.3 * ref_cross_entropy(y.astype(float), p.astype(float)), rtol=1e-5)
+    np.testing.assert_allclose(
+        per_sample("focal", y, p, gamma=0.0, alpha=0.3),
+        0.3 * ref_cross_entropy(y.astype(float), p.astype(float)),
+        rtol=1e-5,
+    )
 
 
 def test_asymmetric_equals_symmetric_without_focusing(case):
@@ -268,17 +292,24 @@ def test_asymmetric_equals_symmetric_without_focusing(case):
 
 
 def test_mixed_focal_weights_select_its_parts(case):
-    assert_same(case, ("mixed_focal", {"weight": 1.0, "alpha": 0.4, "focal_gamma": 1.5}),
-                ("focal", {"alpha": 0.4, "gamma": 1.5}))
-    assert_same(case, ("mixed_focal", {"weight": 0.0, "delta": 0.6, "gamma": 0.5}),
-                ("focal_tversky", {"delta": 0.6, "gamma": 0.5}))
+    assert_same(
+        case,
+        ("mixed_focal", {"weight": 1.0, "alpha": 0.4, "focal_gamma": 1.5}),
+        ("focal", {"alpha": 0.4, "gamma": 1.5}),
+    )
+    assert_same(
+        case,
+        ("mixed_focal", {"weight": 0.0, "delta": 0.6, "gamma": 0.5}),
+        ("focal_tversky", {"delta": 0.6, "gamma": 0.5}),
+    )
 
 
 def test_simplified_combo_is_three_times_combo_at_two_thirds(case):
     """The Mixed Focal paper's ``CE - DSC`` equals 3 x combo(alpha = 2/3, beta = 0.5)."""
     y, p = case
     simplified = ref_cross_entropy(y.astype(float), p.astype(float)) - reference_tversky_index(
-        y.astype(float), p.astype(float), 0.5).mean(-1)
+        y.astype(float), p.astype(float), 0.5
+    ).mean(-1)
     np.testing.assert_allclose(3 * per_sample("combo", y, p, alpha=2 / 3, beta=0.5), simplified, rtol=1e-5, atol=1e-6)
 
 
@@ -314,19 +345,22 @@ def test_perfect_prediction_is_the_minimum(name):
     np.testing.assert_allclose(value, floor, atol=1e-5)
 
 
-@pytest.mark.parametrize("name, params, mentioned", [
-    ("tversky", {"delta": 1.5}, "delta"),
-    ("dice", {"smooth": 0.0}, "smooth"),
-    ("focal", {"gamma": -1.0}, "gamma"),
-    ("focal", {"alpha": "a lot"}, "alpha"),
-    ("symmetric_focal_tversky", {"gamma": 2.0}, "gamma"),
-    ("asymmetric_unified_focal", {"weight": 1.2}, "weight"),
-    ("asymmetric_unified_focal", {"gamma": 1.5}, "gamma"),
-    ("mixed_focal", {"focal_gamma": -2.0}, "focal_gamma"),
-    ("combo", {"beta": -0.1}, "beta"),
-    ("asymmetric_focal", {"rare_classes": "1"}, "rare_classes"),
-    ("asymmetric_focal", {"rare_classes": [1, -2]}, "rare_classes"),
-])
+@pytest.mark.parametrize(
+    "name, params, mentioned",
+    [
+        ("tversky", {"delta": 1.5}, "delta"),
+        ("dice", {"smooth": 0.0}, "smooth"),
+        ("focal", {"gamma": -1.0}, "gamma"),
+        ("focal", {"alpha": "a lot"}, "alpha"),
+        ("symmetric_focal_tversky", {"gamma": 2.0}, "gamma"),
+        ("asymmetric_unified_focal", {"weight": 1.2}, "weight"),
+        ("asymmetric_unified_focal", {"gamma": 1.5}, "gamma"),
+        ("mixed_focal", {"focal_gamma": -2.0}, "focal_gamma"),
+        ("combo", {"beta": -0.1}, "beta"),
+        ("asymmetric_focal", {"rare_classes": "1"}, "rare_classes"),
+        ("asymmetric_focal", {"rare_classes": [1, -2]}, "rare_classes"),
+    ],
+)
 def test_bad_hyperparameters_raise_value_error_naming_them(name, params, mentioned):
     with pytest.raises(ValueError, match=mentioned):
         losses.get(name, **params)

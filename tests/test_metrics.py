@@ -75,11 +75,21 @@ def test_region_with_background_or_clashing_name_is_refused():
 
 def test_metrics_csv_round_trip_and_summary(tmp_path):
     def row(case, fold, name, scores):  # the columns of runs scored before counts were kept
-        return {"case": case, "fold": fold, "class": name,
-                "dsc": scores.dsc, "precision": scores.precision, "recall": scores.recall}
+        return {
+            "case": case,
+            "fold": fold,
+            "class": name,
+            "dsc": scores.dsc,
+            "precision": scores.precision,
+            "recall": scores.recall,
+        }
 
-    rows = [row("case_00001", 0, "kidney", Scores(0.5, 0.25, 1.0)), row("case_00001", 0, "tumour", Scores(1, 1, 1)),
-            row("case_00002", 1, "kidney", Scores(1.0, 0.75, 0.0)), row("case_00002", 1, "tumour", Scores(0, 0, 0))]
+    rows = [
+        row("case_00001", 0, "kidney", Scores(0.5, 0.25, 1.0)),
+        row("case_00001", 0, "tumour", Scores(1, 1, 1)),
+        row("case_00002", 1, "kidney", Scores(1.0, 0.75, 0.0)),
+        row("case_00002", 1, "tumour", Scores(0, 0, 0)),
+    ]
     write_metrics_csv(tmp_path / "metrics.csv", rows)
     assert (tmp_path / "metrics.csv").read_text().splitlines()[0] == "case,fold,class,dsc,precision,recall"
     assert read_metrics_csv(tmp_path / "metrics.csv") == rows

@@ -9,8 +9,9 @@ from pipeline.miscnn_compat import miscnn
 
 def _sample(shape=(6, 10, 10), spacing=(3.0, 1.0, 1.0)):
     rng = np.random.default_rng(0)
-    sample = miscnn.data_loading.sample.Sample("case", rng.normal(size=shape + (1,)).astype(np.float32), 1, 3,
-                                               {"spacing": np.array(spacing)})
+    sample = miscnn.data_loading.sample.Sample(
+        "case", rng.normal(size=shape + (1,)).astype(np.float32), 1, 3, {"spacing": np.array(spacing)}
+    )
     sample.add_segmentation(rng.integers(0, 3, size=shape).astype(np.uint8))
     return sample
 
@@ -81,7 +82,8 @@ def test_attention_unets_load_without_running_arbitrary_code(tmp_path, variant):
     import importlib
 
     architecture = importlib.import_module(f"miscnn.neural_network.architecture.unet.{variant}").Architecture(
-        n_filters=2, depth=1)
+        n_filters=2, depth=1
+    )
     model = architecture.create_model_2D((None, None, 1), n_labels=2)
     assert "Lambda" not in {type(layer).__name__ for layer in model.layers}
     _round_trip(model, tmp_path, np.random.default_rng(0).normal(size=(1, 8, 8, 1)).astype(np.float32))
@@ -92,7 +94,8 @@ def test_attention_residual_shortcut_skips_the_3d_block():
     from miscnn.neural_network.architecture.unet.attention_residual import Architecture
 
     model = Architecture(n_filters=4, depth=1).create_model_3D((None, None, None, 1), n_labels=2)
-    first_shortcut = next(layer for layer in model.layers
-                          if type(layer).__name__ == "Conv3D" and layer.kernel_size == (1, 1, 1))
+    first_shortcut = next(
+        layer for layer in model.layers if type(layer).__name__ == "Conv3D" and layer.kernel_size == (1, 1, 1)
+    )
     assert first_shortcut.kernel.shape == (1, 1, 1, 1, 4)
     assert first_shortcut.input is model.input

@@ -14,14 +14,16 @@ PATCH = (8, 16, 16)
 
 
 def make_config(tmp_path, model=None, **training):
-    return ExperimentConfig.model_validate({
-        "experiment": {"name": "unit", "seed": 3, "output_root": str(tmp_path)},
-        "data": {"dataset": "kits19", "root": str(tmp_path)},
-        "sampling": {"patch_shape": list(PATCH), "batch_size": 2},
-        "model": {"n_filters": 2, "depth": 2, **(model or {})},
-        "loss": {"name": "dice"},
-        "training": {"epochs": 3, "learning_rate": 1e-3, **training},
-    })
+    return ExperimentConfig.model_validate(
+        {
+            "experiment": {"name": "unit", "seed": 3, "output_root": str(tmp_path)},
+            "data": {"dataset": "kits19", "root": str(tmp_path)},
+            "sampling": {"patch_shape": list(PATCH), "batch_size": 2},
+            "model": {"n_filters": 2, "depth": 2, **(model or {})},
+            "loss": {"name": "dice"},
+            "training": {"epochs": 3, "learning_rate": 1e-3, **training},
+        }
+    )
 
 
 class Blobs(tf.keras.utils.Sequence):
@@ -43,14 +45,24 @@ class Blobs(tf.keras.utils.Sequence):
         rng = np.random.default_rng([self.seed, self.epoch, index])
         label = np.zeros((2, *PATCH), int)
         for sample, corner in enumerate(rng.integers(0, 8, size=(2, 3))):
-            label[sample, corner[0] // 2:corner[0] // 2 + 4, corner[1]:corner[1] + 6, corner[2]:corner[2] + 6] = 1
+            label[sample, corner[0] // 2 : corner[0] // 2 + 4, corner[1] : corner[1] + 6, corner[2] : corner[2] + 6] = 1
         image = rng.normal(size=(2, *PATCH, 1)).astype(np.float32) + 2 * label[..., None]
         return image, np.eye(2, dtype=np.float32)[label]
 
 
 def train(config, fold_dir, fold=0, callbacks=()):
-    return train_fold(config.training, config.model, config.loss, config.experiment.seed + fold, fold_dir,
-                      Blobs(3, fold), Blobs(1, 100 + fold), 1, 2, callbacks=callbacks)
+    return train_fold(
+        config.training,
+        config.model,
+        config.loss,
+        config.experiment.seed + fold,
+        fold_dir,
+        Blobs(3, fold),
+        Blobs(1, 100 + fold),
+        1,
+        2,
+        callbacks=callbacks,
+    )
 
 
 @pytest.mark.parametrize("patch", [(8, 16, 16), (16, 24)], ids=["3d", "2d"])
@@ -58,8 +70,15 @@ def test_unet_shapes_and_float32_softmax_under_mixed_precision(patch):
     """bfloat16: TensorFlow's CPU kernels lack float16 3D pooling (mixed_float16 is for GPUs)."""
     tf.keras.mixed_precision.set_global_policy("mixed_bfloat16")
     try:
-        model = build_unet(2, 3, n_filters=2, depth=2, deep_supervision=True, deep_supervision_heads=1,
-                           spatial_dims=spatial_dims_of(patch))
+        model = build_unet(
+            2,
+            3,
+            n_filters=2,
+            depth=2,
+            deep_supervision=True,
+            deep_supervision_heads=1,
+            spatial_dims=spatial_dims_of(patch),
+        )
     finally:
         tf.keras.mixed_precision.set_global_policy("float32")
     full, half = model(np.zeros((1, *patch, 2), np.float32))
@@ -87,10 +106,12 @@ def test_unet_is_miscnns_standard_architecture(spatial_dims):
 def test_deep_supervision_trains_a_step(patch):
     """Each head gets its downsampled target; a few steps lower the weighted loss on a fixed batch."""
     tf.keras.utils.set_random_seed(0)
-    model = build_unet(1, 2, n_filters=4, depth=2, deep_supervision=True, deep_supervision_heads=1,
-                       spatial_dims=len(patch))
-    model.compile(tf.keras.optimizers.Adam(1e-2), loss="categorical_crossentropy",
-                  loss_weights=deep_supervision_weights(1))
+    model = build_unet(
+        1, 2, n_filters=4, depth=2, deep_supervision=True, deep_supervision_heads=1, spatial_dims=len(patch)
+    )
+    model.compile(
+        tf.keras.optimizers.Adam(1e-2), loss="categorical_crossentropy", loss_weights=deep_supervision_weights(1)
+    )
     labels = np.zeros((2, *patch), int)
     labels[(slice(None),) + (slice(2, 6),) * len(patch)] = 1
     x = np.random.default_rng(0).normal(size=(2, *patch, 1)).astype(np.float32) + labels[..., None]
@@ -147,16 +168,20 @@ def test_fold_training_logs_checkpoints_and_keeps_the_best_model(tmp_path):
     assert result.epochs == 3 and result.resumed_after_epoch == 0
     state = json.loads((tmp_path / "fold_0" / "checkpoints" / "state.json").read_text())
     assert state["epoch"] == 3 and state["checkpoint"] == "epoch_0003"
-    assert sorted(p.name for p in (tmp_path / "fold_0" / "checkpoints").iterdir()) == \
-        ["best_model.h5", "epoch_0003", "state.json"]
+    assert sorted(p.name for p in (tmp_path / "fold_0" / "checkpoints").iterdir()) == [
+        "best_model.h5",
+        "epoch_0003",
+        "state.json",
+    ]
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("architecture", ["plain", "attention_residual"])
 def test_other_architectures_train_a_fold_with_deep_supervision(tmp_path, architecture):
     """Instance normalisation and the attention gates' repeat layer go through fit, checkpoints and the h5 best."""
-    config = make_config(tmp_path, epochs=1,
-                         model={"architecture": architecture, "deep_supervision": True, "deep_supervision_heads": 1})
+    config = make_config(
+        tmp_path, epochs=1, model={"architecture": architecture, "deep_supervision": True, "deep_supervision_heads": 1}
+    )
     result = train(config, tmp_path / "fold_0")
     assert result.epochs == 1 and np.isfinite(result.best_val_loss)
     assert result.model.name == f"unet3d_{architecture}"

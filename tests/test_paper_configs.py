@@ -62,8 +62,10 @@ def test_unified_configs_are_the_headline_experiment(dataset):
     assert config.data.dataset == dataset and config.experiment.name == f"{dataset}_unified"
 
 
-@pytest.mark.parametrize("path", sorted((ROOT / "configs").glob("*_focal_tversky.yaml"))
-                         + sorted((ROOT / "configs").glob("*_mixed_focal.yaml")))
+@pytest.mark.parametrize(
+    "path",
+    sorted((ROOT / "configs").glob("*_focal_tversky.yaml")) + sorted((ROOT / "configs").glob("*_mixed_focal.yaml")),
+)
 def test_focal_tversky_exponent_convention_is_declared(path):
     text = path.read_text()
     assert "0.75 = 1/(4/3)" in text and load_config(path).loss.params["gamma"] == 0.75
@@ -79,11 +81,22 @@ def test_unified_config_runs_on_phantoms_from_the_command_line(tmp_path, monkeyp
 
     write_kits19(tmp_path / "kits19", 4, seed=2, size="demo")
     monkeypatch.chdir(ROOT)
-    sets = [f"data.root={tmp_path / 'kits19'}", "data.exclude=[]", f"experiment.output_root={tmp_path / 'runs'}",
-            f"preprocessing.cache_dir={tmp_path / 'cache'}", "cross_validation.splits_file=null",
-            "cross_validation.folds=2", "preprocessing.target_spacing=[6.0, 6.0, 6.0]",
-            "sampling.patch_shape=[8, 32, 32]", "sampling.batches_per_epoch=1", "sampling.val_batches=1",
-            "model.n_filters=2", "model.depth=3", "training.epochs=1", "inference.overlap=[4, 16, 16]"]
+    sets = [
+        f"data.root={tmp_path / 'kits19'}",
+        "data.exclude=[]",
+        f"experiment.output_root={tmp_path / 'runs'}",
+        f"preprocessing.cache_dir={tmp_path / 'cache'}",
+        "cross_validation.splits_file=null",
+        "cross_validation.folds=2",
+        "preprocessing.target_spacing=[6.0, 6.0, 6.0]",
+        "sampling.patch_shape=[8, 32, 32]",
+        "sampling.batches_per_epoch=1",
+        "sampling.val_batches=1",
+        "model.n_filters=2",
+        "model.depth=3",
+        "training.epochs=1",
+        "inference.overlap=[4, 16, 16]",
+    ]
     assert main(["configs/kits19_unified.yaml", "--fold", "0", *(arg for s in sets for arg in ("--set", s))]) == 0
     run_dir = tmp_path / "runs" / "kits19_unified"
     assert (run_dir / "fold_0" / "done.json").is_file()
@@ -107,8 +120,9 @@ DATASETS = sorted(path.stem for path in (ROOT / "configs/base").glob("*.yaml") i
 
 def test_every_data_set_has_the_nnunet_baseline():
     assert {"kits19", "brats20", "bus2017", "cvc", "drive"} <= set(DATASETS)
-    shipped = sorted(path.name for path in (ROOT / "configs").glob("*_nnunet_baseline.yaml")
-                     if not path.name.startswith("demo"))
+    shipped = sorted(
+        path.name for path in (ROOT / "configs").glob("*_nnunet_baseline.yaml") if not path.name.startswith("demo")
+    )
     assert shipped == [f"{dataset}_nnunet_baseline.yaml" for dataset in DATASETS]
 
 

@@ -22,13 +22,18 @@ def write_brats_run(root: Path, loss: str, dsc, folds, deep_supervision=False) -
     """A finished BraTS20 run folder: one enhancing-tumour row per case, precision = recall = DSC."""
     run_dir = root / f"brats20_{loss}{'_ds' if deep_supervision else ''}"
     run_dir.mkdir(parents=True)
-    config = {"experiment": {"name": run_dir.name}, "loss": {"name": loss, "params": {}},
-              "data": {"dataset": "brats20", "root": "no-such-data"},
-              "model": {"deep_supervision": deep_supervision}}
+    config = {
+        "experiment": {"name": run_dir.name},
+        "loss": {"name": loss, "params": {}},
+        "data": {"dataset": "brats20", "root": "no-such-data"},
+        "model": {"deep_supervision": deep_supervision},
+    }
     (run_dir / "config.yaml").write_text(yaml.safe_dump(config))
     lines = ["case,fold,class,dsc,precision,recall"]
-    lines += [f"BraTS20_Training_{i:03d},{fold},enhancing_tumour,{v},{v},{v}"
-              for i, (v, fold) in enumerate(zip(dsc, folds), start=1)]
+    lines += [
+        f"BraTS20_Training_{i:03d},{fold},enhancing_tumour,{v},{v},{v}"
+        for i, (v, fold) in enumerate(zip(dsc, folds), start=1)
+    ]
     (run_dir / "metrics.csv").write_text("\n".join(lines) + "\n")
     return run_dir
 
@@ -160,25 +165,57 @@ def test_the_method_is_named_in_every_caption(table4_runs):
 
 # --- regressions of two defects an independent check found --------------------------------------
 
+
 def test_bold_follows_the_printed_rounding():
     """0.9055 prints as 0.905 (binary 0.90549...); pandas' round(3) made it 0.906 and the cell lost its bold."""
-    summary = pd.DataFrame([
-        {"loss": "A", "class": "kidney", "metric": "dsc", "interval": "cases", "n": 5, "mean": 0.9055,
-         "ci_low": 0.9, "ci_high": 0.911, "ci_half_width": 0.0055},
-        {"loss": "B", "class": "kidney", "metric": "dsc", "interval": "cases", "n": 5, "mean": 0.9001,
-         "ci_low": 0.89, "ci_high": 0.91, "ci_half_width": 0.01},
-    ])
+    summary = pd.DataFrame(
+        [
+            {
+                "loss": "A",
+                "class": "kidney",
+                "metric": "dsc",
+                "interval": "cases",
+                "n": 5,
+                "mean": 0.9055,
+                "ci_low": 0.9,
+                "ci_high": 0.911,
+                "ci_half_width": 0.0055,
+            },
+            {
+                "loss": "B",
+                "class": "kidney",
+                "metric": "dsc",
+                "interval": "cases",
+                "n": 5,
+                "mean": 0.9001,
+                "ci_low": 0.89,
+                "ci_high": 0.91,
+                "ci_half_width": 0.01,
+            },
+        ]
+    )
     markdown = tables.performance_markdown(summary)
     assert "| A | **0.905 ± 0.005** |" in markdown
     assert "| B | 0.900 ± 0.010 |" in markdown
 
 
 def test_lower_is_better_metric_bolds_the_lowest():
-    summary = pd.DataFrame([
-        {"loss": loss, "class": "tumour", "metric": "hd95", "interval": "cases", "n": 5, "mean": mean,
-         "ci_low": mean - 1, "ci_high": mean + 1, "ci_half_width": 1.0}
-        for loss, mean in (("A", 4.2), ("B", 7.9))
-    ])
+    summary = pd.DataFrame(
+        [
+            {
+                "loss": loss,
+                "class": "tumour",
+                "metric": "hd95",
+                "interval": "cases",
+                "n": 5,
+                "mean": mean,
+                "ci_low": mean - 1,
+                "ci_high": mean + 1,
+                "ci_half_width": 1.0,
+            }
+            for loss, mean in (("A", 4.2), ("B", 7.9))
+        ]
+    )
     markdown = tables.performance_markdown(summary)
     assert "| A | **4.200 ± 1.000** |" in markdown and "lowest for HD95" in markdown
     pairs = pairwise_tests({"A": [1.0, 2.0, 3.0, 4.0, 5.0], "B": [2.0, 3.0, 4.0, 5.0, 6.0]})

@@ -21,25 +21,56 @@ from pipeline.evaluation.compare import main as compare_losses
 #: grey conversion, augmentation and the field of view (DRIVE), resizing to a
 #: fixed grid and back, with deep supervision and a NIfTI copy of each PNG (BUS2017).
 LAYOUTS = {
-    "cvc": (write_cvc, ["sampling.patch_shape=[32, 32]", "inference.overlap=[16, 16]",
-                        "preprocessing.target_shape=null"]),
-    "drive": (write_drive, ["sampling.patch_shape=[64, 64]", "inference.overlap=[32, 32]",
-                            "preprocessing.target_shape=null", "augmentation.enabled=true", "data.color=grey"]),
-    "bus2017": (write_bus2017, ["preprocessing.target_shape=[32, 48]", "sampling.patch_shape=[32, 48]",
-                                "model.deep_supervision=true", "model.deep_supervision_heads=1",
-                                "inference.write_nifti=true"]),
+    "cvc": (
+        write_cvc,
+        ["sampling.patch_shape=[32, 32]", "inference.overlap=[16, 16]", "preprocessing.target_shape=null"],
+    ),
+    "drive": (
+        write_drive,
+        [
+            "sampling.patch_shape=[64, 64]",
+            "inference.overlap=[32, 32]",
+            "preprocessing.target_shape=null",
+            "augmentation.enabled=true",
+            "data.color=grey",
+        ],
+    ),
+    "bus2017": (
+        write_bus2017,
+        [
+            "preprocessing.target_shape=[32, 48]",
+            "sampling.patch_shape=[32, 48]",
+            "model.deep_supervision=true",
+            "model.deep_supervision_heads=1",
+            "inference.write_nifti=true",
+        ],
+    ),
 }
 #: Losses trained per layout: one suffices for compare-losses' tables and figures; two give its paired tests.
 LOSSES = {"cvc": ("dice",), "drive": ("focal",), "bus2017": ("dice", "focal")}
 
 
 def tiny_config(tmp_path, dataset, root, loss, overrides):
-    return load_config(f"configs/demo2d_{loss}.yaml", [
-        f"experiment.name={dataset}_{loss}", f"experiment.output_root={tmp_path / 'runs'}",
-        f"data.dataset={dataset}", f"data.root={root}", "data.color=null",
-        f"preprocessing.cache_dir={tmp_path / 'cache'}", f"cross_validation.splits_file={tmp_path / dataset}.json",
-        "cross_validation.folds=2", "sampling.batch_size=2", "sampling.batches_per_epoch=2",
-        "sampling.val_batches=1", "model.n_filters=2", "model.depth=2", "training.epochs=1", *overrides])
+    return load_config(
+        f"configs/demo2d_{loss}.yaml",
+        [
+            f"experiment.name={dataset}_{loss}",
+            f"experiment.output_root={tmp_path / 'runs'}",
+            f"data.dataset={dataset}",
+            f"data.root={root}",
+            "data.color=null",
+            f"preprocessing.cache_dir={tmp_path / 'cache'}",
+            f"cross_validation.splits_file={tmp_path / dataset}.json",
+            "cross_validation.folds=2",
+            "sampling.batch_size=2",
+            "sampling.batches_per_epoch=2",
+            "sampling.val_batches=1",
+            "model.n_filters=2",
+            "model.depth=2",
+            "training.epochs=1",
+            *overrides,
+        ],
+    )
 
 
 def published_files(dataset, root, case_id):
@@ -50,8 +81,11 @@ def published_files(dataset, root, case_id):
         return root / "original" / f"{case_id}.png", root / "GT" / f"{case_id}.png", None
     number, subset = case_id.split("_")
     folder = root / subset
-    return (folder / "images" / f"{case_id}.tif", folder / "1st_manual" / f"{number}_manual1.gif",
-            folder / "mask" / f"{case_id}_mask.gif")
+    return (
+        folder / "images" / f"{case_id}.tif",
+        folder / "1st_manual" / f"{number}_manual1.gif",
+        folder / "mask" / f"{case_id}_mask.gif",
+    )
 
 
 def scores(truth, prediction):
@@ -78,8 +112,9 @@ def test_three_layouts_end_to_end(tmp_path):
             assert len(rows) == 4
             for row in rows:
                 image, mask, fov = published_files(dataset, root, row["case"])
-                prediction = np.asarray(Image.open(run_dir / f"fold_{row['fold']}" / "predictions"
-                                                   / f"{row['case']}.png"))
+                prediction = np.asarray(
+                    Image.open(run_dir / f"fold_{row['fold']}" / "predictions" / f"{row['case']}.png")
+                )
                 assert prediction.shape == Image.open(image).size[::-1]  # the original image's size
                 assert set(np.unique(prediction)) <= {0, 255}
                 if dataset == "bus2017":  # the NIfTI copy asked for holds the same labels

@@ -24,11 +24,20 @@ def nnunet_root(tmp_path_factory):
 
 
 def overrides(tmp_path, root):
-    return ["data.dataset=nnunet", f"data.root={root}", "data.exclude=[kidney_004]",
-            f"experiment.output_root={tmp_path / 'runs'}", f"preprocessing.cache_dir={tmp_path / 'cache'}",
-            f"cross_validation.splits_file={tmp_path / 'shared' / 'splits.json'}", "cross_validation.folds=2",
-            f"preprocessing.target_spacing={list(TARGET)}", "sampling.patch_shape=[8, 32, 32]",
-            "inference.overlap=[4, 16, 16]", "model.n_filters=4", "model.depth=2"]
+    return [
+        "data.dataset=nnunet",
+        f"data.root={root}",
+        "data.exclude=[kidney_004]",
+        f"experiment.output_root={tmp_path / 'runs'}",
+        f"preprocessing.cache_dir={tmp_path / 'cache'}",
+        f"cross_validation.splits_file={tmp_path / 'shared' / 'splits.json'}",
+        "cross_validation.folds=2",
+        f"preprocessing.target_spacing={list(TARGET)}",
+        "sampling.patch_shape=[8, 32, 32]",
+        "inference.overlap=[4, 16, 16]",
+        "model.n_filters=4",
+        "model.depth=2",
+    ]
 
 
 def listing(*folders):
@@ -41,7 +50,7 @@ def test_plan_reports_the_resolved_experiment_and_writes_nothing(tmp_path, nnune
         arguments += ["--set", override]
     before = listing(tmp_path, nnunet_root)
     assert main(arguments) == 0
-    assert listing(tmp_path, nnunet_root) == before                     # no run folder, cache, splits file
+    assert listing(tmp_path, nnunet_root) == before  # no run folder, cache, splits file
     assert not any(os.scandir(tmp_path))
     printed = capsys.readouterr().out
     assert "data set     nnunet at" in printed and "4 used; 1 excluded (kidney_004)" in printed
@@ -70,14 +79,16 @@ def test_plan_figures_match_the_headers(tmp_path, nnunet_root, monkeypatch):
     headers = [nib.load(nnunet_root / "imagesTr" / f"kidney_{number:03d}_0000.nii.gz") for number in range(4)]
     shapes = np.array([header.shape for header in headers])
     spacings = np.array([header.header.get_zooms() for header in headers], dtype=float)
-    resampled = np.array([[round(n * s / t) for n, s, t in zip(shape, spacing, TARGET)]
-                          for shape, spacing in zip(shapes, spacings)])
+    resampled = np.array(
+        [[round(n * s / t) for n, s, t in zip(shape, spacing, TARGET)] for shape, spacing in zip(shapes, spacings)]
+    )
     assert plan["data"]["cases"] == 4 and plan["data"]["excluded"] == ["kidney_004"] and plan["data"]["test_cases"] == 1
     np.testing.assert_allclose(plan["data"]["median_spacing"], np.median(spacings, axis=0), atol=1e-3)
     np.testing.assert_allclose(plan["data"]["median_shape"], np.median(shapes, axis=0))
     np.testing.assert_allclose(plan["preprocessing"]["median_shape"], np.median(resampled, axis=0))
-    np.testing.assert_allclose(plan["preprocessing"]["patch_fraction"],
-                               np.array([8, 32, 32]) / np.median(resampled, axis=0), atol=0.01)
+    np.testing.assert_allclose(
+        plan["preprocessing"]["patch_fraction"], np.array([8, 32, 32]) / np.median(resampled, axis=0), atol=0.01
+    )
     assert plan["preprocessing"]["cached_cases"] == 0
     # MIScnn's standard U-Net, depth 2, 4/8/16 filters, counted by hand: 3x3x3 convolutions (in, out) each
     # with batch norm (4 numbers per channel), 2x2x2 up-convolutions 16->8 and 8->4, the 1x1x1 softmax head.

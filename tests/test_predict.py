@@ -135,25 +135,34 @@ def test_bad_inputs_fail_in_one_line_and_write_nothing(untrained_run, phantoms, 
     out = tmp_path / "out"
     inputs = flat_inputs(phantoms, tmp_path / "inputs")
     _fails_cleanly(capsys, [str(tmp_path / "no_run"), "-i", str(inputs), "-o", str(out)], "no_run", "run folder")
-    _fails_cleanly(capsys, [str(untrained_run), "-i", str(inputs), "-o", str(out), "--folds", "2"],
-                   "--folds 2", "out of range")
+    _fails_cleanly(
+        capsys, [str(untrained_run), "-i", str(inputs), "-o", str(out), "--folds", "2"], "--folds 2", "out of range"
+    )
     _fails_cleanly(capsys, [str(untrained_run), "-i", str(tmp_path / "none"), "-o", str(out)], "none", "not found")
     _fails_cleanly(capsys, [str(untrained_run), "-i", str(inputs), "-o", str(inputs)], "input folder")
 
     incomplete = tmp_path / "incomplete"
     shutil.copytree(untrained_run, incomplete)
     (incomplete / "fold_1" / "checkpoints" / "best_model.h5").unlink()
-    _fails_cleanly(capsys, [str(incomplete), "-i", str(inputs), "-o", str(out)],
-                   "fold_1/checkpoints/best_model.h5", "no trained model")
+    _fails_cleanly(
+        capsys,
+        [str(incomplete), "-i", str(inputs), "-o", str(out)],
+        "fold_1/checkpoints/best_model.h5",
+        "no trained model",
+    )
     (incomplete / "fold_1" / "checkpoints" / "best_model.h5").write_bytes(b"not hdf5")
     _fails_cleanly(capsys, [str(incomplete), "-i", str(inputs), "-o", str(out)], "not a readable Keras weights")
 
     two_channels = flat_inputs(phantoms, tmp_path / "two_channels", ("{case}_0000.nii.gz", "{case}_0001.nii.gz"))
-    _fails_cleanly(capsys, [str(untrained_run), "-i", str(two_channels), "-o", str(out)],
-                   "has 2 channel(s), but the run's model takes 1")
+    _fails_cleanly(
+        capsys,
+        [str(untrained_run), "-i", str(two_channels), "-o", str(out)],
+        "has 2 channel(s), but the run's model takes 1",
+    )
     (two_channels / "case_00001_0000.nii.gz").unlink()
-    _fails_cleanly(capsys, [str(untrained_run), "-i", str(two_channels), "-o", str(out)],
-                   "case_00001_0000.nii.gz", "missing")
+    _fails_cleanly(
+        capsys, [str(untrained_run), "-i", str(two_channels), "-o", str(out)], "case_00001_0000.nii.gz", "missing"
+    )
 
     truncated = inputs / "case_00001_0000.nii.gz"
     truncated.write_bytes(truncated.read_bytes()[:-2000])
@@ -175,20 +184,33 @@ def test_predict_and_evaluate_reproduce_the_runner(tmp_path, phantoms):
     fold_dir = config.run_dir / "fold_0"
     runner_rows = read_metrics_csv(fold_dir / "metrics.csv")
 
-    evaluate.main([str(fold_dir / "predictions"), str(phantoms), "--classes", "kidney", "tumour",
-                   "--regions", "kidney_and_tumour=1,2", "--out", str(tmp_path / "evaluated.csv")])
+    evaluate.main(
+        [
+            str(fold_dir / "predictions"),
+            str(phantoms),
+            "--classes",
+            "kidney",
+            "tumour",
+            "--regions",
+            "kidney_and_tumour=1,2",
+            "--out",
+            str(tmp_path / "evaluated.csv"),
+        ]
+    )
     assert read_metrics_csv(tmp_path / "evaluated.csv") == runner_rows
     dataset = open_dataset("kits19", phantoms, exclude=[])
     for row in runner_rows:
         labels = np.asarray(nib.load(fold_dir / "predictions" / f"{row['case']}.nii.gz").dataobj)
-        scores = score_case(dataset.load_segmentation(row["case"]), labels, dataset.class_names,
-                            {"kidney_and_tumour": [1, 2]})[row["class"]]
+        scores = score_case(
+            dataset.load_segmentation(row["case"]), labels, dataset.class_names, {"kidney_and_tumour": [1, 2]}
+        )[row["class"]]
         assert (row["dsc"], row["precision"], row["recall"]) == (scores.dsc, scores.precision, scores.recall)
 
     main([str(config.run_dir), "-i", str(phantoms), "-o", str(tmp_path / "predicted"), "--folds", "0"])
     for path in (fold_dir / "predictions").glob("*.nii.gz"):
-        np.testing.assert_array_equal(np.asarray(nib.load(tmp_path / "predicted" / path.name).dataobj),
-                                      np.asarray(nib.load(path).dataobj))
+        np.testing.assert_array_equal(
+            np.asarray(nib.load(tmp_path / "predicted" / path.name).dataobj), np.asarray(nib.load(path).dataobj)
+        )
 
 
 @pytest.mark.slow
@@ -209,8 +231,10 @@ def test_a_four_dimensional_image_equals_one_file_per_channel(tmp_path, phantoms
     for case_folder in sorted(phantoms.iterdir()):
         image = nib.load(case_folder / "imaging.nii.gz")
         data = np.asarray(image.dataobj)
-        nib.save(nib.Nifti1Image(np.stack([data, data[::-1]], axis=-1), image.affine),
-                 tmp_path / "msd" / "imagesTs" / f"{case_folder.name}.nii.gz")
+        nib.save(
+            nib.Nifti1Image(np.stack([data, data[::-1]], axis=-1), image.affine),
+            tmp_path / "msd" / "imagesTs" / f"{case_folder.name}.nii.gz",
+        )
         nib.save(nib.Nifti1Image(data[::-1], image.affine), separate / f"{case_folder.name}_0001.nii.gz")
     (tmp_path / "msd" / "imagesTs" / "._case_00000.nii.gz").write_bytes(b"macOS resource fork")
     main([str(config.run_dir), "-i", str(tmp_path / "msd"), "-o", str(tmp_path / "from_4d"), "--folds", "0"])
@@ -239,7 +263,14 @@ def test_channels_and_classes_are_read_from_every_architectures_weights(tmp_path
 
     for architecture in ARCHITECTURES:
         path = tmp_path / f"{architecture}.h5"
-        build_unet(2, 4, n_filters=32 if architecture == "multires" else 4, depth=2, architecture=architecture,
-                   deep_supervision=True, deep_supervision_heads=1).save_weights(path)
+        build_unet(
+            2,
+            4,
+            n_filters=32 if architecture == "multires" else 4,
+            depth=2,
+            architecture=architecture,
+            deep_supervision=True,
+            deep_supervision_heads=1,
+        ).save_weights(path)
         kernels = predict_module.weight_shapes(path)
         assert (kernels[0][-2], kernels[-1][-1]) == (2, 4), architecture

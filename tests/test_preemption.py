@@ -40,13 +40,26 @@ def workspace(tmp_path_factory):
 
 def arguments(workspace: Path, name: str, *extra: str) -> list[str]:
     overrides = [
-        f"experiment.name={name}", f"experiment.output_root={workspace / 'runs'}", f"data.root={workspace / 'data'}",
-        f"preprocessing.cache_dir={workspace / 'cache'}", "cross_validation.splits_file=null",
-        "cross_validation.folds=2", "preprocessing.target_spacing=[6.0, 6.0, 6.0]",
-        "sampling.patch_shape=[8, 32, 32]", "sampling.batches_per_epoch=3", "sampling.val_batches=1",
-        "model.n_filters=2", "model.depth=2", f"training.epochs={EPOCHS}", "inference.overlap=[4, 16, 16]"]
-    return [str(PROJECT_ROOT / "configs" / "demo_dice.yaml"), *[item for o in overrides for item in ("--set", o)],
-            *extra]
+        f"experiment.name={name}",
+        f"experiment.output_root={workspace / 'runs'}",
+        f"data.root={workspace / 'data'}",
+        f"preprocessing.cache_dir={workspace / 'cache'}",
+        "cross_validation.splits_file=null",
+        "cross_validation.folds=2",
+        "preprocessing.target_spacing=[6.0, 6.0, 6.0]",
+        "sampling.patch_shape=[8, 32, 32]",
+        "sampling.batches_per_epoch=3",
+        "sampling.val_batches=1",
+        "model.n_filters=2",
+        "model.depth=2",
+        f"training.epochs={EPOCHS}",
+        "inference.overlap=[4, 16, 16]",
+    ]
+    return [
+        str(PROJECT_ROOT / "configs" / "demo_dice.yaml"),
+        *[item for o in overrides for item in ("--set", o)],
+        *extra,
+    ]
 
 
 def outputs(run_dir: Path) -> dict[str, str]:
@@ -111,8 +124,11 @@ def test_sigterm_mid_epoch_redoes_only_that_epoch(workspace, reference, monkeypa
         def on_epoch_begin(self, epoch, logs=None):
             self._epoch = epoch
 
-    monkeypatch.setattr(experiment, "train_fold", lambda *args, callbacks=(), **kwargs: train_fold(
-        *args, callbacks=[*callbacks, StopInSecondEpoch()], **kwargs))
+    monkeypatch.setattr(
+        experiment,
+        "train_fold",
+        lambda *args, callbacks=(), **kwargs: train_fold(*args, callbacks=[*callbacks, StopInSecondEpoch()], **kwargs),
+    )
     argv = arguments(workspace, "term_training")
     assert "SIGTERM" in expect_requeue_exit(argv, capsys)
     run_dir = workspace / "runs" / "term_training"
@@ -176,9 +192,12 @@ def test_sigterm_during_scoring(workspace, reference, monkeypatch, capsys):
 def _console_run(workspace: Path, name: str, stop_when, stop_signal: int) -> tuple[subprocess.Popen, int]:
     """Start the console script for fold 0; send ``stop_signal`` once ``stop_when(run_dir)``; return the
     process and the epoch checkpointed at that moment."""
-    process = subprocess.Popen([str(PROJECT_ROOT / ".venv" / "bin" / "run-experiment"),
-                                *arguments(workspace, name, "--fold", "0")],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [str(PROJECT_ROOT / ".venv" / "bin" / "run-experiment"), *arguments(workspace, name, "--fold", "0")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     run_dir = workspace / "runs" / name
     deadline = time.monotonic() + 600
     while not stop_when(run_dir):
@@ -194,15 +213,19 @@ def _console_run(workspace: Path, name: str, stop_when, stop_signal: int) -> tup
 @pytest.mark.slow
 def test_console_script_sigterm_and_kill_9_then_rerun(workspace, reference, capsys):
     """The real command stopped from outside: SIGTERM gives exit 75 and one line; kill -9 loses at most an epoch."""
-    terminated, _ = _console_run(workspace, "console_term", lambda run: checkpointed_epoch(run / "fold_0") >= 1,
-                                 signal.SIGTERM)
+    terminated, _ = _console_run(
+        workspace, "console_term", lambda run: checkpointed_epoch(run / "fold_0") >= 1, signal.SIGTERM
+    )
     stderr = terminated.stderr.read()
     assert terminated.returncode == REQUEUE_EXIT_CODE, stderr
     assert "stopped by SIGTERM" in stderr and "Traceback" not in stderr
 
     killed, epoch_at_kill = _console_run(
-        workspace, "console_kill", lambda run: any((run / "fold_0" / "predictions").glob("*.nii.gz"))
-        or checkpointed_epoch(run / "fold_0") >= 2, signal.SIGKILL)
+        workspace,
+        "console_kill",
+        lambda run: any((run / "fold_0" / "predictions").glob("*.nii.gz")) or checkpointed_epoch(run / "fold_0") >= 2,
+        signal.SIGKILL,
+    )
     assert killed.returncode == -signal.SIGKILL
     fold_dir = workspace / "runs" / "console_kill" / "fold_0"
     (fold_dir / f".log.csv.{os.uname().nodename}.1.0123abcd.tmp").write_text("left by a killed writer")
@@ -210,8 +233,11 @@ def test_console_script_sigterm_and_kill_9_then_rerun(workspace, reference, caps
     for name in ("console_term", "console_kill"):
         capsys.readouterr()
         assert main(arguments(workspace, name)) == 0
-        resumed = [int(line.split()[-1]) for line in capsys.readouterr().err.splitlines()
-                   if "fold_0: resuming after epoch" in line]
+        resumed = [
+            int(line.split()[-1])
+            for line in capsys.readouterr().err.splitlines()
+            if "fold_0: resuming after epoch" in line
+        ]
         if name == "console_kill":  # at most the epoch in progress at the kill is trained again
             assert all(epoch >= epoch_at_kill for epoch in resumed)
         assert outputs(workspace / "runs" / name) == reference
@@ -227,8 +253,7 @@ def test_folds_finishing_at_once_collect_the_same_metrics(workspace, reference):
 
     from pipeline.config import load_config
 
-    config = load_config(arguments(workspace, "straight")[0],
-                         list(arguments(workspace, "straight")[2::2]))
+    config = load_config(arguments(workspace, "straight")[0], list(arguments(workspace, "straight")[2::2]))
     for name in ("metrics.csv", "summary.json"):
         (config.run_dir / name).unlink()
     with ThreadPoolExecutor(max_workers=4) as pool:

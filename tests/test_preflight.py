@@ -61,10 +61,16 @@ def test_the_first_bad_case_in_order_is_reported(tmp_path, phantoms):
 
 
 def test_more_folds_than_cases_is_a_config_error_before_any_write(tmp_path, phantoms):
-    config = load_config("configs/demo_dice.yaml", [
-        f"experiment.output_root={tmp_path / 'runs'}", f"data.root={phantoms}",
-        f"preprocessing.cache_dir={tmp_path / 'cache'}", f"cross_validation.splits_file={tmp_path / 'splits.json'}",
-        "cross_validation.folds=4"])
+    config = load_config(
+        "configs/demo_dice.yaml",
+        [
+            f"experiment.output_root={tmp_path / 'runs'}",
+            f"data.root={phantoms}",
+            f"preprocessing.cache_dir={tmp_path / 'cache'}",
+            f"cross_validation.splits_file={tmp_path / 'splits.json'}",
+            "cross_validation.folds=4",
+        ],
+    )
     with pytest.raises(ConfigError, match="cross_validation.folds: 4 folds need at least 4 cases") as error:
         experiment.run_experiment(config)
     assert str(phantoms) in str(error.value)

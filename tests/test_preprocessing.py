@@ -64,7 +64,7 @@ def test_zscore_and_resampled_shape(dataset):
     assert pre.spacing == pytest.approx(DEMO.target_spacing, rel=0.05)
     assert pre.original_shape == case.label.shape and pre.original_spacing == case.spacing
     assert np.array_equal(pre.affine, case.affine)
-    kidney_ml = np.sum(case.label == 1) * np.prod(case.spacing)          # the kidney's volume survives
+    kidney_ml = np.sum(case.label == 1) * np.prod(case.spacing)  # the kidney's volume survives
     assert np.sum(pre.label == 1) * np.prod(pre.spacing) == pytest.approx(kidney_ml, rel=0.15)
     assert (pre.label == 2).any()
 
@@ -74,8 +74,9 @@ def test_zscore_over_nonzero_voxels_keeps_the_background():
     image = np.zeros((10, 12, 14, 2), np.float32)
     image[2:8, 3:9, 4:10] = rng.normal(500, 80, size=(6, 6, 6, 2))
     case = Case("c", image, np.zeros((10, 12, 14), np.uint8), (1.0, 1.0, 1.0), np.eye(4))
-    brats20 = load_section(Path(__file__).resolve().parents[1] / "configs/base/brats20.yaml", "preprocessing",
-                           PreprocessingSection).settings()
+    brats20 = load_section(
+        Path(__file__).resolve().parents[1] / "configs/base/brats20.yaml", "preprocessing", PreprocessingSection
+    ).settings()
     assert brats20.normalization == "zscore_nonzero" and brats20.target_spacing is None
     pre = preprocess_case(case, brats20)
     brain = image[..., 0] != 0
@@ -83,26 +84,27 @@ def test_zscore_over_nonzero_voxels_keeps_the_background():
     for channel in range(2):
         assert pre.image[brain, channel].mean() == pytest.approx(0, abs=1e-5)
         assert pre.image[brain, channel].std() == pytest.approx(1, abs=1e-4)
-    assert np.array_equal(case.image, image)        # the case is not modified in place
+    assert np.array_equal(case.image, image)  # the case is not modified in place
 
 
 def test_linear_resampling_equals_trilinear_interpolation():
     volume = np.random.default_rng(1).normal(size=(9, 14, 11)).astype(np.float32)
     for shape in [(5, 20, 11), (13, 7, 4)]:
-        expected = ndimage.zoom(volume, [n / o for n, o in zip(shape, volume.shape)], order=1,
-                                grid_mode=True, mode="nearest")
+        expected = ndimage.zoom(
+            volume, [n / o for n, o in zip(shape, volume.shape)], order=1, grid_mode=True, mode="nearest"
+        )
         np.testing.assert_allclose(resample_linear(volume, shape), expected, atol=1e-5)
     assert resampled_shape((100, 512, 512), (3.0, 0.78, 0.78), (3.22, 1.62, 1.62)) == (93, 247, 247)
 
 
 def test_label_resampling_never_invents_a_class():
     labels = np.zeros((4, 16, 16), np.uint8)
-    labels[:, :, 8:] = 2                  # 0 next to 2: numeric interpolation would create 1s
+    labels[:, :, 8:] = 2  # 0 next to 2: numeric interpolation would create 1s
     for shape in [(4, 7, 7), (4, 37, 37)]:
         resampled = resample_labels(labels, shape, 3)
         assert set(np.unique(resampled)) == {0, 2}
     cube = np.zeros((8, 8, 8), np.uint8)
-    cube[2:6, 2:6, 2:6] = 1               # halved: the cube keeps its place, 2 voxels a side
+    cube[2:6, 2:6, 2:6] = 1  # halved: the cube keeps its place, 2 voxels a side
     halved = resample_labels(cube, (4, 4, 4), 2)
     assert halved.sum() == 8 and halved[1:3, 1:3, 1:3].all()
 
@@ -132,7 +134,7 @@ def test_cache_computes_once_and_is_shared(dataset, tmp_path, monkeypatch):
     assert len(calls) == 3
     image_file = first.directory / "case_00000" / "image.npy"
     written = image_file.stat().st_mtime_ns
-    second = PreprocessedCache(tmp_path, open_dataset("kits19", dataset.root), DEMO)   # e.g. another loss or fold
+    second = PreprocessedCache(tmp_path, open_dataset("kits19", dataset.root), DEMO)  # e.g. another loss or fold
     assert second.directory == first.directory
     pre = second.load("case_00000")
     assert len(calls) == 3 and image_file.stat().st_mtime_ns == written
@@ -174,7 +176,7 @@ def test_boxed_label_resampling_equals_dense_per_class_argmax():
     labels = np.zeros((12, 30, 26), np.uint8)
     labels[2:7, 5:14, 3:11] = 1
     labels[4:6, 8:12, 6:9] = 2
-    labels[9:12, 20:30, 18:26] = 1          # touches the far edges
+    labels[9:12, 20:30, 18:26] = 1  # touches the far edges
     labels[rng.random(labels.shape) < 0.01] = 2
     for shape in [(7, 13, 11), (20, 45, 40), (12, 17, 30)]:
         scores = np.stack([resample_linear((labels == c).astype(np.float32), shape) for c in range(3)], axis=-1)

@@ -41,8 +41,14 @@ def synthetic_tasks(rng, cases=40, gap=0.08):
     tasks = []
     for name in ("kits19: tumour", "brats20: enhancing_tumour", "bus2017: lesion"):
         base = rng.uniform(0.4, 0.8, size=cases)
-        scores = np.stack([base + gap + rng.normal(0, 0.02, cases), base + rng.normal(0, 0.02, cases),
-                           base - gap + rng.normal(0, 0.02, cases)], axis=1)
+        scores = np.stack(
+            [
+                base + gap + rng.normal(0, 0.02, cases),
+                base + rng.normal(0, 0.02, cases),
+                base - gap + rng.normal(0, 0.02, cases),
+            ],
+            axis=1,
+        )
         tasks.append(Task(name, ("best", "middle", "worst"), scores))
     return tasks
 
@@ -98,8 +104,17 @@ def write_comparison(folder, tasks_by_class, losses):
     for class_name, scores in tasks_by_class.items():
         for case in range(scores.shape[0]):
             for j, loss in enumerate(losses):
-                rows.append({"loss": loss, "case": f"case_{case:03d}", "fold": case % 5, "class": class_name,
-                             "dsc": scores[case, j], "precision": scores[case, j], "recall": scores[case, j]})
+                rows.append(
+                    {
+                        "loss": loss,
+                        "case": f"case_{case:03d}",
+                        "fold": case % 5,
+                        "class": class_name,
+                        "dsc": scores[case, j],
+                        "precision": scores[case, j],
+                        "recall": scores[case, j],
+                    }
+                )
     folder.mkdir(parents=True)
     pd.DataFrame(rows).to_csv(folder / "per_case.csv", index=False)
 
@@ -108,13 +123,15 @@ def write_comparison(folder, tasks_by_class, losses):
 def test_command_ranks_the_known_best_first_and_writes_every_output(tmp_path, capsys):
     rng = np.random.default_rng(3)
     tasks = synthetic_tasks(rng)
-    write_comparison(tmp_path / "kits19", {"kidney": tasks[0].scores, "tumour": tasks[1].scores},
-                     ("Best", "Middle", "Worst"))
+    write_comparison(
+        tmp_path / "kits19", {"kidney": tasks[0].scores, "tumour": tasks[1].scores}, ("Best", "Middle", "Worst")
+    )
     write_comparison(tmp_path / "brats20", {"enhancing_tumour": tasks[2].scores}, ("Best", "Middle", "Worst"))
     out = tmp_path / "ranking"
     assert main([str(tmp_path / "kits19"), str(tmp_path / "brats20"), "--out", str(out), "--bootstrap", "300"]) == 0
     assert sorted(p.name for p in out.iterdir()) == sorted(
-        ["ranking.md", "ranking.tex", "ranking.csv", "rank_stability.csv", "blob_plot.png"])
+        ["ranking.md", "ranking.tex", "ranking.csv", "rank_stability.csv", "blob_plot.png"]
+    )
     ranking = pd.read_csv(out / "ranking.csv")
     assert list(ranking["loss"]) == ["Best", "Middle", "Worst"]
     assert list(ranking["consensus rank"]) == [1, 2, 3]

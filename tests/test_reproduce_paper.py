@@ -26,17 +26,28 @@ def printed_plan(capsys, *argv) -> list[str]:
 
 
 def test_every_table_lists_existing_configs_of_its_data_set(at_root):
-    assert list(TABLES) == ["mixed_focal_kits19", "mixed_focal_brats20", "unified_focal_kits19",
-                            "unified_focal_kits19_ds", "unified_focal_brats20", "unified_focal_brats20_ds",
-                            "unified_focal_cvc", "unified_focal_drive", "unified_focal_bus2017",
-                            "unified_focal_bus2017_ds"]
+    assert list(TABLES) == [
+        "mixed_focal_kits19",
+        "mixed_focal_brats20",
+        "unified_focal_kits19",
+        "unified_focal_kits19_ds",
+        "unified_focal_brats20",
+        "unified_focal_brats20_ds",
+        "unified_focal_cvc",
+        "unified_focal_drive",
+        "unified_focal_bus2017",
+        "unified_focal_bus2017_ds",
+    ]
     assert len(TABLES["mixed_focal_kits19"].configs) == 7 and len(TABLES["mixed_focal_brats20"].configs) == 3
     for table in TABLES.values():
         for config in table.configs:
             assert load_config(config).data.dataset == table.dataset
     assert set(PUBLISHED) <= set(TABLES)
     assert [table.id for table in tables_named(["brats20"])] == [
-        "mixed_focal_brats20", "unified_focal_brats20", "unified_focal_brats20_ds"]
+        "mixed_focal_brats20",
+        "unified_focal_brats20",
+        "unified_focal_brats20_ds",
+    ]
     assert [table.id for table in tables_named(["bus2017"])] == ["unified_focal_bus2017", "unified_focal_bus2017_ds"]
     with pytest.raises(KeyError, match="isic2018"):
         tables_named(["isic2018"])
@@ -46,8 +57,10 @@ def test_every_table_lists_existing_configs_of_its_data_set(at_root):
 def test_print_shows_the_runs_then_a_paper_mode_comparison_of_exactly_the_table(at_root, capsys, table_id):
     table = TABLES[table_id]
     lines = printed_plan(capsys, table_id, "--set", "training.epochs=2", "--set", "experiment.output_root=elsewhere")
-    assert lines[:-1] == [f"run-experiment {config} --set training.epochs=2 --set experiment.output_root=elsewhere"
-                          for config in table.configs]
+    assert lines[:-1] == [
+        f"run-experiment {config} --set training.epochs=2 --set experiment.output_root=elsewhere"
+        for config in table.configs
+    ]
     compare = shlex.split(lines[-1])
     # The overrides decide the run folders the comparison reads; the family is the table's runs only.
     run_dirs = [f"elsewhere/{load_config(config).experiment.name}" for config in table.configs]
@@ -57,8 +70,10 @@ def test_print_shows_the_runs_then_a_paper_mode_comparison_of_exactly_the_table(
 
 def test_table4_family_is_its_three_losses(at_root, capsys):
     lines = printed_plan(capsys, "mixed_focal_brats20")
-    assert lines[-1] == ("compare-losses runs/brats20_focal_tversky runs/brats20_combo runs/brats20_mixed_focal "
-                         "--out results/paper/mixed_focal_brats20 --paper --published mixed_focal_brats20")
+    assert lines[-1] == (
+        "compare-losses runs/brats20_focal_tversky runs/brats20_combo runs/brats20_mixed_focal "
+        "--out results/paper/mixed_focal_brats20 --paper --published mixed_focal_brats20"
+    )
 
 
 def test_a_run_shared_by_two_tables_is_trained_once(at_root, capsys):
@@ -83,8 +98,13 @@ def test_plan_runs_in_order_and_stops_at_a_failure(at_root, monkeypatch, tmp_pat
     modules = [command[2] for command in calls]
     assert modules == ["pipeline.runner_cli"] * 4 + ["pipeline.evaluation.compare"]
     assert calls[0][3:] == ["configs/kits19_symmetric_unified_focal.yaml"]
-    assert calls[-1][-5:] == ["--out", str(tmp_path / "unified_focal_kits19_ds"), "--paper", "--published",
-                              "unified_focal_kits19_ds"]
+    assert calls[-1][-5:] == [
+        "--out",
+        str(tmp_path / "unified_focal_kits19_ds"),
+        "--paper",
+        "--published",
+        "unified_focal_kits19_ds",
+    ]
     calls.clear()
     failing_call.append(2)
     with pytest.raises(SystemExit) as exit_info:
@@ -94,8 +114,10 @@ def test_plan_runs_in_order_and_stops_at_a_failure(at_root, monkeypatch, tmp_pat
 
 def test_unknown_table_and_missing_config_fail_in_one_line(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
-    for argv, message in ((["isic2018", "--print"], "unknown table or data set: isic2018"),
-                          (["mixed_focal_brats20", "--print"], "configs/brats20_focal_tversky.yaml")):
+    for argv, message in (
+        (["isic2018", "--print"], "unknown table or data set: isic2018"),
+        (["mixed_focal_brats20", "--print"], "configs/brats20_focal_tversky.yaml"),
+    ):
         with pytest.raises(SystemExit) as exit_info:
             reproduce.main(argv)
         error = capsys.readouterr().err
@@ -104,13 +126,28 @@ def test_unknown_table_and_missing_config_fail_in_one_line(tmp_path, monkeypatch
 
 
 def test_slurm_plan_passes_the_paper_comparison_to_submit_grid(at_root, capsys, tmp_path):
-    lines = printed_plan(capsys, "mixed_focal_brats20", "--slurm", "--set", "training.epochs=2",
-                         "--results", str(tmp_path), "--slurm-option=--partition=gpu")
-    configs = [str(tmp_path / "mixed_focal_brats20" / "configs" / f"brats20_{loss}.yaml")
-               for loss in ("focal_tversky", "combo", "mixed_focal")]
+    lines = printed_plan(
+        capsys,
+        "mixed_focal_brats20",
+        "--slurm",
+        "--set",
+        "training.epochs=2",
+        "--results",
+        str(tmp_path),
+        "--slurm-option=--partition=gpu",
+    )
+    configs = [
+        str(tmp_path / "mixed_focal_brats20" / "configs" / f"brats20_{loss}.yaml")
+        for loss in ("focal_tversky", "combo", "mixed_focal")
+    ]
     assert shlex.split(lines[0]) == [
-        "submit-grid", *configs, "--out", str(tmp_path / "mixed_focal_brats20" / "grid"),
-        "--compare-args=--paper --published mixed_focal_brats20", "--partition=gpu"]
+        "submit-grid",
+        *configs,
+        "--out",
+        str(tmp_path / "mixed_focal_brats20" / "grid"),
+        "--compare-args=--paper --published mixed_focal_brats20",
+        "--partition=gpu",
+    ]
     assert not (tmp_path / "mixed_focal_brats20").exists()  # --print writes nothing
 
 
@@ -129,8 +166,18 @@ def test_resolved_configs_for_slurm_carry_the_overrides(at_root, tmp_path):
 
 def test_submit_grid_dry_run_shows_the_comparison_options(at_root, capsys, tmp_path, monkeypatch):
     monkeypatch.setattr(submit, "preflight_grid", lambda *arguments: None)  # no BraTS20 data here; tested in test_slurm
-    assert submit.main(["configs/brats20_combo.yaml", "--out", str(tmp_path / "grid"), "--dry-run",
-                        "--compare-args=--paper --published mixed_focal_brats20"]) == 0
+    assert (
+        submit.main(
+            [
+                "configs/brats20_combo.yaml",
+                "--out",
+                str(tmp_path / "grid"),
+                "--dry-run",
+                "--compare-args=--paper --published mixed_focal_brats20",
+            ]
+        )
+        == 0
+    )
     assert "compare-losses options: --paper --published mixed_focal_brats20" in capsys.readouterr().out
     with pytest.raises(SystemExit):
         submit.main(["configs/brats20_combo.yaml", "--dry-run", "--compare-args='a b'"])
@@ -138,8 +185,13 @@ def test_submit_grid_dry_run_shows_the_comparison_options(at_root, capsys, tmp_p
 
 @pytest.mark.slow
 def test_the_script_is_the_command(at_root):
-    result = subprocess.run(["bash", "scripts/reproduce_paper.sh", "mixed_focal_brats20", "--print"],
-                            check=False, capture_output=True, text=True, cwd=ROOT,
-                            env={"PATH": f"{ROOT / '.venv' / 'bin'}:/usr/bin:/bin"})
+    result = subprocess.run(
+        ["bash", "scripts/reproduce_paper.sh", "mixed_focal_brats20", "--print"],
+        check=False,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={"PATH": f"{ROOT / '.venv' / 'bin'}:/usr/bin:/bin"},
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[-1].endswith("--paper --published mixed_focal_brats20")

@@ -18,12 +18,24 @@ def finished_run(tmp_path_factory):
     """A tiny 2-fold run on KiTS19 phantoms, with the kidney-and-tumour region of the demo base."""
     tmp_path = tmp_path_factory.mktemp("rescore")
     write_kits19(tmp_path / "kits19", 4, seed=1, size="demo")
-    config = load_config("configs/demo_dice.yaml", [
-        f"experiment.output_root={tmp_path / 'runs'}", f"data.root={tmp_path / 'kits19'}",
-        f"preprocessing.cache_dir={tmp_path / 'cache'}", "cross_validation.splits_file=null",
-        "cross_validation.folds=2", "preprocessing.target_spacing=[6.0, 6.0, 6.0]",
-        "sampling.patch_shape=[8, 32, 32]", "sampling.batches_per_epoch=2", "sampling.val_batches=1",
-        "model.n_filters=2", "model.depth=2", "training.epochs=1", "inference.overlap=[4, 16, 16]"])
+    config = load_config(
+        "configs/demo_dice.yaml",
+        [
+            f"experiment.output_root={tmp_path / 'runs'}",
+            f"data.root={tmp_path / 'kits19'}",
+            f"preprocessing.cache_dir={tmp_path / 'cache'}",
+            "cross_validation.splits_file=null",
+            "cross_validation.folds=2",
+            "preprocessing.target_spacing=[6.0, 6.0, 6.0]",
+            "sampling.patch_shape=[8, 32, 32]",
+            "sampling.batches_per_epoch=2",
+            "sampling.val_batches=1",
+            "model.n_filters=2",
+            "model.depth=2",
+            "training.epochs=1",
+            "inference.overlap=[4, 16, 16]",
+        ],
+    )
     run_experiment(config)
     return config.run_dir
 
@@ -49,8 +61,9 @@ def test_rescoring_with_nothing_changed_reproduces_metrics_csv_exactly(finished_
 @pytest.mark.slow
 def test_a_new_tolerance_and_region_are_written_beside_and_compare_losses_reads_them(finished_run, tmp_path):
     original = (finished_run / "metrics.csv").read_bytes()
-    assert evaluate_main([str(finished_run), "--name", "nsd1", "--nsd-tolerance", "1",
-                          "--regions", "kidney_only=1"]) == 0
+    assert (
+        evaluate_main([str(finished_run), "--name", "nsd1", "--nsd-tolerance", "1", "--regions", "kidney_only=1"]) == 0
+    )
     assert (finished_run / "metrics.csv").read_bytes() == original
     rows = read_metrics_csv(finished_run / "rescored" / "nsd1" / "metrics.csv")
     old = read_metrics_csv(finished_run / "metrics.csv")
@@ -60,24 +73,32 @@ def test_a_new_tolerance_and_region_are_written_beside_and_compare_losses_reads_
     for row in rows:  # overlap counts do not depend on the tolerance; the region kidney_only is the kidney
         same = by_key[(row["case"], "kidney" if row["class"] == "kidney_only" else row["class"])]
         assert (row["tp"], row["fp"], row["fn"], row["dsc"]) == (same["tp"], same["fp"], same["fn"], same["dsc"])
-    assert any(float(row["nsd"]) <= float(by_key[(row["case"], row["class"])]["nsd"])
-               for row in rows if row["class"] != "kidney_only")
+    assert any(
+        float(row["nsd"]) <= float(by_key[(row["case"], row["class"])]["nsd"])
+        for row in rows
+        if row["class"] != "kidney_only"
+    )
 
     run = read_run(finished_run / "rescored" / "nsd1")
     assert run.path == finished_run and run.regions == {"kidney_only": [1]}
     assert set(run.class_names()) == {"kidney", "tumour", "kidney_only"}
-    assert compare_main([str(finished_run / "rescored" / "nsd1"), "--metric", "nsd",
-                         "--out", str(tmp_path / "compare")]) == 0
+    assert (
+        compare_main([str(finished_run / "rescored" / "nsd1"), "--metric", "nsd", "--out", str(tmp_path / "compare")])
+        == 0
+    )
     assert "kidney_only" in (tmp_path / "compare" / "performance.md").read_text()
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("arguments, expected", [
-    (["--classes", "a"], "--classes: not for a run folder"),
-    (["--out", "x.csv"], "--out: not for a run folder"),
-    (["--name", "../up"], "--name '../up': letters, digits"),
-    (["--regions", "bad=7"], "evaluation.regions:"),
-])
+@pytest.mark.parametrize(
+    "arguments, expected",
+    [
+        (["--classes", "a"], "--classes: not for a run folder"),
+        (["--out", "x.csv"], "--out: not for a run folder"),
+        (["--name", "../up"], "--name '../up': letters, digits"),
+        (["--regions", "bad=7"], "evaluation.regions:"),
+    ],
+)
 def test_bad_rescoring_options_are_one_line_and_write_nothing(finished_run, capsys, arguments, expected):
     before = listing(finished_run)
     with pytest.raises(SystemExit) as caught:

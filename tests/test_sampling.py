@@ -26,9 +26,11 @@ def memmapped(case, folder):
     """The case as the preprocessing cache serves it: read-only memmaps of .npy files."""
     np.save(folder / f"{case.case_id}_image.npy", case.image)
     np.save(folder / f"{case.case_id}_label.npy", case.label)
-    return SimpleNamespace(case_id=case.case_id,
-                           image=np.load(folder / f"{case.case_id}_image.npy", mmap_mode="r"),
-                           label=np.load(folder / f"{case.case_id}_label.npy", mmap_mode="r"))
+    return SimpleNamespace(
+        case_id=case.case_id,
+        image=np.load(folder / f"{case.case_id}_image.npy", mmap_mode="r"),
+        label=np.load(folder / f"{case.case_id}_label.npy", mmap_mode="r"),
+    )
 
 
 @pytest.fixture
@@ -55,8 +57,10 @@ def all_patches(sequence):
 
 
 def test_batches_have_the_contract_shapes_dtypes_and_valid_one_hot(batches_of):
-    sequence = batches_of([make_case(channels=2), make_case(channels=2, seed=1, case_id="case_00001")],
-                          augmentation=AugmentationSettings())
+    sequence = batches_of(
+        [make_case(channels=2), make_case(channels=2, seed=1, case_id="case_00001")],
+        augmentation=AugmentationSettings(),
+    )
     assert len(sequence) == 4
     x, y = sequence[0]
     assert x.shape == (2, *PATCH, 2) and x.dtype == np.float32
@@ -74,8 +78,10 @@ def test_patches_are_crops_of_the_volume(batches_of):
     for image_patch, one_hot in zip(x, y):
         label_patch = one_hot.argmax(axis=-1)
         matches = np.argwhere(np.all(windows == label_patch, axis=(3, 4, 5)))
-        assert any(np.array_equal(case.image[z:z + PATCH[0], h:h + PATCH[1], w:w + PATCH[2]], image_patch)
-                   for z, h, w in matches)
+        assert any(
+            np.array_equal(case.image[z : z + PATCH[0], h : h + PATCH[1], w : w + PATCH[2]], image_patch)
+            for z, h, w in matches
+        )
 
 
 def test_a_volume_smaller_than_the_patch_is_padded_with_its_minimum_and_background(batches_of):
@@ -198,16 +204,19 @@ def test_mismatched_image_and_label_name_the_case():
         PatchBatches([case], PATCH, batch_size=1, num_classes=3, batches_per_epoch=1)
 
 
-@pytest.mark.parametrize("option, value, message", [
-    ("foreground_fraction", 1.5, "foreground_fraction: must lie in"),
-    ("batch_size", 0, "batch_size: must be >= 1"),
-    ("patch_shape", (8, 0, 8), "patch_shape: expected positive sizes"),
-    ("num_classes", 1, "num_classes: must be >= 2"),
-    ("pad_value", "median", "pad_value: expected 'minimum' or a number"),
-    ("seed", -1, "seed: must be >= 0"),
-    ("workers", 0, "workers: must be >= 1"),
-    ("augmentation", AugmentationSettings(), "augmentation: the spatial transforms need 2-D or 3-D patches"),
-])
+@pytest.mark.parametrize(
+    "option, value, message",
+    [
+        ("foreground_fraction", 1.5, "foreground_fraction: must lie in"),
+        ("batch_size", 0, "batch_size: must be >= 1"),
+        ("patch_shape", (8, 0, 8), "patch_shape: expected positive sizes"),
+        ("num_classes", 1, "num_classes: must be >= 2"),
+        ("pad_value", "median", "pad_value: expected 'minimum' or a number"),
+        ("seed", -1, "seed: must be >= 0"),
+        ("workers", 0, "workers: must be >= 1"),
+        ("augmentation", AugmentationSettings(), "augmentation: the spatial transforms need 2-D or 3-D patches"),
+    ],
+)
 def test_impossible_settings_raise_config_errors(option, value, message):
     settings = dict(patch_shape=PATCH, batch_size=1, num_classes=3, batches_per_epoch=1)
     settings[option] = value
@@ -223,13 +232,16 @@ def test_keras_fits_on_the_batches_and_advances_the_epoch():
     import tensorflow as tf
 
     cases = [make_case(seed=seed, case_id=f"case_{seed}") for seed in range(2)]
-    training = PatchBatches(cases, PATCH, batch_size=2, num_classes=3, batches_per_epoch=3,
-                            augmentation=AugmentationSettings(), seed=0)
-    validation = PatchBatches(cases, PATCH, batch_size=2, num_classes=3, batches_per_epoch=1,
-                              fixed_patches=True, seed=0)
+    training = PatchBatches(
+        cases, PATCH, batch_size=2, num_classes=3, batches_per_epoch=3, augmentation=AugmentationSettings(), seed=0
+    )
+    validation = PatchBatches(
+        cases, PATCH, batch_size=2, num_classes=3, batches_per_epoch=1, fixed_patches=True, seed=0
+    )
     tf.keras.utils.set_random_seed(0)
-    model = tf.keras.Sequential([tf.keras.Input((*PATCH, 1)),
-                                 tf.keras.layers.Conv3D(3, 3, padding="same", activation="softmax")])
+    model = tf.keras.Sequential(
+        [tf.keras.Input((*PATCH, 1)), tf.keras.layers.Conv3D(3, 3, padding="same", activation="softmax")]
+    )
     model.compile(optimizer="adam", loss="categorical_crossentropy")
     history = model.fit(training, validation_data=validation, epochs=2, shuffle=False, verbose=0)
     training.close()

@@ -16,8 +16,9 @@ def cases():
 
 
 def sampler(cases, **options):
-    settings = dict(patch_shape=PATCH, batch_size=2, num_classes=3, batches_per_epoch=3, seed=0,
-                    foreground_fraction=1.0)
+    settings = dict(
+        patch_shape=PATCH, batch_size=2, num_classes=3, batches_per_epoch=3, seed=0, foreground_fraction=1.0
+    )
     return PatchBatches(cases, **{**settings, **options})
 
 
@@ -75,8 +76,12 @@ def test_a_deeply_supervised_unet_trains_on_fed_maps_and_reloads(cases, tmp_path
     fed = sampler(cases, target_maps=loss.target_maps, target_heads=1)
     own = sampler(cases, target_heads=1)
     try:
-        datasets = [tf.data.Dataset.from_generator(lambda s=s: (s[i] for i in range(len(s))),
-                                                   output_signature=s.output_signature()) for s in (fed, own)]
+        datasets = [
+            tf.data.Dataset.from_generator(
+                lambda s=s: (s[i] for i in range(len(s))), output_signature=s.output_signature()
+            )
+            for s in (fed, own)
+        ]
         tf.keras.utils.set_random_seed(0)
         model = build_unet(1, 3, n_filters=2, depth=2, deep_supervision=True, deep_supervision_heads=1)
         model.compile(optimizer="adam", loss=loss, loss_weights=deep_supervision_weights(1), jit_compile=False)
@@ -87,7 +92,8 @@ def test_a_deeply_supervised_unet_trains_on_fed_maps_and_reloads(cases, tmp_path
         model.save(tmp_path / "model.h5")
         reloaded = tf.keras.models.load_model(tmp_path / "model.h5", custom_objects=losses.custom_objects())
         assert reloaded.evaluate(datasets[0], verbose=0)[0] == pytest.approx(
-            model.evaluate(datasets[0], verbose=0)[0], rel=1e-5)
+            model.evaluate(datasets[0], verbose=0)[0], rel=1e-5
+        )
     finally:
         fed.close()
         own.close()
@@ -98,11 +104,21 @@ def test_two_dimensional_patches_get_maps_per_head_too():
     label = np.zeros((40, 48), np.uint8)
     label[10:22, 12:30] = 1
     label[14:17, 20:24] = 2
-    case = SimpleNamespace(case_id="image_0", label=label,
-                           image=(rng.normal(size=(40, 48, 3)) + label[..., None]).astype(np.float32))
+    case = SimpleNamespace(
+        case_id="image_0", label=label, image=(rng.normal(size=(40, 48, 3)) + label[..., None]).astype(np.float32)
+    )
     loss = losses.get("boundary")
-    batches = PatchBatches([case], (16, 24), batch_size=2, num_classes=3, batches_per_epoch=2, seed=0,
-                           foreground_fraction=1.0, target_maps=loss.target_maps, target_heads=1)
+    batches = PatchBatches(
+        [case],
+        (16, 24),
+        batch_size=2,
+        num_classes=3,
+        batches_per_epoch=2,
+        seed=0,
+        foreground_fraction=1.0,
+        target_maps=loss.target_maps,
+        target_heads=1,
+    )
     try:
         x, (full, half) = batches[0]
         assert x.shape == (2, 16, 24, 3) and full.shape == (2, 16, 24, 6) and half.shape == (2, 8, 12, 6)

@@ -37,12 +37,18 @@ def demo(tmp_path, *overrides):
 
 # --- layout and collection ---------------------------------------------------------------------
 
+
 def test_one_seed_keeps_the_flat_layout_and_several_seeds_nest_by_seed(tmp_path):
     assert [(task.seed, task.fold, task.path) for task in run_folds(tmp_path, [7], 2)] == [
-        (7, 0, tmp_path / "fold_0"), (7, 1, tmp_path / "fold_1")]
+        (7, 0, tmp_path / "fold_0"),
+        (7, 1, tmp_path / "fold_1"),
+    ]
     assert [(task.seed, task.fold, task.path) for task in run_folds(tmp_path, [3, 1], 2)] == [
-        (3, 0, tmp_path / "seed_3" / "fold_0"), (3, 1, tmp_path / "seed_3" / "fold_1"),
-        (1, 0, tmp_path / "seed_1" / "fold_0"), (1, 1, tmp_path / "seed_1" / "fold_1")]
+        (3, 0, tmp_path / "seed_3" / "fold_0"),
+        (3, 1, tmp_path / "seed_3" / "fold_1"),
+        (1, 0, tmp_path / "seed_1" / "fold_0"),
+        (1, 1, tmp_path / "seed_1" / "fold_1"),
+    ]
     config = demo(tmp_path, "experiment.seeds=[0, 1, 2]", "cross_validation.folds=3")
     assert len(config.run_folds()) == 9 and config.seeded_layout
     assert [task.path.parent.name for task in config.run_folds(seeds=[2])] == ["seed_2"] * 3
@@ -62,30 +68,46 @@ def test_collected_rows_get_the_seed_right_after_the_fold(tmp_path):
         task.path.mkdir(parents=True)
         (task.path / "table.csv").write_text(f"case,fold,class,ece\na,0,kidney,0.{task.seed + 1}\n")
     collected = collect_fold_rows(run_folds(tmp_path, [0, 1], 1), "table.csv", read_csv_rows, seeded=True)
-    assert collected == [{"case": "a", "fold": "0", "seed": 0, "class": "kidney", "ece": "0.1"},
-                         {"case": "a", "fold": "0", "seed": 1, "class": "kidney", "ece": "0.2"}]
+    assert collected == [
+        {"case": "a", "fold": "0", "seed": 0, "class": "kidney", "ece": "0.1"},
+        {"case": "a", "fold": "0", "seed": 1, "class": "kidney", "ece": "0.2"},
+    ]
     assert csv_text(collected) == "case,fold,seed,class,ece\na,0,0,kidney,0.1\na,0,1,kidney,0.2\n"
     one_seed = collect_fold_rows(run_folds(tmp_path, [0, 1], 1)[:1], "table.csv", read_csv_rows, seeded=False)
     assert csv_text(one_seed) == (tmp_path / "seed_0" / "fold_0" / "table.csv").read_text()  # unchanged
-    write_metrics_csv(tmp_path / "metrics.csv", [
-        {"case": "a", "fold": 0, "seed": 4, "class": "kidney", "dsc": 0.5, "precision": 0.25, "recall": 1.0}])
+    write_metrics_csv(
+        tmp_path / "metrics.csv",
+        [{"case": "a", "fold": 0, "seed": 4, "class": "kidney", "dsc": 0.5, "precision": 0.25, "recall": 1.0}],
+    )
     assert (tmp_path / "metrics.csv").read_text().splitlines()[0] == "case,fold,seed,class,dsc,precision,recall"
     assert read_metrics_csv(tmp_path / "metrics.csv")[0]["seed"] == 4
 
 
 # --- refusals ----------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("argv, message", [
-    (["--seeds", "0,x"], "--seeds '0,x': expected whole numbers >= 0"),
-    (["--seeds", "1,1"], "configs/demo_dice.yaml: experiment.seeds: seed 1 given twice"),
-    (["--seeds=-1,2"], "--seeds '-1,2': expected whole numbers >= 0"),
-    (["--seeds", "0,1", "--seed", "5"], "--seed 5: not one of the run's seeds (experiment.seeds: 0, 1)"),
-    (["--seed", "1"], "--seed 1: not one of the run's seeds (experiment.seeds: 0)"),
-])
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--seeds", "0,x"], "--seeds '0,x': expected whole numbers >= 0"),
+        (["--seeds", "1,1"], "configs/demo_dice.yaml: experiment.seeds: seed 1 given twice"),
+        (["--seeds=-1,2"], "--seeds '-1,2': expected whole numbers >= 0"),
+        (["--seeds", "0,1", "--seed", "5"], "--seed 5: not one of the run's seeds (experiment.seeds: 0, 1)"),
+        (["--seed", "1"], "--seed 1: not one of the run's seeds (experiment.seeds: 0)"),
+    ],
+)
 def test_bad_seeds_are_refused_in_one_line_before_anything_is_written(tmp_path, capsys, argv, message):
     with pytest.raises(SystemExit) as exit_info:
-        run_main(["configs/demo_dice.yaml", "--set", f"experiment.output_root={tmp_path / 'runs'}",
-                  "--set", f"data.root={tmp_path}", *argv])
+        run_main(
+            [
+                "configs/demo_dice.yaml",
+                "--set",
+                f"experiment.output_root={tmp_path / 'runs'}",
+                "--set",
+                f"data.root={tmp_path}",
+                *argv,
+            ]
+        )
     assert exit_info.value.code == 2
     error = capsys.readouterr().err.strip()
     assert message in error and "\n" not in error
@@ -112,6 +134,7 @@ def test_one_seed_config_yaml_has_no_seeds_key(tmp_path):
 
 
 # --- statistics ---------------------------------------------------------------------------------
+
 
 def reference_bootstrap(row, column, samples, seed):
     """The two-level bootstrap written out replicate by replicate, with the documented draws."""
@@ -154,19 +177,26 @@ def seeded_run(root, name, loss, scores):
     """A finished run of several seeds: ``scores[seed][case]`` is (kidney dsc) for folds case % 2."""
     run_dir = root / name
     run_dir.mkdir(parents=True)
-    (run_dir / "config.yaml").write_text(yaml.safe_dump({"experiment": {"name": name}, "loss": {"name": loss},
-                                                         "data": {"dataset": "kits19", "root": "none"}}))
+    (run_dir / "config.yaml").write_text(
+        yaml.safe_dump(
+            {"experiment": {"name": name}, "loss": {"name": loss}, "data": {"dataset": "kits19", "root": "none"}}
+        )
+    )
     lines = ["case,fold,seed,class,dsc,precision,recall"]
-    lines += [f"case_{case},{case % 2},{seed},kidney,{value},0.5,0.5"
-              for seed, values in scores.items() for case, value in enumerate(values)]
+    lines += [
+        f"case_{case},{case % 2},{seed},kidney,{value},0.5,0.5"
+        for seed, values in scores.items()
+        for case, value in enumerate(values)
+    ]
     (run_dir / "metrics.csv").write_text("\n".join(lines) + "\n")
     return run_dir
 
 
 def test_cases_are_averaged_over_seeds_and_each_mean_has_its_seed_sd(tmp_path):
     dice = seeded_run(tmp_path, "a", "dice", {0: [0.2, 0.4, 0.6, 0.8], 1: [0.4, 0.6, 0.8, 1.0]})
-    combo = seeded_run(tmp_path, "b", "combo", {0: [0.3, 0.3, 0.3, 0.3], 1: [0.5, 0.5, 0.5, 0.5],
-                                                 2: [0.1, 0.1, 0.1, 0.1]})
+    combo = seeded_run(
+        tmp_path, "b", "combo", {0: [0.3, 0.3, 0.3, 0.3], 1: [0.5, 0.5, 0.5, 0.5], 2: [0.1, 0.1, 0.1, 0.1]}
+    )
     runs = load_runs([dice, combo])
     assert runs[0].per_case("kidney").tolist() == pytest.approx([0.3, 0.5, 0.7, 0.9])
     summary = tables.performance_summary(runs, PROJECT, metrics=["dsc"]).set_index("loss")
@@ -180,8 +210,9 @@ def test_cases_are_averaged_over_seeds_and_each_mean_has_its_seed_sd(tmp_path):
 
     half_width = stats.t.ppf(0.975, 3) * np.std([0.3, 0.5, 0.7, 0.9], ddof=1) / 2  # over the case means
     assert f"**0.600 ± {half_width:.3f} (seed SD 0.141)**" in markdown
-    folds = tables.performance_summary(runs, PROJECT.__class__(**{**PROJECT.__dict__, "interval": "folds"}),
-                                       metrics=["dsc"]).set_index("loss")
+    folds = tables.performance_summary(
+        runs, PROJECT.__class__(**{**PROJECT.__dict__, "interval": "folds"}), metrics=["dsc"]
+    ).set_index("loss")
     assert folds.loc["Dice", "seed_sd"] == pytest.approx(np.sqrt(0.02))  # fold means per seed: same means here
 
 
@@ -191,10 +222,12 @@ def test_compare_losses_writes_the_seed_sd_the_differences_and_their_figure(tmp_
     assert compare_main([str(dice), str(combo), "--out", str(tmp_path / "out"), "--bootstrap", "500", "-q"]) == 0
     differences = pd.read_csv(tmp_path / "out" / "differences_kidney.csv")
     assert differences[["row", "column"]].values.tolist() == [["Combo", "Dice"]]
-    expected = two_level_bootstrap(np.array([[0.3, 0.5]] * 4), np.array([[0.2, 0.4], [0.4, 0.6], [0.6, 0.8],
-                                                                         [0.8, 1.0]]), samples=500)
+    expected = two_level_bootstrap(
+        np.array([[0.3, 0.5]] * 4), np.array([[0.2, 0.4], [0.4, 0.6], [0.6, 0.8], [0.8, 1.0]]), samples=500
+    )
     assert differences.loc[0, ["difference", "ci_low", "ci_high"]].tolist() == pytest.approx(
-        [expected.difference, expected.low, expected.high])
+        [expected.difference, expected.low, expected.high]
+    )
     assert differences.loc[0, "row_seed_sd"] == pytest.approx(np.sqrt(0.02))
     out = capsys.readouterr().out
     assert "(seed SD 0.141)" in out and "95 % interval, cases and seeds" in out
@@ -206,17 +239,24 @@ def test_compare_losses_writes_the_seed_sd_the_differences_and_their_figure(tmp_
 def test_rank_bootstrap_draws_seeds_and_equals_the_cases_only_one_for_identical_seeds():
     scores = np.random.default_rng(2).uniform(size=(6, 3))
     plain = Task("t", ("a", "b", "c"), scores)
-    same_seeds = Task("t", ("a", "b", "c"), scores, seed_scores=tuple(np.repeat(scores[:, [j]], 2, axis=1)
-                                                                       for j in range(3)))
-    np.testing.assert_array_equal(bootstrap_task(plain, 200, np.random.default_rng(0)).ranks,
-                                  bootstrap_task(same_seeds, 200, np.random.default_rng(0)).ranks)
-    noisy = Task("t", ("a", "b", "c"), scores, seed_scores=tuple(scores[:, [j]] + np.array([-0.5, 0.5])
-                                                                  for j in range(3)))
-    assert not np.array_equal(bootstrap_task(plain, 200, np.random.default_rng(0)).ranks,
-                              bootstrap_task(noisy, 200, np.random.default_rng(0)).ranks)
+    same_seeds = Task(
+        "t", ("a", "b", "c"), scores, seed_scores=tuple(np.repeat(scores[:, [j]], 2, axis=1) for j in range(3))
+    )
+    np.testing.assert_array_equal(
+        bootstrap_task(plain, 200, np.random.default_rng(0)).ranks,
+        bootstrap_task(same_seeds, 200, np.random.default_rng(0)).ranks,
+    )
+    noisy = Task(
+        "t", ("a", "b", "c"), scores, seed_scores=tuple(scores[:, [j]] + np.array([-0.5, 0.5]) for j in range(3))
+    )
+    assert not np.array_equal(
+        bootstrap_task(plain, 200, np.random.default_rng(0)).ranks,
+        bootstrap_task(noisy, 200, np.random.default_rng(0)).ranks,
+    )
 
 
 # --- end to end ---------------------------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def phantoms(tmp_path_factory):
@@ -228,13 +268,38 @@ def phantoms(tmp_path_factory):
 
 
 def tiny(tmp_path, phantoms, name):
-    return ["configs/demo_dice.yaml", "-q", "--set", f"experiment.name={name}",
-            "--set", f"experiment.output_root={tmp_path / 'runs'}", "--set", f"data.root={phantoms}",
-            "--set", f"preprocessing.cache_dir={tmp_path / 'cache'}", "--set", "cross_validation.splits_file=null",
-            "--set", "cross_validation.folds=2", "--set", "preprocessing.target_spacing=[6.0, 6.0, 6.0]",
-            "--set", "sampling.patch_shape=[8, 32, 32]", "--set", "sampling.batches_per_epoch=2",
-            "--set", "sampling.val_batches=1", "--set", "model.n_filters=2", "--set", "model.depth=2",
-            "--set", "training.epochs=1", "--set", "inference.overlap=[4, 16, 16]"]
+    return [
+        "configs/demo_dice.yaml",
+        "-q",
+        "--set",
+        f"experiment.name={name}",
+        "--set",
+        f"experiment.output_root={tmp_path / 'runs'}",
+        "--set",
+        f"data.root={phantoms}",
+        "--set",
+        f"preprocessing.cache_dir={tmp_path / 'cache'}",
+        "--set",
+        "cross_validation.splits_file=null",
+        "--set",
+        "cross_validation.folds=2",
+        "--set",
+        "preprocessing.target_spacing=[6.0, 6.0, 6.0]",
+        "--set",
+        "sampling.patch_shape=[8, 32, 32]",
+        "--set",
+        "sampling.batches_per_epoch=2",
+        "--set",
+        "sampling.val_batches=1",
+        "--set",
+        "model.n_filters=2",
+        "--set",
+        "model.depth=2",
+        "--set",
+        "training.epochs=1",
+        "--set",
+        "inference.overlap=[4, 16, 16]",
+    ]
 
 
 @pytest.mark.slow
@@ -257,8 +322,9 @@ def test_one_seed_runs_are_unchanged_and_two_seeds_give_a_seed_column_and_seed_n
     assert (by_seed[0] != by_seed[1]).any()  # another seed trains another network
     assert json.loads((runs / "two" / "seed_1" / "fold_0" / "done.json").read_text())["seed"] == 1
     # Seed 0 of the two-seed run trains as the one-seed run with experiment.seed 0.
-    assert (metrics[metrics["seed"] == 0].drop(columns="seed").to_csv(index=False)
-            == pd.read_csv(runs / "plain" / "metrics.csv").to_csv(index=False))
+    assert metrics[metrics["seed"] == 0].drop(columns="seed").to_csv(index=False) == pd.read_csv(
+        runs / "plain" / "metrics.csv"
+    ).to_csv(index=False)
     summary = json.loads((runs / "two" / "summary.json").read_text())
     assert summary["kidney"]["seeds"] == 2 and "dsc_seed_sd" in summary["kidney"]
     from pipeline.inference.predict import main as predict_main
@@ -269,8 +335,12 @@ def test_one_seed_runs_are_unchanged_and_two_seeds_give_a_seed_column_and_seed_n
 
     assert run_main([*tiny(tmp_path, phantoms, "two_tversky"), "--seeds", "0,1", "--set", "loss.name=tversky"]) == 0
     capsys.readouterr()
-    assert compare_main([str(runs / "two"), str(runs / "two_tversky"), "--out", str(tmp_path / "cmp"),
-                         "--bootstrap", "200", "-q"]) == 0
+    assert (
+        compare_main(
+            [str(runs / "two"), str(runs / "two_tversky"), "--out", str(tmp_path / "cmp"), "--bootstrap", "200", "-q"]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "seed SD" in out and "95 % interval, cases and seeds" in out
     assert (tmp_path / "cmp" / "seed_noise.png").is_file()
@@ -279,10 +349,13 @@ def test_one_seed_runs_are_unchanged_and_two_seeds_give_a_seed_column_and_seed_n
     assert (differences["difference"] <= differences["ci_high"]).all()
 
 
-@pytest.mark.parametrize("seeds, task, expected", [
-    (None, 1, "CONFIG --fold 1 --set training.epochs=1"),
-    ([0, 1], 3, "CONFIG --fold 1 --seed 1 --set training.epochs=1"),
-])
+@pytest.mark.parametrize(
+    "seeds, task, expected",
+    [
+        (None, 1, "CONFIG --fold 1 --set training.epochs=1"),
+        ([0, 1], 3, "CONFIG --fold 1 --seed 1 --set training.epochs=1"),
+    ],
+)
 def test_the_array_task_runs_its_seed_and_fold(tmp_path, seeds, task, expected):
     import subprocess
 
@@ -294,9 +367,14 @@ def test_the_array_task_runs_its_seed_and_fold(tmp_path, seeds, task, expected):
     (tmp_path / "bin").mkdir()
     (tmp_path / "bin" / "run-experiment").write_text('#!/bin/bash\necho "$@" > "$ARGS_FILE"\n')
     (tmp_path / "bin" / "run-experiment").chmod(0o755)
-    environment = {"PATH": f"{tmp_path / 'bin'}:/usr/bin:/bin", "UNIFOCAL_GRID": str(tmp_path / "grid.tsv"),
-                   "UNIFOCAL_CLUSTER_ENV": str(tmp_path / "cluster.env"), "SLURM_ARRAY_TASK_ID": str(task),
-                   "UNIFOCAL_OVERRIDES": "training.epochs=1", "ARGS_FILE": str(tmp_path / "args.txt")}
+    environment = {
+        "PATH": f"{tmp_path / 'bin'}:/usr/bin:/bin",
+        "UNIFOCAL_GRID": str(tmp_path / "grid.tsv"),
+        "UNIFOCAL_CLUSTER_ENV": str(tmp_path / "cluster.env"),
+        "SLURM_ARRAY_TASK_ID": str(task),
+        "UNIFOCAL_OVERRIDES": "training.epochs=1",
+        "ARGS_FILE": str(tmp_path / "args.txt"),
+    }
     subprocess.run(["bash", "scripts/slurm/train_array.sbatch"], env=environment, check=True, capture_output=True)
     assert (tmp_path / "args.txt").read_text().strip() == expected.replace("CONFIG", str(tmp_path / "CONFIG"))
 
@@ -305,8 +383,9 @@ def test_submit_grid_seeds_make_one_task_per_seed_and_fold(tmp_path, capsys, mon
     from pipeline.batch import submit
 
     monkeypatch.setattr(submit, "preflight_grid", lambda *arguments: None)  # no BraTS20 data here
-    assert submit.main(["configs/brats20_combo.yaml", "--seeds", "0,1", "--out", str(tmp_path / "grid"),
-                        "--dry-run"]) == 0
+    assert (
+        submit.main(["configs/brats20_combo.yaml", "--seeds", "0,1", "--out", str(tmp_path / "grid"), "--dry-run"]) == 0
+    )
     printed = capsys.readouterr().out
     folds = load_config("configs/brats20_combo.yaml").cross_validation.folds
     tasks = read_grid(tmp_path / "grid" / "grid.tsv")
@@ -322,11 +401,18 @@ def test_sweep_and_reproduce_paper_pass_the_seeds_to_every_run(tmp_path, capsys)
     from pipeline.paper import reproduce
     from pipeline.sweep import expand_sweep
 
-    sweep = expand_sweep("configs/demo_dice.yaml", ["training.learning_rate=0.01,0.001"],
-                         [f"experiment.output_root={tmp_path}", seeds_override("0,1")])
+    sweep = expand_sweep(
+        "configs/demo_dice.yaml",
+        ["training.learning_rate=0.01,0.001"],
+        [f"experiment.output_root={tmp_path}", seeds_override("0,1")],
+    )
     assert [member.config.experiment.seeds for member in sweep.members] == [[0, 1], [0, 1]]
-    assert reproduce.main(["mixed_focal_brats20", "--set", "experiment.seeds=[0, 1]", "--results", str(tmp_path),
-                           "--print"]) == 0
+    assert (
+        reproduce.main(
+            ["mixed_focal_brats20", "--set", "experiment.seeds=[0, 1]", "--results", str(tmp_path), "--print"]
+        )
+        == 0
+    )
     runs = [line for line in capsys.readouterr().out.splitlines() if line.startswith("run-experiment")]
     assert runs and all("--set 'experiment.seeds=[0, 1]'" in line for line in runs)
     reproduce._write_resolved("configs/brats20_combo.yaml", tmp_path / "c.yaml", ["experiment.seeds=[0, 1]"])
@@ -353,10 +439,13 @@ def test_one_seed_comparison_is_byte_identical_to_the_code_before_seeds(tmp_path
     from test_compare_outputs import FIXTURE_SCORES, write_run
 
     expected = ROOT / "tests" / "data" / "one_seed_compare" / mode
-    run_dirs = [str(write_run(tmp_path / "runs", f"kits19_{loss}", loss, scores))
-                for loss, scores in FIXTURE_SCORES.items()]
+    run_dirs = [
+        str(write_run(tmp_path / "runs", f"kits19_{loss}", loss, scores)) for loss, scores in FIXTURE_SCORES.items()
+    ]
     capsys.readouterr()
-    assert compare_main([*run_dirs, "--out", str(tmp_path / "out"), "-q", *(["--paper"] if mode == "paper" else [])]) == 0
+    assert (
+        compare_main([*run_dirs, "--out", str(tmp_path / "out"), "-q", *(["--paper"] if mode == "paper" else [])]) == 0
+    )
     assert capsys.readouterr().out == (expected / "stdout.txt").read_text()
     written = sorted(path.name for path in (tmp_path / "out").iterdir())
     golden = sorted(path.name for path in expected.iterdir() if path.name != "stdout.txt")
@@ -391,10 +480,15 @@ def test_a_one_seed_run_compares_and_ranks_beside_runs_of_several_seeds(tmp_path
     dice = seeded_run(tmp_path, "a", "dice", {0: [0.2, 0.4, 0.6, 0.8], 1: [0.4, 0.6, 0.8, 1.0]})
     focal = tmp_path / "b"
     focal.mkdir()
-    (focal / "config.yaml").write_text(yaml.safe_dump({"experiment": {"name": "b"}, "loss": {"name": "focal"},
-                                                       "data": {"dataset": "kits19", "root": "none"}}))
-    (focal / "metrics.csv").write_text("case,fold,class,dsc,precision,recall\n" + "".join(
-        f"case_{case},{case % 2},kidney,{0.5 + 0.01 * case},0.5,0.5\n" for case in range(4)))
+    (focal / "config.yaml").write_text(
+        yaml.safe_dump(
+            {"experiment": {"name": "b"}, "loss": {"name": "focal"}, "data": {"dataset": "kits19", "root": "none"}}
+        )
+    )
+    (focal / "metrics.csv").write_text(
+        "case,fold,class,dsc,precision,recall\n"
+        + "".join(f"case_{case},{case % 2},kidney,{0.5 + 0.01 * case},0.5,0.5\n" for case in range(4))
+    )
     assert compare_main([str(dice), str(focal), "--out", str(tmp_path / "out"), "-q", "--bootstrap", "300"]) == 0
     assert "(seed SD n/a)" in (tmp_path / "out" / "performance.md").read_text()
     differences = pd.read_csv(tmp_path / "out" / "differences_kidney.csv")

@@ -70,8 +70,11 @@ def test_plan_grid_has_one_task_per_config_and_fold(tmp_path):
     tasks = plan_grid([first, second], working_dir=tmp_path)
 
     assert [(task.task, task.config.name, task.fold) for task in tasks] == [
-        (0, "first.yaml", 0), (1, "first.yaml", 1), (2, "first.yaml", 2),
-        (3, "second.yaml", 0), (4, "second.yaml", 1),
+        (0, "first.yaml", 0),
+        (1, "first.yaml", 1),
+        (2, "first.yaml", 2),
+        (3, "second.yaml", 0),
+        (4, "second.yaml", 1),
     ]
     assert {task.run_dir for task in tasks} == {tmp_path / "runs" / "first", tmp_path / "runs" / "second"}
     write_grid(tmp_path / "grid.tsv", tasks)
@@ -93,21 +96,37 @@ def test_configs_writing_to_the_same_or_a_nested_run_dir_are_refused(tmp_path, o
 
 def test_cluster_settings_come_from_cluster_env_and_flags_override_them(tmp_path):
     env_file = write_cluster_env(
-        tmp_path / "cluster.env", PARTITION="gpu", ACCOUNT="proj1", GPUS_PER_TASK="1", CPUS_PER_TASK="8",
-        MEMORY="64G", TIME_LIMIT="24:00:00", COMPARE_TIME_LIMIT="00:30:00",
+        tmp_path / "cluster.env",
+        PARTITION="gpu",
+        ACCOUNT="proj1",
+        GPUS_PER_TASK="1",
+        CPUS_PER_TASK="8",
+        MEMORY="64G",
+        TIME_LIMIT="24:00:00",
+        COMPARE_TIME_LIMIT="00:30:00",
         EXTRA_SBATCH_FLAGS="--qos=high --constraint='a100 80gb'",
     )
     settings = read_cluster_settings(env_file)
-    assert settings == ClusterSettings("gpu", "proj1", 1, 8, "64G", "24:00:00", "00:30:00",
-                                       ("--qos=high", "--constraint=a100 80gb"))
+    assert settings == ClusterSettings(
+        "gpu", "proj1", 1, 8, "64G", "24:00:00", "00:30:00", ("--qos=high", "--constraint=a100 80gb")
+    )
     overridden = settings.updated(partition="a100", gpus_per_task=0, memory=None)
     assert overridden.training_options() == [
-        "--partition=a100", "--account=proj1", "--mem=64G", "--cpus-per-task=8", "--time=24:00:00",
-        "--qos=high", "--constraint=a100 80gb",
+        "--partition=a100",
+        "--account=proj1",
+        "--mem=64G",
+        "--cpus-per-task=8",
+        "--time=24:00:00",
+        "--qos=high",
+        "--constraint=a100 80gb",
     ]
     assert overridden.compare_options() == [
-        "--partition=a100", "--account=proj1", "--mem=64G", "--time=00:30:00",
-        "--qos=high", "--constraint=a100 80gb",
+        "--partition=a100",
+        "--account=proj1",
+        "--mem=64G",
+        "--time=00:30:00",
+        "--qos=high",
+        "--constraint=a100 80gb",
     ]
     assert read_cluster_settings(write_cluster_env(tmp_path / "empty.env")) == ClusterSettings()
 
@@ -117,10 +136,13 @@ def test_project_cluster_env_is_readable():
     assert settings.gpus_per_task >= 1 and settings.time_limit
 
 
-@pytest.mark.parametrize("content, problem", [
-    ('GPUS_PER_TASK="two"\n', "GPUS_PER_TASK: expected a whole number, got 'two'"),
-    ("if then\n", "bash cannot source it"),
-])
+@pytest.mark.parametrize(
+    "content, problem",
+    [
+        ('GPUS_PER_TASK="two"\n', "GPUS_PER_TASK: expected a whole number, got 'two'"),
+        ("if then\n", "bash cannot source it"),
+    ],
+)
 def test_bad_cluster_env_is_one_config_error_naming_the_file(tmp_path, content, problem):
     env_file = tmp_path / "cluster.env"
     env_file.write_text(content)
@@ -135,18 +157,47 @@ def test_dry_run_writes_the_plan_and_prints_the_sbatch_commands(tmp_path, monkey
     monkeypatch.chdir(tmp_path)
     write_data(tmp_path, cases=3)
     configs = [write_config(tmp_path, "first", folds=3), write_config(tmp_path, "second", folds=2)]
-    env_file = write_cluster_env(tmp_path / "cluster.env", PARTITION="cpu", ACCOUNT="proj1",
-                                 GPUS_PER_TASK="1", MEMORY="64G", TIME_LIMIT="24:00:00")
+    env_file = write_cluster_env(
+        tmp_path / "cluster.env",
+        PARTITION="cpu",
+        ACCOUNT="proj1",
+        GPUS_PER_TASK="1",
+        MEMORY="64G",
+        TIME_LIMIT="24:00:00",
+    )
 
-    submit.main([*map(str, configs), "--cluster-env", str(env_file), "--partition", "gpu", "--gpus", "2",
-                 "--time", "2-00:00:00", "--mem", "32G", "--out", "grid", "--dry-run"])
+    submit.main(
+        [
+            *map(str, configs),
+            "--cluster-env",
+            str(env_file),
+            "--partition",
+            "gpu",
+            "--gpus",
+            "2",
+            "--time",
+            "2-00:00:00",
+            "--mem",
+            "32G",
+            "--out",
+            "grid",
+            "--dry-run",
+        ]
+    )
 
     printed = capsys.readouterr().out
     train = next(line for line in printed.splitlines() if line.startswith("train=$(sbatch "))
     compare = next(line for line in printed.splitlines() if "compare.sbatch" in line)
     status = next(line for line in printed.splitlines() if "status.sbatch" in line)
-    for option in ("--array=0-4", "--partition=gpu", "--account=proj1", "--gres=gpu:2",
-                   "--time=2-00:00:00", "--mem=32G", str(tmp_path / "grid" / "train_array.sbatch")):
+    for option in (
+        "--array=0-4",
+        "--partition=gpu",
+        "--account=proj1",
+        "--gres=gpu:2",
+        "--time=2-00:00:00",
+        "--mem=32G",
+        str(tmp_path / "grid" / "train_array.sbatch"),
+    ):
         assert option in train
     for option in ("--dependency=afterok:$train", "--partition=gpu", "--mem=32G"):
         assert option in compare
@@ -186,8 +237,10 @@ def test_submit_grid_checks_the_data_before_anything_is_written(tmp_path, monkey
 
 
 def test_collect_names_every_unfinished_config_and_fold(tmp_path, capsys):
-    tasks = [GridTask(task, tmp_path / f"{name}.yaml", fold, tmp_path / "runs" / name)
-             for task, (name, fold) in enumerate([("dice", 0), ("dice", 1), ("focal", 0), ("focal", 1)])]
+    tasks = [
+        GridTask(task, tmp_path / f"{name}.yaml", fold, tmp_path / "runs" / name)
+        for task, (name, fold) in enumerate([("dice", 0), ("dice", 1), ("focal", 0), ("focal", 1)])
+    ]
     grid_file = tmp_path / "grid.tsv"
     write_grid(grid_file, tasks)
     for task in tasks[:3]:
@@ -240,11 +293,14 @@ def test_array_job_and_afterok_dependency(slurm_cluster, tmp_path):
     def submit_job(*options: str) -> str:
         return slurm_cluster.run("sbatch", "--parsable", f"--chdir={outputs}", *options).stdout.strip()
 
-    array = submit_job("--array=0-2", "--output=array_%a.log", "--wrap=echo task $SLURM_ARRAY_TASK_ID > task_$SLURM_ARRAY_TASK_ID.txt")
+    array = submit_job(
+        "--array=0-2", "--output=array_%a.log", "--wrap=echo task $SLURM_ARRAY_TASK_ID > task_$SLURM_ARRAY_TASK_ID.txt"
+    )
     after = submit_job(f"--dependency=afterok:{array}", "--output=after.log", "--wrap=cat task_*.txt > collected.txt")
     failing = submit_job("--array=0-1", "--output=failing_%a.log", "--wrap=exit $SLURM_ARRAY_TASK_ID")
-    never = submit_job(f"--dependency=afterok:{failing}", "--kill-on-invalid-dep=yes", "--output=never.log",
-                       "--wrap=touch never.txt")
+    never = submit_job(
+        f"--dependency=afterok:{failing}", "--kill-on-invalid-dep=yes", "--output=never.log", "--wrap=touch never.txt"
+    )
     records = slurm_cluster.wait_for([array, after, failing, never], timeout=120)
 
     assert [records[f"{array}_{task}"]["JobState"] for task in range(3)] == ["COMPLETED"] * 3
@@ -288,8 +344,7 @@ printf '%s\\n' "${@:1:$#-2}" > "${@: -1}/performance.md"
 
 def _install_stand_ins(folder: Path, python: str) -> None:
     folder.mkdir()
-    for name, text in (("run-experiment", STAND_IN_RUNNER.format(python=python)),
-                       ("compare-losses", STAND_IN_COMPARE)):
+    for name, text in (("run-experiment", STAND_IN_RUNNER.format(python=python)), ("compare-losses", STAND_IN_COMPARE)):
         (folder / name).write_text(text)
         (folder / name).chmod(stat.S_IRWXU)
 
@@ -299,16 +354,20 @@ def _stand_in_cluster_env(tmp_path: Path, **variables: str) -> Path:
     if not (tmp_path / "bin").exists():
         _install_stand_ins(tmp_path / "bin", sys.executable)
     setup = f'source "{PROJECT_ROOT / ".venv/bin/activate"}"; export PATH="{tmp_path / "bin"}:$PATH"'
-    return write_cluster_env(tmp_path / "cluster.env", setup=setup,
-                             **{"CPUS_PER_TASK": "1", "GPUS_PER_TASK": "1", "MEMORY": "64G", **variables})
+    return write_cluster_env(
+        tmp_path / "cluster.env",
+        setup=setup,
+        **{"CPUS_PER_TASK": "1", "GPUS_PER_TASK": "1", "MEMORY": "64G", **variables},
+    )
 
 
 def _submit_grid(arguments: list[str], capsys) -> dict[str, str]:
     """Run submit-grid in this process; return its printed job ids by job kind."""
     submit.main(arguments)
     printed = capsys.readouterr().out
-    return dict(line.split(": ", 1) for line in printed.splitlines()
-                if line.startswith(("train: ", "compare: ", "status: ")))
+    return dict(
+        line.split(": ", 1) for line in printed.splitlines() if line.startswith(("train: ", "compare: ", "status: "))
+    )
 
 
 @needs_slurm
@@ -322,8 +381,22 @@ def test_submit_grid_trains_every_fold_survives_a_requeue_then_compares(slurm_cl
 
     write_data(tmp_path)
 
-    jobs = _submit_grid([*map(str, configs), "--cluster-env", str(env_file), "--gpus", "0", "--mem", "100M",
-                         "--time", "10", "--out", "grid"], capsys)
+    jobs = _submit_grid(
+        [
+            *map(str, configs),
+            "--cluster-env",
+            str(env_file),
+            "--gpus",
+            "0",
+            "--mem",
+            "100M",
+            "--time",
+            "10",
+            "--out",
+            "grid",
+        ],
+        capsys,
+    )
 
     held = tmp_path / "runs" / "focal" / "fold_1" / "attempts.txt"
     wait_until(held.exists, 60, "the held task did not start")
@@ -364,15 +437,34 @@ def test_submit_grid_end_to_end_on_phantoms(slurm_cluster, tmp_path, monkeypatch
     }
     configs = []
     for loss in ("dice", "asymmetric_unified_focal"):
-        config = {"base": str(PROJECT_ROOT / "configs" / "base" / "demo.yaml"), **tiny,
-                  "experiment": {**tiny["experiment"], "name": f"tiny_{loss}"}, "loss": {"name": loss}}
+        config = {
+            "base": str(PROJECT_ROOT / "configs" / "base" / "demo.yaml"),
+            **tiny,
+            "experiment": {**tiny["experiment"], "name": f"tiny_{loss}"},
+            "loss": {"name": loss},
+        }
         configs.append(tmp_path / f"tiny_{loss}.yaml")
         configs[-1].write_text(yaml.safe_dump(config))
-    env_file = write_cluster_env(tmp_path / "cluster.env", setup=f'source "{PROJECT_ROOT / ".venv/bin/activate"}"',
-                                 CPUS_PER_TASK="1")
+    env_file = write_cluster_env(
+        tmp_path / "cluster.env", setup=f'source "{PROJECT_ROOT / ".venv/bin/activate"}"', CPUS_PER_TASK="1"
+    )
 
-    jobs = _submit_grid([*map(str, configs), "--cluster-env", str(env_file), "--gpus", "0", "--mem", "1G",
-                         "--time", "20", "--out", "grid"], capsys)
+    jobs = _submit_grid(
+        [
+            *map(str, configs),
+            "--cluster-env",
+            str(env_file),
+            "--gpus",
+            "0",
+            "--mem",
+            "1G",
+            "--time",
+            "20",
+            "--out",
+            "grid",
+        ],
+        capsys,
+    )
     records = slurm_cluster.wait_for([jobs["train"], jobs["compare"]], timeout=900)
 
     logs = "\n".join(path.read_text() for path in sorted((tmp_path / "grid" / "logs").iterdir()))
@@ -402,8 +494,22 @@ def test_comparison_job_refuses_a_grid_with_an_unfinished_fold(slurm_cluster, tm
     monkeypatch.setenv("UNFINISHED_FOLD", "dice/1")
     write_data(tmp_path)
 
-    jobs = _submit_grid([*map(str, configs), "--cluster-env", str(env_file), "--gpus", "0", "--mem", "100M",
-                         "--time", "10", "--out", "grid"], capsys)
+    jobs = _submit_grid(
+        [
+            *map(str, configs),
+            "--cluster-env",
+            str(env_file),
+            "--gpus",
+            "0",
+            "--mem",
+            "100M",
+            "--time",
+            "10",
+            "--out",
+            "grid",
+        ],
+        capsys,
+    )
     records = slurm_cluster.wait_for([jobs["train"], jobs["compare"], jobs["status"]], timeout=240)
 
     assert {records[f"{jobs['train']}_{task}"]["JobState"] for task in range(4)} == {"COMPLETED"}
@@ -432,21 +538,42 @@ def test_compare_args_reach_the_comparison_job(slurm_cluster, tmp_path, monkeypa
     monkeypatch.setenv("COMPARE_ARGS_FILE", str(tmp_path / "compare_args.txt"))
     configs = [write_config(tmp_path, "dice"), write_config(tmp_path, "focal")]
     write_data(tmp_path)
-    jobs = _submit_grid([*map(str, configs), "--cluster-env", str(env_file), "--gpus", "0", "--mem", "100M",
-                         "--time", "10", "--out", "grid", "--compare-args=--paper --published mixed_focal_brats20"],
-                        capsys)
+    jobs = _submit_grid(
+        [
+            *map(str, configs),
+            "--cluster-env",
+            str(env_file),
+            "--gpus",
+            "0",
+            "--mem",
+            "100M",
+            "--time",
+            "10",
+            "--out",
+            "grid",
+            "--compare-args=--paper --published mixed_focal_brats20",
+        ],
+        capsys,
+    )
     records = slurm_cluster.wait_for([jobs["train"], jobs["compare"]], timeout=240)
     assert records[jobs["compare"]]["JobState"] == "COMPLETED"
     assert (tmp_path / "compare_args.txt").read_text().split() == [
-        str(tmp_path / "runs" / "dice"), str(tmp_path / "runs" / "focal"), "--out",
-        str(tmp_path / "grid" / "comparison"), "--paper", "--published", "mixed_focal_brats20"]
+        str(tmp_path / "runs" / "dice"),
+        str(tmp_path / "runs" / "focal"),
+        "--out",
+        str(tmp_path / "grid" / "comparison"),
+        "--paper",
+        "--published",
+        "mixed_focal_brats20",
+    ]
 
 
 @needs_slurm
 @pytest.mark.slurm
 @pytest.mark.parametrize("refused", ["train", "compare"])
-def test_a_refused_submission_leaves_nothing_queued_and_nothing_in_out(slurm_cluster, tmp_path, monkeypatch,
-                                                                       capsys, refused):
+def test_a_refused_submission_leaves_nothing_queued_and_nothing_in_out(
+    slurm_cluster, tmp_path, monkeypatch, capsys, refused
+):
     """A GPU request on the GPU-less test partition, or a bad comparison time limit after the array was
     accepted: nothing stays queued, --out is as it was, and the fixed command succeeds into the same --out."""
     monkeypatch.chdir(tmp_path)
@@ -482,15 +609,30 @@ def test_the_dry_run_plan_runs_by_hand(slurm_cluster, tmp_path, monkeypatch, cap
     env_file = _stand_in_cluster_env(tmp_path)
     configs = [write_config(tmp_path, "dice"), write_config(tmp_path, "focal")]
     write_data(tmp_path)
-    submit.main([*map(str, configs), "--cluster-env", str(env_file), "--gpus", "0", "--mem", "100M",
-                 "--time", "10", "--out", "grid", "--dry-run"])
+    submit.main(
+        [
+            *map(str, configs),
+            "--cluster-env",
+            str(env_file),
+            "--gpus",
+            "0",
+            "--mem",
+            "100M",
+            "--time",
+            "10",
+            "--out",
+            "grid",
+            "--dry-run",
+        ]
+    )
     printed = capsys.readouterr().out.splitlines()
-    commands = printed[printed.index(next(line for line in printed if line.startswith("plan written"))) + 1:]
+    commands = printed[printed.index(next(line for line in printed if line.startswith("plan written"))) + 1 :]
     assert len(commands) == 3
 
     script = "\n".join([commands[0], "echo $train", *commands[1:]])
-    shell = subprocess.run(["bash", "-c", script], capture_output=True, text=True, check=False,
-                           env=slurm_cluster.environment)
+    shell = subprocess.run(
+        ["bash", "-c", script], capture_output=True, text=True, check=False, env=slurm_cluster.environment
+    )
     assert shell.returncode == 0, shell.stderr
     job_ids = shell.stdout.split()
     assert len(job_ids) == 3
@@ -502,12 +644,12 @@ def test_the_dry_run_plan_runs_by_hand(slurm_cluster, tmp_path, monkeypatch, cap
     assert "Slurm states from scontrol" in (tmp_path / "grid" / "logs" / f"status_{job_ids[2]}.log").read_text()
 
 
-
 @needs_slurm
 @pytest.mark.slurm
 @pytest.mark.slow
-def test_a_task_preempted_mid_epoch_is_requeued_and_scores_as_an_uninterrupted_run(slurm_cluster, tmp_path,
-                                                                                  monkeypatch, capsys):
+def test_a_task_preempted_mid_epoch_is_requeued_and_scores_as_an_uninterrupted_run(
+    slurm_cluster, tmp_path, monkeypatch, capsys
+):
     """The warning signal (scancel --signal=USR1 --batch, as --signal=B:USR1@180 sends it) reaches run-experiment
     through the batch shell; the task exits 75, requeues itself, resumes, and scores exactly as a run never stopped."""
     from pipeline.data.phantoms import write_kits19
@@ -518,19 +660,42 @@ def test_a_task_preempted_mid_epoch_is_requeued_and_scores_as_an_uninterrupted_r
     configs = {}
     for name in ("preempted", "reference"):
         configs[name] = tmp_path / f"{name}.yaml"
-        configs[name].write_text(yaml.safe_dump({
-            "base": str(PROJECT_ROOT / "configs" / "base" / "demo.yaml"),
-            "experiment": {"name": name, "output_root": "runs"}, "data": {"root": "data"},
-            "preprocessing": {"cache_dir": "cache", "target_spacing": [6.0, 6.0, 6.0]},
-            "sampling": {"patch_shape": [8, 32, 32], "batches_per_epoch": 12, "val_batches": 1},
-            "model": {"n_filters": 2, "depth": 2}, "loss": {"name": "dice"}, "training": {"epochs": 3},
-            "cross_validation": {"folds": 2, "splits_file": "runs/splits.json"}, "inference": {"overlap": [4, 16, 16]},
-        }))
-    env_file = write_cluster_env(tmp_path / "cluster.env", setup=f'source "{PROJECT_ROOT / ".venv/bin/activate"}"',
-                                 CPUS_PER_TASK="1")
+        configs[name].write_text(
+            yaml.safe_dump(
+                {
+                    "base": str(PROJECT_ROOT / "configs" / "base" / "demo.yaml"),
+                    "experiment": {"name": name, "output_root": "runs"},
+                    "data": {"root": "data"},
+                    "preprocessing": {"cache_dir": "cache", "target_spacing": [6.0, 6.0, 6.0]},
+                    "sampling": {"patch_shape": [8, 32, 32], "batches_per_epoch": 12, "val_batches": 1},
+                    "model": {"n_filters": 2, "depth": 2},
+                    "loss": {"name": "dice"},
+                    "training": {"epochs": 3},
+                    "cross_validation": {"folds": 2, "splits_file": "runs/splits.json"},
+                    "inference": {"overlap": [4, 16, 16]},
+                }
+            )
+        )
+    env_file = write_cluster_env(
+        tmp_path / "cluster.env", setup=f'source "{PROJECT_ROOT / ".venv/bin/activate"}"', CPUS_PER_TASK="1"
+    )
 
-    jobs = _submit_grid([str(configs["preempted"]), "--cluster-env", str(env_file), "--gpus", "0", "--mem", "1G",
-                         "--time", "30", "--out", "grid"], capsys)
+    jobs = _submit_grid(
+        [
+            str(configs["preempted"]),
+            "--cluster-env",
+            str(env_file),
+            "--gpus",
+            "0",
+            "--mem",
+            "1G",
+            "--time",
+            "30",
+            "--out",
+            "grid",
+        ],
+        capsys,
+    )
     state = tmp_path / "runs" / "preempted" / "fold_0" / "checkpoints" / "state.json"
     wait_until(state.exists, 600, "fold 0 did not finish its first epoch")
     task = f"{jobs['train']}_0"
@@ -544,4 +709,6 @@ def test_a_task_preempted_mid_epoch_is_requeued_and_scores_as_an_uninterrupted_r
 
     assert run_experiment([str(configs["reference"])]) == 0
     for name in ("metrics.csv", "fold_0/log.csv", "fold_0/metrics.csv"):
-        assert (tmp_path / "runs" / "preempted" / name).read_text() == (tmp_path / "runs" / "reference" / name).read_text()
+        assert (tmp_path / "runs" / "preempted" / name).read_text() == (
+            tmp_path / "runs" / "reference" / name
+        ).read_text()

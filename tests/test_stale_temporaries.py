@@ -11,8 +11,9 @@ from pipeline.data.phantoms import write_kits19
 
 def dead_pid() -> int:
     """The PID of a process that has ended (and was reaped)."""
-    finished = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
-                              text=True, check=True)
+    finished = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True
+    )
     return int(finished.stdout)
 
 

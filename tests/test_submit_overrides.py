@@ -29,8 +29,18 @@ def test_dry_run_shows_the_overrides_in_every_task(tmp_path, monkeypatch, capsys
     monkeypatch.chdir(tmp_path)
     write_data(tmp_path, cases=2)
     config = write_config(tmp_path, "first", folds=2)
-    submit.main([str(config), "--set", "training.epochs=3", "--set", "sampling.patch_shape=[16, 32, 32]",
-                 "--out", "grid", "--dry-run"])
+    submit.main(
+        [
+            str(config),
+            "--set",
+            "training.epochs=3",
+            "--set",
+            "sampling.patch_shape=[16, 32, 32]",
+            "--out",
+            "grid",
+            "--dry-run",
+        ]
+    )
     tasks = [line for line in capsys.readouterr().out.splitlines() if line.startswith("  task ")]
     assert len(tasks) == 2
     for line in tasks:
@@ -48,13 +58,24 @@ def test_array_task_passes_every_override_to_run_experiment(tmp_path):
     stand_in.write_text('#!/bin/bash\nprintf "%s\\n" "$@"\n')
     stand_in.chmod(stand_in.stat().st_mode | stat.S_IEXEC)
     environment = dict(
-        os.environ, PATH=f"{bin_dir}:{os.environ['PATH']}", SLURM_ARRAY_TASK_ID="1", UNIFOCAL_GRID=str(grid),
+        os.environ,
+        PATH=f"{bin_dir}:{os.environ['PATH']}",
+        SLURM_ARRAY_TASK_ID="1",
+        UNIFOCAL_GRID=str(grid),
         UNIFOCAL_CLUSTER_ENV=str(write_cluster_env(tmp_path / "cluster.env")),
-        UNIFOCAL_OVERRIDES="training.epochs=3\nsampling.patch_shape=[16, 32, 32]")
+        UNIFOCAL_OVERRIDES="training.epochs=3\nsampling.patch_shape=[16, 32, 32]",
+    )
     script = PROJECT_ROOT / "scripts" / "slurm" / "train_array.sbatch"
     result = subprocess.run(["bash", str(script)], env=environment, capture_output=True, text=True, check=True)
-    assert result.stdout.splitlines()[-7:] == [str(config.resolve()), "--fold", "1", "--set", "training.epochs=3",
-                                               "--set", "sampling.patch_shape=[16, 32, 32]"]
+    assert result.stdout.splitlines()[-7:] == [
+        str(config.resolve()),
+        "--fold",
+        "1",
+        "--set",
+        "training.epochs=3",
+        "--set",
+        "sampling.patch_shape=[16, 32, 32]",
+    ]
 
     environment.pop("UNIFOCAL_OVERRIDES")
     result = subprocess.run(["bash", str(script)], env=environment, capture_output=True, text=True, check=True)
@@ -67,13 +88,29 @@ def test_a_sweep_dry_run_writes_one_resolved_config_per_member_and_the_sweep_man
     monkeypatch.chdir(tmp_path)
     write_data(tmp_path, cases=2)
     config = write_config(tmp_path, "auf", folds=2, loss={"name": "asymmetric_unified_focal"})
-    submit.main([str(config), "--set", "training.epochs=2", "--sweep", "loss.params.gamma=0.3,0.5",
-                 "--sweep", "loss.params.delta=0.6,0.7", "--out", "grid", "--dry-run"])
+    submit.main(
+        [
+            str(config),
+            "--set",
+            "training.epochs=2",
+            "--sweep",
+            "loss.params.gamma=0.3,0.5",
+            "--sweep",
+            "loss.params.delta=0.6,0.7",
+            "--out",
+            "grid",
+            "--dry-run",
+        ]
+    )
     tasks = [line for line in capsys.readouterr().out.splitlines() if line.startswith("  task ")]
     assert len(tasks) == 4 * 2 and not any("--set" in line for line in tasks)
     members = sorted(path.stem for path in (tmp_path / "grid" / "configs").iterdir())
-    assert members == ["auf_gamma-0.3_delta-0.6", "auf_gamma-0.3_delta-0.7",
-                       "auf_gamma-0.5_delta-0.6", "auf_gamma-0.5_delta-0.7"]
+    assert members == [
+        "auf_gamma-0.3_delta-0.6",
+        "auf_gamma-0.3_delta-0.7",
+        "auf_gamma-0.5_delta-0.6",
+        "auf_gamma-0.5_delta-0.7",
+    ]
     member = load_config(tmp_path / "grid" / "configs" / "auf_gamma-0.5_delta-0.6.yaml")
     assert member.loss.params == {"gamma": 0.5, "delta": 0.6} and member.training.epochs == 2
     assert member.run_dir == Path("runs/auf-sweep/auf_gamma-0.5_delta-0.6")  # relative to the jobs' folder
@@ -102,9 +139,16 @@ def test_the_comparison_job_of_a_sweep_runs_sweep_report(tmp_path):
         stand_in.write_text(f'#!/bin/bash\necho {name} "$@"\n')
         stand_in.chmod(stand_in.stat().st_mode | stat.S_IEXEC)
     environment = dict(
-        os.environ, PATH=f"{bin_dir}:{os.environ['PATH']}", UNIFOCAL_GRID=str(tmp_path / "grid.tsv"),
+        os.environ,
+        PATH=f"{bin_dir}:{os.environ['PATH']}",
+        UNIFOCAL_GRID=str(tmp_path / "grid.tsv"),
         UNIFOCAL_CLUSTER_ENV=str(write_cluster_env(tmp_path / "cluster.env")),
-        UNIFOCAL_COMPARISON=str(tmp_path / "comparison"), UNIFOCAL_SWEEP=str(tmp_path / "runs" / "x-sweep"))
+        UNIFOCAL_COMPARISON=str(tmp_path / "comparison"),
+        UNIFOCAL_SWEEP=str(tmp_path / "runs" / "x-sweep"),
+    )
     script = PROJECT_ROOT / "scripts" / "slurm" / "compare.sbatch"
     result = subprocess.run(["bash", str(script)], env=environment, capture_output=True, text=True, check=True)
-    assert result.stdout.splitlines()[-1] == f"sweep-report {tmp_path / 'runs' / 'x-sweep'} --out {tmp_path / 'comparison'}"
+    assert (
+        result.stdout.splitlines()[-1]
+        == f"sweep-report {tmp_path / 'runs' / 'x-sweep'} --out {tmp_path / 'comparison'}"
+    )

@@ -56,7 +56,8 @@ def test_shifted_box_matches_hand_count(ndim, k, s0):
     total = N**ndim - (N - 2) ** ndim
     assert scores.nsd == pytest.approx(ring * (N - k) / total)  # only the shared walls are within tolerance
     assert surface_scores(reference, prediction, spacing, tolerance_mm=s0).nsd == pytest.approx(
-        np.mean(expected <= s0))  # the shared walls and the first slice beyond
+        np.mean(expected <= s0)
+    )  # the shared walls and the first slice beyond
     assert surface_scores(reference, prediction, spacing, tolerance_mm=k * s0).nsd == 1.0
 
 

@@ -29,25 +29,31 @@ def test_values_are_yaml_and_lists_keep_their_commas():
     assert parse_sweep("model.deep_supervision=true,false").values == (True, False)
 
 
-@pytest.mark.parametrize("argument, problem", [
-    ("loss.params.gamma", "expected dotted.key=value1,value2"),
-    ("loss.params.gamma=0.1,,0.3", "none may be empty"),
-    ("loss.params.gamma=0.1,0.1", "listed twice"),
-    ("experiment.name=a,b", "cannot be swept"),
-    ("loss.params.gamma=[0.1", "not valid YAML"),
-])
+@pytest.mark.parametrize(
+    "argument, problem",
+    [
+        ("loss.params.gamma", "expected dotted.key=value1,value2"),
+        ("loss.params.gamma=0.1,,0.3", "none may be empty"),
+        ("loss.params.gamma=0.1,0.1", "listed twice"),
+        ("experiment.name=a,b", "cannot be swept"),
+        ("loss.params.gamma=[0.1", "not valid YAML"),
+    ],
+)
 def test_malformed_sweeps_are_refused(argument, problem):
     with pytest.raises(ConfigError, match=problem):
         parse_sweep(argument)
 
 
 def test_expansion_is_the_product_in_order_with_one_shared_split(tmp_path):
-    sweep = expand_sweep(CONFIG, ["loss.params.gamma=0.3,0.5", "loss.params.delta=0.6,0.7,0.8"],
-                         [f"experiment.output_root={tmp_path}"])
+    sweep = expand_sweep(
+        CONFIG, ["loss.params.gamma=0.3,0.5", "loss.params.delta=0.6,0.7,0.8"], [f"experiment.output_root={tmp_path}"]
+    )
     names = [member.name for member in sweep.members]
-    assert names[:3] == ["demo_asymmetric_unified_focal_gamma-0.3_delta-0.6",
-                         "demo_asymmetric_unified_focal_gamma-0.3_delta-0.7",
-                         "demo_asymmetric_unified_focal_gamma-0.3_delta-0.8"]
+    assert names[:3] == [
+        "demo_asymmetric_unified_focal_gamma-0.3_delta-0.6",
+        "demo_asymmetric_unified_focal_gamma-0.3_delta-0.7",
+        "demo_asymmetric_unified_focal_gamma-0.3_delta-0.8",
+    ]
     assert len(names) == 6 and len(set(names)) == 6
     assert sweep.folder == tmp_path / "demo_asymmetric_unified_focal-sweep"
     for member in sweep.members:
@@ -61,32 +67,46 @@ def test_expansion_is_the_product_in_order_with_one_shared_split(tmp_path):
 
 
 def test_a_sweep_without_a_splits_file_shares_one_in_the_sweep_folder(tmp_path):
-    sweep = expand_sweep(CONFIG, ["training.learning_rate=0.001,0.002"],
-                         [f"experiment.output_root={tmp_path}", "cross_validation.splits_file=null"])
+    sweep = expand_sweep(
+        CONFIG,
+        ["training.learning_rate=0.001,0.002"],
+        [f"experiment.output_root={tmp_path}", "cross_validation.splits_file=null"],
+    )
     assert {member.config.cross_validation.splits_file for member in sweep.members} == {sweep.folder / "splits.json"}
-    assert [member.name for member in sweep.members] == ["demo_asymmetric_unified_focal_learning_rate-0.001",
-                                                         "demo_asymmetric_unified_focal_learning_rate-0.002"]
+    assert [member.name for member in sweep.members] == [
+        "demo_asymmetric_unified_focal_learning_rate-0.001",
+        "demo_asymmetric_unified_focal_learning_rate-0.002",
+    ]
 
 
 def test_an_unset_loss_parameter_defaults_to_the_loss_default(tmp_path):
-    sweep = expand_sweep(REPOSITORY / "configs" / "demo_focal.yaml", ["loss.params.gamma=1,2"],
-                         [f"experiment.output_root={tmp_path}", "loss.params={}"])
+    sweep = expand_sweep(
+        REPOSITORY / "configs" / "demo_focal.yaml",
+        ["loss.params.gamma=1,2"],
+        [f"experiment.output_root={tmp_path}", "loss.params={}"],
+    )
     assert sweep.defaults == {"loss.params.gamma": 2.0}
 
 
 def test_same_last_key_part_uses_the_whole_key(tmp_path):
-    sweep = expand_sweep(CONFIG, ["augmentation.rotation.probability=0.1,0.2",
-                                  "augmentation.elastic.probability=0.3,0.4", "training.epochs=1,2"],
-                         [f"experiment.output_root={tmp_path}"])
+    sweep = expand_sweep(
+        CONFIG,
+        [
+            "augmentation.rotation.probability=0.1,0.2",
+            "augmentation.elastic.probability=0.3,0.4",
+            "training.epochs=1,2",
+        ],
+        [f"experiment.output_root={tmp_path}"],
+    )
     assert sweep.members[0].name.endswith(
-        "_augmentation.rotation.probability-0.1_augmentation.elastic.probability-0.3_epochs-1")
+        "_augmentation.rotation.probability-0.1_augmentation.elastic.probability-0.3_epochs-1"
+    )
     assert sweep.members[0].config.augmentation.elastic.probability == 0.3
 
 
 def test_an_invalid_value_fails_naming_it_and_writes_nothing(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
-        run_main([str(CONFIG), "--set", f"experiment.output_root={tmp_path}",
-                  "--sweep", "loss.params.delta=0.6,1.5"])
+        run_main([str(CONFIG), "--set", f"experiment.output_root={tmp_path}", "--sweep", "loss.params.delta=0.6,1.5"])
     assert exit_info.value.code == 2
     error = capsys.readouterr().err.strip()
     assert len(error.splitlines()) == 1
@@ -97,13 +117,21 @@ def test_an_invalid_value_fails_naming_it_and_writes_nothing(tmp_path, capsys):
 def write_member(folder: Path, name: str, dsc_kidney, dsc_tumour):
     run_dir = folder / name
     run_dir.mkdir(parents=True)
-    (run_dir / "config.yaml").write_text(yaml.safe_dump({
-        "experiment": {"name": name}, "loss": {"name": "asymmetric_unified_focal", "params": {}},
-        "data": {"dataset": "kits19", "root": "nowhere"}}))
+    (run_dir / "config.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "experiment": {"name": name},
+                "loss": {"name": "asymmetric_unified_focal", "params": {}},
+                "data": {"dataset": "kits19", "root": "nowhere"},
+            }
+        )
+    )
     lines = ["case,fold,class,dsc,precision,recall"]
     for case, (kidney, tumour) in enumerate(zip(dsc_kidney, dsc_tumour)):
-        lines += [f"case_{case:05d},{case % 2},kidney,{kidney},{kidney},{kidney}",
-                  f"case_{case:05d},{case % 2},tumour,{tumour},{tumour},{tumour}"]
+        lines += [
+            f"case_{case:05d},{case % 2},kidney,{kidney},{kidney},{kidney}",
+            f"case_{case:05d},{case % 2},tumour,{tumour},{tumour},{tumour}",
+        ]
     (run_dir / "metrics.csv").write_text("\n".join(lines) + "\n")
 
 
@@ -116,11 +144,16 @@ def write_sweep(folder: Path, keys: dict, defaults: dict, score) -> None:
         values = dict(zip(keys, combination))
         name = "s" + "".join(f"_{key.rsplit('.', 1)[-1]}-{value}" for key, value in values.items())
         cases = range(12)
-        write_member(folder, name, [min(1.0, score(values, case) + 0.1) for case in cases],
-                     [score(values, case) for case in cases])
+        write_member(
+            folder,
+            name,
+            [min(1.0, score(values, case) + 0.1) for case in cases],
+            [score(values, case) for case in cases],
+        )
         members.append({"name": name, "values": values, "overrides": []})
-    (folder / "sweep.json").write_text(json.dumps({"config": "c.yaml", "keys": list(keys), "values": keys,
-                                                   "defaults": defaults, "members": members}))
+    (folder / "sweep.json").write_text(
+        json.dumps({"config": "c.yaml", "keys": list(keys), "values": keys, "defaults": defaults, "members": members})
+    )
 
 
 def peaked(values, case):
@@ -131,20 +164,34 @@ def peaked(values, case):
 
 def test_report_of_two_keys_finds_the_best_and_tests_it_against_the_default(tmp_path, capsys):
     folder = tmp_path / "sweep"
-    write_sweep(folder, {"loss.params.gamma": [0.1, 0.3, 0.5], "loss.params.delta": [0.6, 0.7]},
-                {"loss.params.gamma": 0.5, "loss.params.delta": 0.6}, peaked)
+    write_sweep(
+        folder,
+        {"loss.params.gamma": [0.1, 0.3, 0.5], "loss.params.delta": [0.6, 0.7]},
+        {"loss.params.gamma": 0.5, "loss.params.delta": 0.6},
+        peaked,
+    )
     out = tmp_path / "report"
     assert report_main([str(folder), "--out", str(out)]) == 0
     assert sorted(p.name for p in out.iterdir()) == [
-        "sweep.csv", "sweep.md", "sweep.tex", "sweep_kidney.png", "sweep_tumour.png"]
+        "sweep.csv",
+        "sweep.md",
+        "sweep.tex",
+        "sweep_kidney.png",
+        "sweep_tumour.png",
+    ]
     summary = pd.read_csv(out / "sweep.csv")
     tumour = summary[summary["class"] == "tumour"].reset_index(drop=True)
     best = tumour["mean"].idxmax()
     assert (tumour["loss.params.gamma"][best], tumour["loss.params.delta"][best]) == (0.3, 0.7)
-    interval = stats.t.interval(0.95, 11, loc=tumour["mean"][best],
-                                scale=stats.sem([peaked({"loss.params.gamma": 0.3, "loss.params.delta": 0.7}, c)
-                                                 for c in range(12)]))
-    assert tumour["ci_low"][best] == pytest.approx(interval[0]) and tumour["ci_high"][best] == pytest.approx(interval[1])
+    interval = stats.t.interval(
+        0.95,
+        11,
+        loc=tumour["mean"][best],
+        scale=stats.sem([peaked({"loss.params.gamma": 0.3, "loss.params.delta": 0.7}, c) for c in range(12)]),
+    )
+    assert tumour["ci_low"][best] == pytest.approx(interval[0]) and tumour["ci_high"][best] == pytest.approx(
+        interval[1]
+    )
     best_scores = [peaked({"loss.params.gamma": 0.3, "loss.params.delta": 0.7}, c) for c in range(12)]
     default_scores = [peaked({"loss.params.gamma": 0.5, "loss.params.delta": 0.6}, c) for c in range(12)]
     expected_p = stats.wilcoxon(best_scores, default_scores).pvalue
@@ -187,12 +234,34 @@ def phantoms(tmp_path_factory):
 
 @pytest.mark.slow
 def test_a_two_key_sweep_runs_resumes_and_reports(tmp_path, phantoms, capsys):
-    tiny = ["--set", f"experiment.output_root={tmp_path / 'runs'}", "--set", f"data.root={phantoms}",
-            "--set", f"preprocessing.cache_dir={tmp_path / 'cache'}", "--set", "cross_validation.splits_file=null",
-            "--set", "cross_validation.folds=2", "--set", "preprocessing.target_spacing=[6.0, 6.0, 6.0]",
-            "--set", "sampling.patch_shape=[8, 32, 32]", "--set", "sampling.batches_per_epoch=2",
-            "--set", "sampling.val_batches=1", "--set", "model.n_filters=2", "--set", "model.depth=2",
-            "--set", "training.epochs=1", "--set", "inference.overlap=[4, 16, 16]"]
+    tiny = [
+        "--set",
+        f"experiment.output_root={tmp_path / 'runs'}",
+        "--set",
+        f"data.root={phantoms}",
+        "--set",
+        f"preprocessing.cache_dir={tmp_path / 'cache'}",
+        "--set",
+        "cross_validation.splits_file=null",
+        "--set",
+        "cross_validation.folds=2",
+        "--set",
+        "preprocessing.target_spacing=[6.0, 6.0, 6.0]",
+        "--set",
+        "sampling.patch_shape=[8, 32, 32]",
+        "--set",
+        "sampling.batches_per_epoch=2",
+        "--set",
+        "sampling.val_batches=1",
+        "--set",
+        "model.n_filters=2",
+        "--set",
+        "model.depth=2",
+        "--set",
+        "training.epochs=1",
+        "--set",
+        "inference.overlap=[4, 16, 16]",
+    ]
     sweeps = ["--sweep", "loss.params.gamma=0.3,0.5", "--sweep", "loss.params.delta=0.6,0.7"]
     folder = tmp_path / "runs" / "demo_asymmetric_unified_focal-sweep"
     # Interrupted: only fold 0 of every member ran.

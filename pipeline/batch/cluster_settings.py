@@ -101,7 +101,8 @@ def read_cluster_settings(path: Path) -> ClusterSettings:
         raise ConfigError(f"{path}: cluster settings file not found")
     completed = subprocess.run(
         ["bash", "-c", _PRINT_VARIABLES, "cluster-env", str(path), *VARIABLES],
-        capture_output=True, text=True,
+        capture_output=True,
+        text=True,
     )
     if completed.returncode != 0:
         problem = completed.stderr.strip().splitlines()[-1:] or [f"exit status {completed.returncode}"]

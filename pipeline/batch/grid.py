@@ -112,8 +112,12 @@ def write_grid(path: Path, tasks: Sequence[GridTask]) -> None:
     buffer = io.StringIO()
     writer = csv.writer(buffer, delimiter="\t", lineterminator="\n", quoting=csv.QUOTE_NONE)
     writer.writerow(SEED_COLUMNS if seeded else COLUMNS)
-    writer.writerows((task.task, task.config, task.fold, task.run_dir, *([""] if task.seed is None else [task.seed]))
-                     if seeded else (task.task, task.config, task.fold, task.run_dir) for task in tasks)
+    writer.writerows(
+        (task.task, task.config, task.fold, task.run_dir, *([""] if task.seed is None else [task.seed]))
+        if seeded
+        else (task.task, task.config, task.fold, task.run_dir)
+        for task in tasks
+    )
     write_atomically(path, buffer.getvalue())
 
 
@@ -135,11 +139,16 @@ def read_grid(path: Path) -> list[GridTask]:
     for number, line in enumerate(lines[1:], start=2):
         fields = line.split("\t")
         seed = fields[4] if len(fields) == len(header) == len(SEED_COLUMNS) else ""
-        if (len(fields) != len(header) or not fields[0].isdigit() or not fields[2].isdigit()
-                or not (seed == "" or seed.isdigit())):
+        if (
+            len(fields) != len(header)
+            or not fields[0].isdigit()
+            or not fields[2].isdigit()
+            or not (seed == "" or seed.isdigit())
+        ):
             raise DataError(path, f"line {number}: expected {', '.join(header)}")
-        tasks.append(GridTask(int(fields[0]), Path(fields[1]), int(fields[2]), Path(fields[3]),
-                              int(seed) if seed else None))
+        tasks.append(
+            GridTask(int(fields[0]), Path(fields[1]), int(fields[2]), Path(fields[3]), int(seed) if seed else None)
+        )
     if not tasks:
         raise DataError(path, "the grid lists no tasks")
     return tasks

@@ -30,8 +30,17 @@ from pipeline.atomic_files import write_atomically
 from pipeline.batch.grid import GridTask, read_grid
 from pipeline.errors import DataError, exits_cleanly
 
-FINISHED_WITHOUT_RESULT = ("FAILED", "TIMEOUT", "CANCELLED", "NODE_FAIL", "OUT_OF_MEMORY", "PREEMPTED",
-                           "BOOT_FAIL", "DEADLINE", "COMPLETED")
+FINISHED_WITHOUT_RESULT = (
+    "FAILED",
+    "TIMEOUT",
+    "CANCELLED",
+    "NODE_FAIL",
+    "OUT_OF_MEMORY",
+    "PREEMPTED",
+    "BOOT_FAIL",
+    "DEADLINE",
+    "COMPLETED",
+)
 
 
 def train_job_id(grid_dir: Path) -> str | None:
@@ -50,8 +59,13 @@ def train_job_id(grid_dir: Path) -> str | None:
 def slurm_task_states(array_job_id: str) -> tuple[dict[int, str], str]:
     """``{array task: Slurm state}`` and where they came from (``sacct``, ``scontrol`` or ``none``)."""
     try:
-        completed = subprocess.run(["sacct", "--noheader", "--parsable2", "--array", "--jobs", array_job_id,
-                                    "--format=JobID,State"], capture_output=True, text=True, timeout=60, check=False)
+        completed = subprocess.run(
+            ["sacct", "--noheader", "--parsable2", "--array", "--jobs", array_job_id, "--format=JobID,State"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
         if completed.returncode == 0 and completed.stdout.strip():
             states = {}
             for line in completed.stdout.splitlines():
@@ -61,8 +75,13 @@ def slurm_task_states(array_job_id: str) -> tuple[dict[int, str], str]:
                     states[int(match.group(1))] = state.split()[0]
             if states:
                 return states, "sacct"
-        completed = subprocess.run(["scontrol", "--oneliner", "show", "job", array_job_id],
-                                   capture_output=True, text=True, timeout=60, check=False)
+        completed = subprocess.run(
+            ["scontrol", "--oneliner", "show", "job", array_job_id],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
     except (FileNotFoundError, subprocess.TimeoutExpired):
         return {}, "none"
     states = {}
@@ -105,8 +124,10 @@ def failed(table: list[tuple[GridTask, str]]) -> list[GridTask]:
 def format_table(table: list[tuple[GridTask, str]]) -> str:
     if any(task.seed is not None for task, _ in table):
         lines = ["task\tseed\tfold\tstate\tconfig"]
-        lines += [f"{task.task}\t{'' if task.seed is None else task.seed}\t{task.fold}\t{state}\t{task.config}"
-                  for task, state in table]
+        lines += [
+            f"{task.task}\t{'' if task.seed is None else task.seed}\t{task.fold}\t{state}\t{task.config}"
+            for task, state in table
+        ]
     else:
         lines = ["task\tfold\tstate\tconfig"]
         lines += [f"{task.task}\t{task.fold}\t{state}\t{task.config}" for task, state in table]
@@ -118,15 +139,18 @@ def report(grid_dir: Path, write: bool = False) -> int:
     table, source = task_table(grid_dir)
     text = format_table(table)
     print(text, end="")
-    note = {"sacct": "Slurm states from sacct",
-            "scontrol": "Slurm states from scontrol (no accounting storage: ended jobs are forgotten after MinJobAge)",
-            "none": "no Slurm states available (no job id, no sacct accounting, "
-                    "or jobs no longer known to scontrol)"}[source]
+    note = {
+        "sacct": "Slurm states from sacct",
+        "scontrol": "Slurm states from scontrol (no accounting storage: ended jobs are forgotten after MinJobAge)",
+        "none": "no Slurm states available (no job id, no sacct accounting, or jobs no longer known to scontrol)",
+    }[source]
     print(f"# {note}; DONE means the fold wrote done.json", file=sys.stderr)
     bad = failed(table)
     if bad:
-        print(f"failed: {len(bad)} of {len(table)} tasks: "
-              + "; ".join(f"{task.config} {task.name} ({state})" for task, state in table if task in bad))
+        print(
+            f"failed: {len(bad)} of {len(table)} tasks: "
+            + "; ".join(f"{task.config} {task.name} ({state})" for task, state in table if task in bad)
+        )
     if write:
         write_atomically(Path(grid_dir) / "status.tsv", text)
     return len(bad)
@@ -134,8 +158,9 @@ def report(grid_dir: Path, write: bool = False) -> int:
 
 @exits_cleanly
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pipeline.batch.status",
-                                     description="Print the state of every task of a submitted grid.")
+    parser = argparse.ArgumentParser(
+        prog="python -m pipeline.batch.status", description="Print the state of every task of a submitted grid."
+    )
     parser.add_argument("grid_dir", type=Path, metavar="DIR", help="the grid's --out folder")
     parser.add_argument("--write", action="store_true", help="also write DIR/status.tsv")
     args = parser.parse_args(argv)

@@ -63,8 +63,9 @@ SLURM_SCRIPTS = PROJECT_ROOT / "scripts" / "slurm"
 JOB_SCRIPTS = ("train_array.sbatch", "compare.sbatch", "status.sbatch")
 
 
-def training_command(task_count: int, settings: ClusterSettings, out_dir: Path, working_dir: Path,
-                     script: Path | None = None) -> list[str]:
+def training_command(
+    task_count: int, settings: ClusterSettings, out_dir: Path, working_dir: Path, script: Path | None = None
+) -> list[str]:
     """The sbatch command line of the training array.
 
     Args:
@@ -74,38 +75,63 @@ def training_command(task_count: int, settings: ClusterSettings, out_dir: Path, 
         working_dir: where the jobs run.
         script: the job script; ``None``: sbatch reads it from its standard input.
     """
-    return ["sbatch", "--parsable", f"--chdir={working_dir}", f"--array=0-{task_count - 1}",
-            f"--output={out_dir / 'logs'}/train_%A_%a.log", *settings.training_options(),
-            *([str(script)] if script else [])]
+    return [
+        "sbatch",
+        "--parsable",
+        f"--chdir={working_dir}",
+        f"--array=0-{task_count - 1}",
+        f"--output={out_dir / 'logs'}/train_%A_%a.log",
+        *settings.training_options(),
+        *([str(script)] if script else []),
+    ]
 
 
-def compare_command(settings: ClusterSettings, out_dir: Path, working_dir: Path,
-                    train_job_id: str, script: Path | None = None) -> list[str]:
+def compare_command(
+    settings: ClusterSettings, out_dir: Path, working_dir: Path, train_job_id: str, script: Path | None = None
+) -> list[str]:
     """The sbatch command line of the comparison job, which waits for the whole array.
 
     ``--kill-on-invalid-dep=yes``: if a training task fails, the comparison is
     cancelled instead of waiting in the queue forever.
     """
-    return ["sbatch", "--parsable", f"--chdir={working_dir}",
-            f"--dependency=afterok:{train_job_id}", "--kill-on-invalid-dep=yes",
-            f"--output={out_dir / 'logs'}/compare_%j.log", *settings.compare_options(),
-            *([str(script)] if script else [])]
+    return [
+        "sbatch",
+        "--parsable",
+        f"--chdir={working_dir}",
+        f"--dependency=afterok:{train_job_id}",
+        "--kill-on-invalid-dep=yes",
+        f"--output={out_dir / 'logs'}/compare_%j.log",
+        *settings.compare_options(),
+        *([str(script)] if script else []),
+    ]
 
 
-def status_command(settings: ClusterSettings, out_dir: Path, working_dir: Path,
-                   train_job_id: str, script: Path | None = None) -> list[str]:
+def status_command(
+    settings: ClusterSettings, out_dir: Path, working_dir: Path, train_job_id: str, script: Path | None = None
+) -> list[str]:
     """The sbatch command line of the status job: after the array, however it ended, it writes ``status.tsv``."""
-    return ["sbatch", "--parsable", f"--chdir={working_dir}", f"--dependency=afterany:{train_job_id}",
-            f"--export=ALL,UNIFOCAL_TRAIN_JOB={train_job_id}", f"--output={out_dir / 'logs'}/status_%j.log",
-            *settings.compare_options(),
-            *([str(script)] if script else [])]
+    return [
+        "sbatch",
+        "--parsable",
+        f"--chdir={working_dir}",
+        f"--dependency=afterany:{train_job_id}",
+        f"--export=ALL,UNIFOCAL_TRAIN_JOB={train_job_id}",
+        f"--output={out_dir / 'logs'}/status_%j.log",
+        *settings.compare_options(),
+        *([str(script)] if script else []),
+    ]
 
 
 def task_command(task: GridTask, overrides: Sequence[str] = ()) -> list[str]:
     """What array task ``task`` runs (``scripts/slurm/train_array.sbatch`` builds the same line)."""
-    return ["run-experiment", str(task.config), "--fold", str(task.fold),
-            *(["--seed", str(task.seed)] if task.seed is not None else []),
-            *(argument for override in overrides for argument in ("--set", override))]
+    return [
+        "run-experiment",
+        str(task.config),
+        "--fold",
+        str(task.fold),
+        *(["--seed", str(task.seed)] if task.seed is not None else []),
+        *(argument for override in overrides for argument in ("--set", override)),
+    ]
 
 
 def job_scripts(variables: dict[str, str]) -> dict[str, str]:
@@ -150,8 +176,13 @@ def preflight_grid(configs) -> None:
         check_config(config)
 
 
-def write_plan(out_dir: Path, tasks: Sequence[GridTask], scripts: dict[str, str],
-               jobs: dict | None = None, files: dict[Path, str] | None = None) -> list[Path]:
+def write_plan(
+    out_dir: Path,
+    tasks: Sequence[GridTask],
+    scripts: dict[str, str],
+    jobs: dict | None = None,
+    files: dict[Path, str] | None = None,
+) -> list[Path]:
     """Write the grid file, the job scripts, ``logs/``, ``files`` (and ``jobs.json``); return what was created."""
     created = [path for path in (out_dir, out_dir / "logs") if not path.exists()]
     (out_dir / "logs").mkdir(parents=True, exist_ok=True)
@@ -184,12 +215,18 @@ def _slurm(command: list[str], stdin: str | None = None) -> subprocess.Completed
     try:
         return subprocess.run(command, input=stdin, capture_output=True, text=True, check=False)
     except FileNotFoundError:
-        raise UnifocalError(f"{command[0]}: not found; run submit-grid where Slurm is installed "
-                            "(a login node), or use --dry-run") from None
+        raise UnifocalError(
+            f"{command[0]}: not found; run submit-grid where Slurm is installed (a login node), or use --dry-run"
+        ) from None
 
 
-def submit_plan(out_dir: Path, tasks: Sequence[GridTask], scripts: dict[str, str], commands: dict,
-                files: dict[Path, str] | None = None) -> dict:
+def submit_plan(
+    out_dir: Path,
+    tasks: Sequence[GridTask],
+    scripts: dict[str, str],
+    commands: dict,
+    files: dict[Path, str] | None = None,
+) -> dict:
     """Submit the array held, then its comparison and status jobs, write the plan, release the array.
 
     All or nothing: if sbatch refuses a job or writing fails, the jobs
@@ -227,33 +264,64 @@ def _parser() -> argparse.ArgumentParser:
         description="Submit every (config, fold) pair as a Slurm array job and a compare-losses job after it.",
     )
     parser.add_argument("configs", nargs="*", type=Path, metavar="CONFIG", help="experiment configs (YAML)")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a value of every config, in every task, e.g. --set training.epochs=3 "
-                             "(repeatable)")
-    parser.add_argument("--seeds", metavar="S1,S2,...",
-                        help="train every config once per seed (same split), one task per seed and fold, "
-                             "as run-experiment --seeds; sets experiment.seeds")
-    parser.add_argument("--sweep", dest="sweeps", action="append", default=[], metavar="KEY=V1,V2,...",
-                        help="one task set per combination of values, as run-experiment --sweep (one CONFIG); "
-                             "the comparison job runs sweep-report")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a value of every config, in every task, e.g. --set training.epochs=3 (repeatable)",
+    )
+    parser.add_argument(
+        "--seeds",
+        metavar="S1,S2,...",
+        help="train every config once per seed (same split), one task per seed and fold, "
+        "as run-experiment --seeds; sets experiment.seeds",
+    )
+    parser.add_argument(
+        "--sweep",
+        dest="sweeps",
+        action="append",
+        default=[],
+        metavar="KEY=V1,V2,...",
+        help="one task set per combination of values, as run-experiment --sweep (one CONFIG); "
+        "the comparison job runs sweep-report",
+    )
     parser.add_argument("--partition", help="Slurm partition (default: cluster.env's PARTITION)")
     parser.add_argument("--account", help="Slurm account (default: cluster.env's ACCOUNT)")
     parser.add_argument("--gpus", type=int, help="GPUs per training task, 0 for none (default: GPUS_PER_TASK)")
     parser.add_argument("--cpus", type=int, help="CPUs per training task (default: CPUS_PER_TASK)")
     parser.add_argument("--time", help="time limit per training task, e.g. 24:00:00 (default: TIME_LIMIT)")
     parser.add_argument("--mem", help="memory per job, e.g. 64G (default: MEMORY)")
-    parser.add_argument("--out", type=Path,
-                        help="folder for grid.tsv, logs/ and comparison/ "
-                             "(default: <first config's output_root>/grid-<date>-<time>)")
-    parser.add_argument("--cluster-env", type=Path, default=SLURM_SCRIPTS / "cluster.env",
-                        help="cluster settings file (default: scripts/slurm/cluster.env)")
-    parser.add_argument("--compare-args", default="", metavar="ARGS",
-                        help="options added to the comparison job's compare-losses, e.g. "
-                             "--compare-args='--paper --published mixed_focal_brats20'")
-    parser.add_argument("--dry-run", action="store_true",
-                        help="write the plan (grid, job scripts, logs/) and print the sbatch commands; submit nothing")
-    parser.add_argument("--status", type=Path, metavar="DIR",
-                        help="print the state of every task of the grid submitted into DIR, and exit")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        help="folder for grid.tsv, logs/ and comparison/ (default: <first config's output_root>/grid-<date>-<time>)",
+    )
+    parser.add_argument(
+        "--cluster-env",
+        type=Path,
+        default=SLURM_SCRIPTS / "cluster.env",
+        help="cluster settings file (default: scripts/slurm/cluster.env)",
+    )
+    parser.add_argument(
+        "--compare-args",
+        default="",
+        metavar="ARGS",
+        help="options added to the comparison job's compare-losses, e.g. "
+        "--compare-args='--paper --published mixed_focal_brats20'",
+    )
+    parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="write the plan (grid, job scripts, logs/) and print the sbatch commands; submit nothing",
+    )
+    parser.add_argument(
+        "--status",
+        type=Path,
+        metavar="DIR",
+        help="print the state of every task of the grid submitted into DIR, and exit",
+    )
     return console.add_arguments(parser)
 
 
@@ -278,8 +346,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if any(not argument or any(character.isspace() for character in argument) for argument in compare_args):
         raise ConfigError(f"--compare-args: {args.compare_args!r}: options must not contain spaces")
     settings = read_cluster_settings(args.cluster_env).updated(
-        partition=args.partition, account=args.account, gpus_per_task=args.gpus,
-        cpus_per_task=args.cpus, time_limit=args.time, memory=args.mem,
+        partition=args.partition,
+        account=args.account,
+        gpus_per_task=args.gpus,
+        cpus_per_task=args.cpus,
+        time_limit=args.time,
+        memory=args.mem,
     )
     working_dir = Path.cwd()
     if args.seeds is not None:
@@ -296,21 +368,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     configs, files = grid_configs(args, out_dir)
     tasks = plan_tasks(configs, working_dir)
     if (out_dir / "jobs.json").exists():
-        raise ConfigError(f"{out_dir / 'jobs.json'}: a grid was already submitted from this folder; "
-                          "choose another --out (submit-grid --status shows its tasks)")
+        raise ConfigError(
+            f"{out_dir / 'jobs.json'}: a grid was already submitted from this folder; "
+            "choose another --out (submit-grid --status shows its tasks)"
+        )
     if out_dir.exists() and not out_dir.is_dir():
         raise ConfigError(f"{out_dir}: --out exists and is not a folder")
     preflight_grid(configs)
 
-    scripts = job_scripts({
-        "UNIFOCAL_ROOT": str(PROJECT_ROOT),
-        "UNIFOCAL_GRID": str(out_dir / "grid.tsv"),
-        "UNIFOCAL_CLUSTER_ENV": str(args.cluster_env.resolve()),
-        "UNIFOCAL_COMPARISON": str(out_dir / "comparison"),
-        "UNIFOCAL_COMPARE_ARGS": " ".join(compare_args),
-        "UNIFOCAL_OVERRIDES": "" if args.sweeps else "\n".join(args.overrides),  # a sweep's configs hold them
-        "UNIFOCAL_SWEEP": str(working_dir / configs[0][1].experiment.output_root) if args.sweeps else "",
-    })
+    scripts = job_scripts(
+        {
+            "UNIFOCAL_ROOT": str(PROJECT_ROOT),
+            "UNIFOCAL_GRID": str(out_dir / "grid.tsv"),
+            "UNIFOCAL_CLUSTER_ENV": str(args.cluster_env.resolve()),
+            "UNIFOCAL_COMPARISON": str(out_dir / "comparison"),
+            "UNIFOCAL_COMPARE_ARGS": " ".join(compare_args),
+            "UNIFOCAL_OVERRIDES": "" if args.sweeps else "\n".join(args.overrides),  # a sweep's configs hold them
+            "UNIFOCAL_SWEEP": str(working_dir / configs[0][1].experiment.output_root) if args.sweeps else "",
+        }
+    )
     configs = len(dict.fromkeys(task.config for task in tasks))
     print(f"grid: {out_dir / 'grid.tsv'} ({len(tasks)} tasks: {configs} configs x their folds)")
     if args.dry_run:
@@ -327,11 +403,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"compare-losses options: {shlex.join(compare_args)}")
         return 0
 
-    jobs = submit_plan(out_dir, tasks, scripts, {
-        "train": training_command(len(tasks), settings, out_dir, working_dir),
-        "compare": lambda train: compare_command(settings, out_dir, working_dir, train),
-        "status": lambda train: status_command(settings, out_dir, working_dir, train),
-    }, files)
+    jobs = submit_plan(
+        out_dir,
+        tasks,
+        scripts,
+        {
+            "train": training_command(len(tasks), settings, out_dir, working_dir),
+            "compare": lambda train: compare_command(settings, out_dir, working_dir, train),
+            "status": lambda train: status_command(settings, out_dir, working_dir, train),
+        },
+        files,
+    )
     for kind in ("train", "compare", "status"):
         print(f"{kind}: {jobs[kind]}")
     return 0

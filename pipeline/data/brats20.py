@@ -49,12 +49,22 @@ class BraTS20(CaseFolderDataset):
     case_folder_pattern = r"BraTS20_Training_\d{3}"
     case_id_format = "BraTS20_Training_{:03d}"
 
-    def __init__(self, root=None, *, modalities: Iterable[str] = ("t1ce",),
-                 label_map: Mapping[int, int] = PAPER_LABEL_MAP, exclude_without_label: bool = True,
-                 exclude: Iterable[int | str] = ()):
-        super().__init__(root, modalities=modalities, label_map=label_map, exclude=exclude,
-                         exclude_without_label=exclude_without_label)
-
+    def __init__(
+        self,
+        root=None,
+        *,
+        modalities: Iterable[str] = ("t1ce",),
+        label_map: Mapping[int, int] = PAPER_LABEL_MAP,
+        exclude_without_label: bool = True,
+        exclude: Iterable[int | str] = (),
+    ):
+        super().__init__(
+            root,
+            modalities=modalities,
+            label_map=label_map,
+            exclude=exclude,
+            exclude_without_label=exclude_without_label,
+        )
 
     def locate(self, folder: Path) -> CaseFiles:
         case_id = folder.name
@@ -72,14 +82,21 @@ class BraTS20(CaseFolderDataset):
         """The one unclaimed NIfTI file whose name mentions "seg", or ``DataError``."""
         case_id = folder.name
         claimed = {f"{case_id}_{name}{suffix}" for name in (*MODALITIES, "seg") for suffix in (".nii", ".nii.gz")}
-        candidates = sorted(entry for entry in folder.iterdir()
-                            if entry.is_file() and is_nifti_name(entry.name) and entry.name not in claimed
-                            and "seg" in entry.name.lower())
+        candidates = sorted(
+            entry
+            for entry in folder.iterdir()
+            if entry.is_file()
+            and is_nifti_name(entry.name)
+            and entry.name not in claimed
+            and "seg" in entry.name.lower()
+        )
         expected = folder / f"{case_id}_seg.nii.gz"
         if not candidates:
             raise DataError(expected, "mask not found (nor .nii, nor another NIfTI file named *seg*)")
         if len(candidates) > 1:
-            raise DataError(expected, "mask not found, and several files could be it: "
-                                      + ", ".join(entry.name for entry in candidates))
+            raise DataError(
+                expected,
+                "mask not found, and several files could be it: " + ", ".join(entry.name for entry in candidates),
+            )
         logger.warning("%s: mask not found; using the stray file %s", expected, candidates[0].name)
         return candidates[0]

@@ -48,6 +48,8 @@ class BUS2017(ImageDataset):
     def locate_cases(self, root: Path) -> dict[str, ImageCaseFiles]:
         for folder in (IMAGES, MASKS):
             if not (root / folder).is_dir():
-                raise DataError(root / folder, "folder not found: not BUS2017 dataset B in its published "
-                                               f"layout ({IMAGES}/ and {MASKS}/)")
+                raise DataError(
+                    root / folder,
+                    f"folder not found: not BUS2017 dataset B in its published layout ({IMAGES}/ and {MASKS}/)",
+                )
         return paired_by_stem(root / IMAGES, root / MASKS)

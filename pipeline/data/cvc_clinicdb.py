@@ -39,8 +39,9 @@ def _layout_folder(root: Path) -> Path:
             if not (folder / MASKS).is_dir():
                 raise DataError(folder / MASKS, "folder not found (the masks of the frames in Original/)")
             return folder
-    raise DataError(root, f"no {IMAGES}/ folder (nor TIF/{IMAGES}/, PNG/{IMAGES}/): "
-                          "not CVC-ClinicDB in its published layout")
+    raise DataError(
+        root, f"no {IMAGES}/ folder (nor TIF/{IMAGES}/, PNG/{IMAGES}/): not CVC-ClinicDB in its published layout"
+    )
 
 
 class CVCClinicDB(ImageDataset):

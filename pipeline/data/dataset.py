@@ -67,13 +67,22 @@ class NiftiDataset(LabelledCases, Abstract_IO):
     #: Name of class 0.
     background_name: str = "background"
 
-    def __init__(self, root=None, *, modalities: Iterable[str], label_map: Mapping[int, int],
-                 exclude: Iterable[int | str] = (), exclude_without_label: bool = False):
+    def __init__(
+        self,
+        root=None,
+        *,
+        modalities: Iterable[str],
+        label_map: Mapping[int, int],
+        exclude: Iterable[int | str] = (),
+        exclude_without_label: bool = False,
+    ):
         modalities = tuple(modalities)
         unknown = [modality for modality in modalities if modality not in self.available_modalities]
         if not modalities or unknown or len(set(modalities)) != len(modalities):
-            raise ConfigError(f"modalities: {list(modalities)} is not a non-empty list of distinct "
-                              f"modalities from {list(self.available_modalities)}")
+            raise ConfigError(
+                f"modalities: {list(modalities)} is not a non-empty list of distinct "
+                f"modalities from {list(self.available_modalities)}"
+            )
         self.labels = LabelMapping(self.source_label_names, label_map, self.background_name)
         self.modalities = modalities
         self.exclude = tuple(self.case_id_of(case) for case in exclude)
@@ -121,15 +130,18 @@ class NiftiDataset(LabelledCases, Abstract_IO):
         Exclusions are not part of it (they choose cases, they do not change
         them); the files' contents are tracked per case by the cache.
         """
-        return {"name": self.name, "root": str(self.root.resolve()), "modalities": list(self.modalities),
-                "label_map": sorted(self.labels.label_map.items())}
+        return {
+            "name": self.name,
+            "root": str(self.root.resolve()),
+            "modalities": list(self.modalities),
+            "label_map": sorted(self.labels.label_map.items()),
+        }
 
     def load(self, case_id: str) -> Case:
         """Read and check one case: every image and the mask on one voxel grid."""
         image, extended = self.load_image(case_id)
         label = self.load_segmentation(case_id)
-        return Case(case_id=case_id, image=image, label=label, spacing=extended["spacing"],
-                    affine=extended["affine"])
+        return Case(case_id=case_id, image=image, label=label, spacing=extended["spacing"], affine=extended["affine"])
 
     # ---- MIScnn's Abstract_IO -------------------------------------------------------
 
@@ -152,15 +164,22 @@ class NiftiDataset(LabelledCases, Abstract_IO):
             else:
                 files[case_id] = located
         if self.skipped_without_mask:
-            logger.warning("%s: skipped %d case(s) without a mask: %s", self.name,
-                           len(self.skipped_without_mask), ", ".join(self.skipped_without_mask))
+            logger.warning(
+                "%s: skipped %d case(s) without a mask: %s",
+                self.name,
+                len(self.skipped_without_mask),
+                ", ".join(self.skipped_without_mask),
+            )
         self._files = files
         if self.exclude_without_label:
             self._exclude_cases_without_label()
         if not self._files:
-            raise DataError(root, f"no {self.name} case left to use ({len(found)} cases, "
-                                  f"{len(self.excluded)} excluded, {len(self.skipped_without_mask)} without "
-                                  f"mask, {len(self.excluded_without_label)} without a foreground voxel)")
+            raise DataError(
+                root,
+                f"no {self.name} case left to use ({len(found)} cases, "
+                f"{len(self.excluded)} excluded, {len(self.skipped_without_mask)} without "
+                f"mask, {len(self.excluded_without_label)} without a foreground voxel)",
+            )
         self.data_directory = root
         self._case_ids = sorted(self._files)
         return list(self._case_ids)
@@ -195,8 +214,11 @@ class NiftiDataset(LabelledCases, Abstract_IO):
         prediction = np.asarray(sample.pred_data)
         if prediction.ndim == 4:
             prediction = prediction[..., 0]
-        write_nifti(Path(output_path) / f"{sample.index}.nii.gz", prediction.astype(np.uint8),
-                    sample.get_extended_data()["affine"])
+        write_nifti(
+            Path(output_path) / f"{sample.index}.nii.gz",
+            prediction.astype(np.uint8),
+            sample.get_extended_data()["affine"],
+        )
 
     @staticmethod
     def check_file_termination(termination: str) -> bool:
@@ -221,9 +243,14 @@ class NiftiDataset(LabelledCases, Abstract_IO):
         self.excluded_without_label = [case_id for case_id, kept in zip(case_ids, keep) if not kept]
         for case_id in self.excluded_without_label:
             del self._files[case_id]
-        logger.log(logging.WARNING if self.excluded_without_label else logging.INFO,
-                   "%s: excluded %d of %d case(s) without a voxel of %s", self.name,
-                   len(self.excluded_without_label), len(case_ids), "/".join(self.class_names[1:]))
+        logger.log(
+            logging.WARNING if self.excluded_without_label else logging.INFO,
+            "%s: excluded %d of %d case(s) without a voxel of %s",
+            self.name,
+            len(self.excluded_without_label),
+            len(case_ids),
+            "/".join(self.class_names[1:]),
+        )
 
 
 class CaseFolderDataset(NiftiDataset):
@@ -248,11 +275,17 @@ class CaseFolderDataset(NiftiDataset):
         """The files of the case in ``folder``; ``None`` if it has no mask (skipped)."""
 
     def discover(self, root: Path) -> list[str]:
-        folders = [entry.name for entry in root.iterdir()
-                   if entry.is_dir() and re.fullmatch(self.case_folder_pattern, entry.name)]
+        folders = [
+            entry.name
+            for entry in root.iterdir()
+            if entry.is_dir() and re.fullmatch(self.case_folder_pattern, entry.name)
+        ]
         if not folders:
-            raise DataError(root, f"no case folders ({self.case_folder_pattern}) found: "
-                                  f"not a {self.name} data set in its published layout")
+            raise DataError(
+                root,
+                f"no case folders ({self.case_folder_pattern}) found: "
+                f"not a {self.name} data set in its published layout",
+            )
         return folders
 
     def locate_case(self, case_id: str) -> CaseFiles | None:

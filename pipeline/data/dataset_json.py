@@ -64,7 +64,7 @@ def channel_names(path: Path, content: dict, key: str) -> tuple[str, ...]:
     try:
         indexed = {int(index): str(name) for index, name in mapping.items()}
     except ValueError:
-        raise DataError(path, f"{key}: keys must be channel indices \"0\", \"1\", ..., got {list(mapping)}") from None
+        raise DataError(path, f'{key}: keys must be channel indices "0", "1", ..., got {list(mapping)}') from None
     if sorted(indexed) != list(range(len(indexed))) or not indexed:
         raise DataError(path, f"{key}: channel indices must be 0..N-1 without gaps, got {sorted(indexed)}")
     names = [indexed[index] for index in range(len(indexed))]
@@ -77,8 +77,11 @@ def nnunet_labels(path: Path, content: dict) -> LabelNames:
     by_value: dict[int, str] = {}
     for name, value in labels.items():
         if isinstance(value, (list, tuple)):
-            raise DataError(path, f"labels: {name!r} is a region {value} (nnU-Net region-based training); "
-                                  "unifocal supports one integer value per label only")
+            raise DataError(
+                path,
+                f"labels: {name!r} is a region {value} (nnU-Net region-based training); "
+                "unifocal supports one integer value per label only",
+            )
         if name == "ignore":
             raise DataError(path, "labels: the 'ignore' label (nnU-Net sparse annotations) is not supported")
         if not isinstance(value, int) or isinstance(value, bool) or value < 0:

@@ -43,16 +43,27 @@ class DecathlonDataset(NiftiDataset):
 
     name = "msd"
 
-    def __init__(self, root, *, modalities: Iterable[str] | None = None, label_map: Mapping[int, int] | None = None,
-                 exclude: Iterable[int | str] = (), exclude_without_label: bool = False):
+    def __init__(
+        self,
+        root,
+        *,
+        modalities: Iterable[str] | None = None,
+        label_map: Mapping[int, int] | None = None,
+        exclude: Iterable[int | str] = (),
+        exclude_without_label: bool = False,
+    ):
         self.description_file, self._description = read_dataset_json(root)
         self.available_modalities = channel_names(self.description_file, self._description, "modality")
         labels = decathlon_labels(self.description_file, self._description)
         self.source_label_names, self.background_name = labels.foreground, labels.background
         self._training: dict[str, CaseFiles] = {}
-        super().__init__(root, modalities=self.available_modalities if modalities is None else modalities,
-                         label_map=every_label_its_own_class(labels.foreground) if label_map is None else label_map,
-                         exclude=exclude, exclude_without_label=exclude_without_label)
+        super().__init__(
+            root,
+            modalities=self.available_modalities if modalities is None else modalities,
+            label_map=every_label_its_own_class(labels.foreground) if label_map is None else label_map,
+            exclude=exclude,
+            exclude_without_label=exclude_without_label,
+        )
 
     @property
     def file_channels(self) -> int:
@@ -63,22 +74,32 @@ class DecathlonDataset(NiftiDataset):
         training = required(self.description_file, self._description, "training", list)
         self._training = {}
         for number, entry in enumerate(training):
-            if not isinstance(entry, dict) or not isinstance(entry.get("image"), str) \
-                    or not isinstance(entry.get("label"), str):
-                raise DataError(self.description_file, f"training[{number}]: expected "
-                                                       f"{{\"image\": path, \"label\": path}}, got {entry!r}")
+            if (
+                not isinstance(entry, dict)
+                or not isinstance(entry.get("image"), str)
+                or not isinstance(entry.get("label"), str)
+            ):
+                raise DataError(
+                    self.description_file,
+                    f'training[{number}]: expected {{"image": path, "label": path}}, got {entry!r}',
+                )
             image = self._listed_file(root, entry["image"], f"training[{number}].image")
             case_id = _case_id(image)
             if case_id in self._training:
                 raise DataError(self.description_file, f"training[{number}]: case {case_id} is listed twice")
             self._training[case_id] = CaseFiles(
-                images=(image,), mask=self._listed_file(root, entry["label"], f"training[{number}].label"))
+                images=(image,), mask=self._listed_file(root, entry["label"], f"training[{number}].label")
+            )
         if not self._training:
             raise DataError(self.description_file, "training: lists no case")
         declared = self._description.get("numTraining")
         if declared != len(self._training):
-            logger.warning("%s: numTraining is %r but training lists %d cases", self.description_file, declared,
-                           len(self._training))
+            logger.warning(
+                "%s: numTraining is %r but training lists %d cases",
+                self.description_file,
+                declared,
+                len(self._training),
+            )
         return list(self._training)
 
     def locate_case(self, case_id: str) -> CaseFiles:
@@ -109,8 +130,9 @@ class DecathlonDataset(NiftiDataset):
 
     def _listed_file(self, root: Path, listed: str, key: str) -> Path:
         if not listed.endswith(NIFTI_SUFFIXES):
-            raise DataError(self.description_file, f"{key}: {listed!r} is not a NIfTI file "
-                                                   f"(supported: {', '.join(NIFTI_SUFFIXES)})")
+            raise DataError(
+                self.description_file, f"{key}: {listed!r} is not a NIfTI file (supported: {', '.join(NIFTI_SUFFIXES)})"
+            )
         return root / Path(listed)
 
 

@@ -55,8 +55,9 @@ class DRIVE(ImageDataset):
     default_color = "rgb"
     image_folders = ("test/images", "training/images")
 
-    def __init__(self, root, *, color: Color | None = None, restrict_to_fov: bool = True,
-                 exclude: Iterable[int | str] = ()):
+    def __init__(
+        self, root, *, color: Color | None = None, restrict_to_fov: bool = True, exclude: Iterable[int | str] = ()
+    ):
         self.restrict_to_fov = bool(restrict_to_fov)
         super().__init__(root, color=color, exclude=exclude)
 
@@ -85,21 +86,27 @@ class DRIVE(ImageDataset):
 
     def locate_cases(self, root: Path) -> dict[str, ImageCaseFiles]:
         if not (root / "training" / "images").is_dir():
-            raise DataError(root / "training" / "images", "folder not found: not DRIVE in its published "
-                                                          "layout (training/ and test/)")
+            raise DataError(
+                root / "training" / "images",
+                "folder not found: not DRIVE in its published layout (training/ and test/)",
+            )
         cases = {}
         for subset in SUBSETS:
             folder = root / subset
             if not (folder / "images").is_dir():
                 continue
-            images = sorted(path for path in (folder / "images").iterdir()
-                            if re.fullmatch(rf"\d{{2}}_{subset}\.tiff?", path.name, flags=re.IGNORECASE))
+            images = sorted(
+                path
+                for path in (folder / "images").iterdir()
+                if re.fullmatch(rf"\d{{2}}_{subset}\.tiff?", path.name, flags=re.IGNORECASE)
+            )
             for image in images:
                 number = image.stem.split("_")[0]
                 fov = find_image(folder / "mask", f"{image.stem}_mask")
                 if fov is None:
-                    raise DataError(folder / "mask" / f"{image.stem}_mask.gif",
-                                    f"field-of-view mask of {image.name} not found")
+                    raise DataError(
+                        folder / "mask" / f"{image.stem}_mask.gif", f"field-of-view mask of {image.name} not found"
+                    )
                 if not (folder / MANUAL).is_dir():
                     self.skipped_without_mask.append(image.stem)
                     continue

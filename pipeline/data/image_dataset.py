@@ -48,6 +48,7 @@ logger = logging.getLogger(__name__)
 
 Abstract_IO = miscnn.data_loading.interfaces.abstract_io.Abstract_IO
 
+
 @dataclass(frozen=True)
 class ImageCaseFiles:
     """Where one case lives: the image, its mask and (DRIVE) its field-of-view mask."""
@@ -183,8 +184,13 @@ class ImageDataset(LabelledCases, Abstract_IO):
 
     def load(self, case_id: str) -> Case:
         image, extended = self.load_image(case_id)
-        return Case(case_id=case_id, image=image, label=self.load_segmentation(case_id),
-                    spacing=extended["spacing"], affine=extended["affine"])
+        return Case(
+            case_id=case_id,
+            image=image,
+            label=self.load_segmentation(case_id),
+            spacing=extended["spacing"],
+            affine=extended["affine"],
+        )
 
     # ---- MIScnn's Abstract_IO -------------------------------------------------------
 
@@ -200,11 +206,18 @@ class ImageDataset(LabelledCases, Abstract_IO):
             else:
                 files[case_id] = located
         if self.skipped_without_mask:
-            logger.warning("%s: skipped %d image(s) without a mask: %s", self.name,
-                           len(self.skipped_without_mask), ", ".join(self.skipped_without_mask[:10]))
+            logger.warning(
+                "%s: skipped %d image(s) without a mask: %s",
+                self.name,
+                len(self.skipped_without_mask),
+                ", ".join(self.skipped_without_mask[:10]),
+            )
         if not files:
-            raise DataError(root, f"no {self.name} case left to use ({len(self.excluded)} excluded, "
-                                  f"{len(self.skipped_without_mask)} without mask)")
+            raise DataError(
+                root,
+                f"no {self.name} case left to use ({len(self.excluded)} excluded, "
+                f"{len(self.skipped_without_mask)} without mask)",
+            )
         self._files = files
         with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
             list(pool.map(self._check_case, sorted(files)))

@@ -101,8 +101,11 @@ def read_binary_mask(path: Path, shape: tuple[int, int] | None = None) -> np.nda
     if data.dtype == bool:
         data = data.astype(np.uint8)
     if shape is not None and tuple(data.shape) != tuple(shape):
-        raise DataError(path, f"mask size {data.shape[1]} x {data.shape[0]} differs from its image's "
-                              f"{shape[1]} x {shape[0]} (width x height)")
+        raise DataError(
+            path,
+            f"mask size {data.shape[1]} x {data.shape[0]} differs from its image's "
+            f"{shape[1]} x {shape[0]} (width x height)",
+        )
     values = np.unique(data)
     for encoding in BINARY_ENCODINGS:
         if set(values.tolist()) <= set(encoding):

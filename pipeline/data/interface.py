@@ -51,8 +51,9 @@ def load_interface(spec: Mapping[str, Any]) -> Abstract_IO:
     if interface_class is None:
         similar = [name for name in dir(module) if name.lower() == class_name.lower()]
         hint = f"; did you mean {module_name}.{similar[0]}?" if similar else ""
-        raise ConfigError(f"data.interface.class: cannot import {path!r} (module {module_name} has no "
-                          f"{class_name}{hint})")
+        raise ConfigError(
+            f"data.interface.class: cannot import {path!r} (module {module_name} has no {class_name}{hint})"
+        )
     if not (isinstance(interface_class, type) and issubclass(interface_class, Abstract_IO)):
         raise ConfigError(f"data.interface.class: {path} is not a MIScnn Abstract_IO subclass")
     try:
@@ -61,8 +62,9 @@ def load_interface(spec: Mapping[str, Any]) -> Abstract_IO:
         raise ConfigError(f"data.interface.args: {error} (for {path})") from None
     interface = interface_class(**args)
     if not getattr(interface, "three_dim", True):
-        raise ConfigError(f"data.interface.args: {path} reads 2-D images (three_dim=False); "
-                          "the pipeline trains on 3-D volumes")
+        raise ConfigError(
+            f"data.interface.args: {path} reads 2-D images (three_dim=False); the pipeline trains on 3-D volumes"
+        )
     return interface
 
 
@@ -78,8 +80,14 @@ class InterfaceDataset(LabelledCases):
 
     name = "miscnn"
 
-    def __init__(self, root, *, interface: Mapping[str, Any], exclude: Iterable[int | str] = (),
-                 label_map: Mapping[int, int] | None = None):
+    def __init__(
+        self,
+        root,
+        *,
+        interface: Mapping[str, Any],
+        exclude: Iterable[int | str] = (),
+        label_map: Mapping[int, int] | None = None,
+    ):
         self.interface_spec = {"class": interface["class"], "args": dict(interface.get("args") or {})}
         self.interface = load_interface(self.interface_spec)
         self.root = Path(root)
@@ -96,33 +104,48 @@ class InterfaceDataset(LabelledCases):
         excluded = {str(case) for case in exclude}
         unmatched = sorted(excluded - set(self._indices))
         if unmatched:
-            logger.warning("data.exclude: %s match no index of %s (indices look like %r)", ", ".join(unmatched),
-                           self.interface_class, next(iter(self._indices), None))
+            logger.warning(
+                "data.exclude: %s match no index of %s (indices look like %r)",
+                ", ".join(unmatched),
+                self.interface_class,
+                next(iter(self._indices), None),
+            )
         self._case_ids = sorted(case_id for case_id in self._indices if case_id not in excluded)
         if not self._case_ids:
-            raise DataError(self.root, f"{self.interface_class}.initialize found no case "
-                                       f"({len(self._indices)} indices, {len(excluded & set(self._indices))} excluded)")
+            raise DataError(
+                self.root,
+                f"{self.interface_class}.initialize found no case "
+                f"({len(self._indices)} indices, {len(excluded & set(self._indices))} excluded)",
+            )
         # Cases left out here, and by the interface itself (the project's readers record theirs).
         self.excluded = sorted(excluded & set(self._indices) | set(getattr(self.interface, "excluded", [])))
         self.skipped_without_mask = list(getattr(self.interface, "skipped_without_mask", []))
         self.excluded_without_label = list(getattr(self.interface, "excluded_without_label", []))
         classes, channels = int(self.interface.classes), int(self.interface.channels)
-        names = tuple(getattr(self.interface, "class_names", None)
-                      or ("background", *(f"class_{k}" for k in range(1, classes))))
+        names = tuple(
+            getattr(self.interface, "class_names", None) or ("background", *(f"class_{k}" for k in range(1, classes)))
+        )
         if classes < 2:
-            raise ConfigError(f"data.interface.args: {self.interface_class} has classes={classes}; "
-                              "segmentation needs 2 or more (the background and a class)")
+            raise ConfigError(
+                f"data.interface.args: {self.interface_class} has classes={classes}; "
+                "segmentation needs 2 or more (the background and a class)"
+            )
         if len(names) != classes:
-            raise ConfigError(f"data.interface: {self.interface_class} names {len(names)} classes but has "
-                              f"classes={classes}")
+            raise ConfigError(
+                f"data.interface: {self.interface_class} names {len(names)} classes but has classes={classes}"
+            )
         identity = {k: k for k in range(1, classes)}
-        self.labels = LabelMapping({k: names[k] for k in identity}, identity if label_map is None else label_map,
-                                   names[0])
-        self.modalities = tuple(getattr(self.interface, "modalities", None)
-                                or (f"channel_{k}" for k in range(channels)))
+        self.labels = LabelMapping(
+            {k: names[k] for k in identity}, identity if label_map is None else label_map, names[0]
+        )
+        self.modalities = tuple(
+            getattr(self.interface, "modalities", None) or (f"channel_{k}" for k in range(channels))
+        )
         if len(self.modalities) != channels:
-            raise ConfigError(f"data.interface: {self.interface_class} names {len(self.modalities)} channels but has "
-                              f"channels={channels}")
+            raise ConfigError(
+                f"data.interface: {self.interface_class} names {len(self.modalities)} channels but has "
+                f"channels={channels}"
+            )
 
     @property
     def interface_class(self) -> str:
@@ -130,25 +153,33 @@ class InterfaceDataset(LabelledCases):
 
     def load(self, case_id: str) -> Case:
         """The case through ``Data_IO.sample_loader``: image, labels and the interface's geometry."""
-        sample = self._call(self.root / case_id, "load_image/load_segmentation",
-                            lambda: self.io.sample_loader(self._index(case_id), load_seg=True))
+        sample = self._call(
+            self.root / case_id,
+            "load_image/load_segmentation",
+            lambda: self.io.sample_loader(self._index(case_id), load_seg=True),
+        )
         image = np.asarray(sample.img_data, dtype=np.float32)
         if image.ndim != 4 or image.shape[-1] != len(self.modalities):
-            raise DataError(self.root / case_id, f"{self.interface_class}.load_image gave shape {image.shape}, "
-                                                 f"expected 3-D with {len(self.modalities)} channel(s)")
+            raise DataError(
+                self.root / case_id,
+                f"{self.interface_class}.load_image gave shape {image.shape}, "
+                f"expected 3-D with {len(self.modalities)} channel(s)",
+            )
         if not np.isfinite(image).all():
             raise DataError(self.root / case_id, "image holds NaN or Inf values")
         label = self._labels(case_id, np.asarray(sample.seg_data))
         if label.shape != image.shape[:3]:
-            raise DataError(self.root / case_id, f"segmentation shape {label.shape} differs from the image's "
-                                                 f"{image.shape[:3]}")
+            raise DataError(
+                self.root / case_id, f"segmentation shape {label.shape} differs from the image's {image.shape[:3]}"
+            )
         affine, spacing = self._geometry(case_id, sample.get_extended_data() or {})
         return Case(case_id=case_id, image=image, label=label, spacing=spacing, affine=affine)
 
     def load_segmentation(self, case_id: str) -> np.ndarray:
         """uint8 (D, H, W) classes, from the interface's ``load_segmentation``."""
-        segmentation = self._call(self.root / case_id, "load_segmentation",
-                                  lambda: self.interface.load_segmentation(self._index(case_id)))
+        segmentation = self._call(
+            self.root / case_id, "load_segmentation", lambda: self.interface.load_segmentation(self._index(case_id))
+        )
         return self._labels(case_id, np.asarray(segmentation))
 
     def geometry(self, case_id: str) -> NiftiVolume:
@@ -168,8 +199,12 @@ class InterfaceDataset(LabelledCases):
         return (location,) if location.is_file() else ()
 
     def fingerprint(self) -> dict:
-        return {"name": self.name, "interface": self.interface_spec, "root": str(self.root.resolve()),
-                "label_map": sorted(self.labels.label_map.items())}
+        return {
+            "name": self.name,
+            "interface": self.interface_spec,
+            "root": str(self.root.resolve()),
+            "label_map": sorted(self.labels.label_map.items()),
+        }
 
     # ---- internals ------------------------------------------------------------------
 
@@ -183,8 +218,10 @@ class InterfaceDataset(LabelledCases):
         if segmentation.ndim == 4 and segmentation.shape[-1] == 1:
             segmentation = segmentation[..., 0]
         if segmentation.ndim != 3:
-            raise DataError(self.root / case_id, f"{self.interface_class}.load_segmentation gave shape "
-                                                 f"{segmentation.shape}, expected 3-D")
+            raise DataError(
+                self.root / case_id,
+                f"{self.interface_class}.load_segmentation gave shape {segmentation.shape}, expected 3-D",
+            )
         return self.labels.apply(segmentation, self.root / case_id)
 
     def _geometry(self, case_id: str, extended: Mapping) -> tuple[np.ndarray, tuple[float, float, float]]:
@@ -197,13 +234,15 @@ class InterfaceDataset(LabelledCases):
         if spacing is None and affine is not None:
             spacing = np.linalg.norm(affine[:3, :3], axis=0)
         if spacing is None:
-            logger.warning("%s: %s gives neither spacing nor affine; assuming 1 mm voxels", case_id,
-                           self.interface_class)
+            logger.warning(
+                "%s: %s gives neither spacing nor affine; assuming 1 mm voxels", case_id, self.interface_class
+            )
             spacing = (1.0, 1.0, 1.0)
         spacing = tuple(float(value) for value in np.ravel(spacing))
         if len(spacing) != 3 or not all(np.isfinite(value) and value > 0 for value in spacing):
-            raise DataError(self.root / case_id, f"{self.interface_class} gives spacing {spacing}, expected 3 "
-                                                 "positive numbers")
+            raise DataError(
+                self.root / case_id, f"{self.interface_class} gives spacing {spacing}, expected 3 positive numbers"
+            )
         if affine is None:
             affine = np.diag([*spacing, 1.0])
         return affine, spacing
@@ -216,5 +255,6 @@ class InterfaceDataset(LabelledCases):
             raise
         except Exception as error:  # noqa: BLE001 (the interface is the user's code: any failure is bad input)
             message = " ".join(str(error).split()) or "no message"
-            raise DataError(where, f"{self.interface_class}.{method} failed: {type(error).__name__}: {message}") \
-                from None
+            raise DataError(
+                where, f"{self.interface_class}.{method} failed: {type(error).__name__}: {message}"
+            ) from None

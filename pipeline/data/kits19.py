@@ -44,12 +44,22 @@ class KiTS19(CaseFolderDataset):
     case_folder_pattern = r"case_\d{5}"
     case_id_format = "case_{:05d}"
 
-    def __init__(self, root=None, *, exclude: Iterable[int | str] = PAPER_EXCLUSIONS,
-                 label_map: Mapping[int, int] = PAPER_LABEL_MAP, modalities: Iterable[str] = ("ct",),
-                 exclude_without_label: bool = False):
-        super().__init__(root, modalities=modalities, label_map=label_map, exclude=exclude,
-                         exclude_without_label=exclude_without_label)
-
+    def __init__(
+        self,
+        root=None,
+        *,
+        exclude: Iterable[int | str] = PAPER_EXCLUSIONS,
+        label_map: Mapping[int, int] = PAPER_LABEL_MAP,
+        modalities: Iterable[str] = ("ct",),
+        exclude_without_label: bool = False,
+    ):
+        super().__init__(
+            root,
+            modalities=modalities,
+            label_map=label_map,
+            exclude=exclude,
+            exclude_without_label=exclude_without_label,
+        )
 
     def locate(self, folder: Path) -> CaseFiles | None:
         imaging = find_nifti(folder, "imaging")

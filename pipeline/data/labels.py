@@ -42,8 +42,9 @@ class LabelMapping:
             raise ConfigError(f"label_map: expected integer label -> class pairs, got {self.label_map!r}") from None
         unknown = sorted(set(label_map) - set(self.source_names))
         if unknown:
-            raise ConfigError(f"label_map: labels {unknown} do not occur in this data set "
-                              f"(its labels: {sorted(self.source_names)})")
+            raise ConfigError(
+                f"label_map: labels {unknown} do not occur in this data set (its labels: {sorted(self.source_names)})"
+            )
         targets = sorted(set(label_map.values()) - {0})
         if not targets or targets != list(range(1, len(targets) + 1)):
             raise ConfigError(f"label_map: target classes must be 1..K without gaps, got {targets}")
@@ -54,8 +55,11 @@ class LabelMapping:
         num_foreground = max(self.label_map.values())
         names = [self.background_name]
         for target in range(1, num_foreground + 1):
-            names.append("+".join(self.source_names[source]
-                                  for source in sorted(self.label_map) if self.label_map[source] == target))
+            names.append(
+                "+".join(
+                    self.source_names[source] for source in sorted(self.label_map) if self.label_map[source] == target
+                )
+            )
         return tuple(names)
 
     def apply(self, mask: np.ndarray, path: Path) -> np.ndarray:
@@ -74,15 +78,15 @@ class LabelMapping:
         low, high = mask.min(), mask.max()
         if low < 0 or high > largest:
             outside = np.unique(mask[(mask < 0) | (mask > largest)])[:10]
-            raise DataError(path, f"unexpected label values {outside.tolist()} "
-                                  f"(expected {[0, *sorted(self.source_names)]})")
+            raise DataError(
+                path, f"unexpected label values {outside.tolist()} (expected {[0, *sorted(self.source_names)]})"
+            )
         values = mask.astype(np.uint8, copy=False)
         counts = np.bincount(values.ravel(), minlength=largest + 1)
         expected = {0, *self.source_names}
         unexpected = [int(value) for value in np.flatnonzero(counts) if value not in expected]
         if unexpected:
-            raise DataError(path, f"unexpected label values {unexpected} "
-                                  f"(expected {sorted(expected)})")
+            raise DataError(path, f"unexpected label values {unexpected} (expected {sorted(expected)})")
         lookup = np.zeros(largest + 1, dtype=np.uint8)
         for source, target in self.label_map.items():
             lookup[source] = target

@@ -89,8 +89,13 @@ def _voxels(image: nib.Nifti1Image, path: Path, dtype=None) -> np.ndarray:
 
 def _volume(image: nib.Nifti1Image, path: Path, data: np.ndarray | None) -> NiftiVolume:
     spacing = tuple(float(zoom) for zoom in image.header.get_zooms()[:3])
-    return NiftiVolume(path=path, shape=tuple(int(n) for n in image.shape[:3]),
-                       affine=np.asarray(image.affine, dtype=np.float64), spacing=spacing, data=data)
+    return NiftiVolume(
+        path=path,
+        shape=tuple(int(n) for n in image.shape[:3]),
+        affine=np.asarray(image.affine, dtype=np.float64),
+        spacing=spacing,
+        data=data,
+    )
 
 
 def read_image(path: Path, channels: int = 1) -> NiftiVolume:
@@ -124,11 +129,12 @@ def read_geometry(path: Path, channels: int = 1) -> NiftiVolume:
 def check_same_grid(volume: NiftiVolume, reference: NiftiVolume) -> None:
     """Raise ``DataError`` naming ``volume`` unless it lies on ``reference``'s voxel grid."""
     if volume.shape != reference.shape:
-        raise DataError(volume.path, f"shape {volume.shape} differs from "
-                                     f"{reference.shape} of {reference.path.name}")
+        raise DataError(volume.path, f"shape {volume.shape} differs from {reference.shape} of {reference.path.name}")
     if not np.allclose(volume.affine, reference.affine, rtol=0, atol=AFFINE_TOLERANCE_MM):
-        raise DataError(volume.path, f"affine differs from that of {reference.path.name} "
-                                     f"(the volumes are not on the same voxel grid)")
+        raise DataError(
+            volume.path,
+            f"affine differs from that of {reference.path.name} (the volumes are not on the same voxel grid)",
+        )
 
 
 def write_nifti(path: Path, data: np.ndarray, affine: np.ndarray) -> None:

@@ -44,33 +44,53 @@ class NnUNetDataset(NiftiDataset):
 
     name = "nnunet"
 
-    def __init__(self, root, *, modalities: Iterable[str] | None = None, label_map: Mapping[int, int] | None = None,
-                 exclude: Iterable[int | str] = (), exclude_without_label: bool = False):
+    def __init__(
+        self,
+        root,
+        *,
+        modalities: Iterable[str] | None = None,
+        label_map: Mapping[int, int] | None = None,
+        exclude: Iterable[int | str] = (),
+        exclude_without_label: bool = False,
+    ):
         self.description_file, description = read_dataset_json(root)
         self.available_modalities = channel_names(self.description_file, description, "channel_names")
         labels = nnunet_labels(self.description_file, description)
         self.source_label_names, self.background_name = labels.foreground, labels.background
         self.file_ending = required(self.description_file, description, "file_ending", str)
         if self.file_ending not in NIFTI_SUFFIXES:
-            raise DataError(self.description_file, f"file_ending {self.file_ending!r} is not supported "
-                                                   f"(supported: {', '.join(NIFTI_SUFFIXES)})")
+            raise DataError(
+                self.description_file,
+                f"file_ending {self.file_ending!r} is not supported (supported: {', '.join(NIFTI_SUFFIXES)})",
+            )
         if "dataset" in description:
-            raise DataError(self.description_file, "the 'dataset' key (explicit file lists) is not supported; "
-                                                   "use the imagesTr/labelsTr layout")
+            raise DataError(
+                self.description_file,
+                "the 'dataset' key (explicit file lists) is not supported; use the imagesTr/labelsTr layout",
+            )
         self.num_training = required(self.description_file, description, "numTraining", int)
         self._channels: dict[str, dict[int, Path]] = {}
-        super().__init__(root, modalities=self.available_modalities if modalities is None else modalities,
-                         label_map=every_label_its_own_class(labels.foreground) if label_map is None else label_map,
-                         exclude=exclude, exclude_without_label=exclude_without_label)
+        super().__init__(
+            root,
+            modalities=self.available_modalities if modalities is None else modalities,
+            label_map=every_label_its_own_class(labels.foreground) if label_map is None else label_map,
+            exclude=exclude,
+            exclude_without_label=exclude_without_label,
+        )
 
     def discover(self, root: Path) -> list[str]:
         self._channels = self._channel_files(root / "imagesTr")
         if not self._channels:
-            raise DataError(root / "imagesTr", f"no images named <case>_<XXXX>{self.file_ending}: "
-                                               "not an nnU-Net v2 raw data set")
+            raise DataError(
+                root / "imagesTr", f"no images named <case>_<XXXX>{self.file_ending}: not an nnU-Net v2 raw data set"
+            )
         if len(self._channels) != self.num_training:
-            logger.warning("%s: numTraining is %d but imagesTr holds %d cases", self.description_file,
-                           self.num_training, len(self._channels))
+            logger.warning(
+                "%s: numTraining is %d but imagesTr holds %d cases",
+                self.description_file,
+                self.num_training,
+                len(self._channels),
+            )
         return list(self._channels)
 
     def locate_case(self, case_id: str) -> CaseFiles:
@@ -85,8 +105,10 @@ class NnUNetDataset(NiftiDataset):
         folder = self.root / "imagesTs"
         if not folder.is_dir():
             return {}
-        return {case_id: self._images_of(case_id, channels, folder)
-                for case_id, channels in sorted(self._channel_files(folder).items())}
+        return {
+            case_id: self._images_of(case_id, channels, folder)
+            for case_id, channels in sorted(self._channel_files(folder).items())
+        }
 
     def _channel_files(self, folder: Path) -> dict[str, dict[int, Path]]:
         """case id -> channel index -> file, from the file names in ``folder``."""
@@ -107,13 +129,18 @@ class NnUNetDataset(NiftiDataset):
         """The chosen channels' files of a case; every channel of dataset.json must be there, and no other."""
         extra = sorted(set(channels) - set(range(len(self.available_modalities))))
         if extra:
-            raise DataError(channels[extra[0]], f"channel {extra[0]:04d} is not in dataset.json's channel_names "
-                                                f"({len(self.available_modalities)} channels)")
+            raise DataError(
+                channels[extra[0]],
+                f"channel {extra[0]:04d} is not in dataset.json's channel_names "
+                f"({len(self.available_modalities)} channels)",
+            )
         files = []
         for modality in self.modalities:
             index = self.available_modalities.index(modality)
             if index not in channels:
-                raise DataError(folder / f"{case_id}_{index:04d}{self.file_ending}",
-                                f"file not found (channel {modality!r} of dataset.json)")
+                raise DataError(
+                    folder / f"{case_id}_{index:04d}{self.file_ending}",
+                    f"file not found (channel {modality!r} of dataset.json)",
+                )
             files.append(channels[index])
         return tuple(files)

@@ -25,12 +25,13 @@ def _smooth_noise(rng: np.random.Generator, shape, sigma: float) -> np.ndarray:
 
 
 def _coordinates(shape) -> tuple[np.ndarray, np.ndarray]:
-    rows, columns = np.mgrid[0:shape[0], 0:shape[1]]
+    rows, columns = np.mgrid[0 : shape[0], 0 : shape[1]]
     return rows.astype(np.float32), columns.astype(np.float32)
 
 
-def _irregular_blob(rng: np.random.Generator, shape, centre, radii, angle: float,
-                    roughness: float) -> tuple[np.ndarray, np.ndarray]:
+def _irregular_blob(
+    rng: np.random.Generator, shape, centre, radii, angle: float, roughness: float
+) -> tuple[np.ndarray, np.ndarray]:
     """A rotated ellipse with a wobbly border: (mask, normalised radius r where r < 1 is inside)."""
     rows, columns = _coordinates(shape)
     dy, dx = rows - centre[0], columns - centre[1]
@@ -54,8 +55,14 @@ def colonoscopy_phantom(rng: np.random.Generator, shape: tuple[int, int]) -> tup
     distance = np.hypot((rows - light[0]) / height, (columns - light[1]) / width)
     illumination = np.clip(1.15 - 1.3 * distance**1.5, 0.15, 1.0)
     texture = 1 + 0.08 * _smooth_noise(rng, shape, max(1.0, height / 40))
-    lumen, _ = _irregular_blob(rng, shape, (rng.uniform(0.2, 0.8) * height, rng.uniform(0.2, 0.8) * width),
-                               (0.12 * height, 0.12 * width), rng.uniform(0, np.pi), 0.1)
+    lumen, _ = _irregular_blob(
+        rng,
+        shape,
+        (rng.uniform(0.2, 0.8) * height, rng.uniform(0.2, 0.8) * width),
+        (0.12 * height, 0.12 * width),
+        rng.uniform(0, np.pi),
+        0.1,
+    )
     mucosa = np.array([200.0, 95.0, 75.0]) * rng.uniform(0.85, 1.1, size=3)
     image = mucosa * (illumination * texture)[..., None]
     image[lumen] *= 0.25
@@ -80,8 +87,7 @@ def colonoscopy_phantom(rng: np.random.Generator, shape: tuple[int, int]) -> tup
     return _to_uint8(image), mask.astype(np.uint8) * 255
 
 
-def _vessel_tree(rng: np.random.Generator, shape, disc, fov: np.ndarray, count: int,
-                 width: float) -> np.ndarray:
+def _vessel_tree(rng: np.random.Generator, shape, disc, fov: np.ndarray, count: int, width: float) -> np.ndarray:
     """Binary vessels: random walks from the optic disc that branch and thin out."""
     vessels = np.zeros(shape, bool)
     step = max(1.0, shape[0] / 150)
@@ -95,10 +101,17 @@ def _vessel_tree(rng: np.random.Generator, shape, disc, fov: np.ndarray, count: 
             if not (0 <= iy < shape[0] and 0 <= ix < shape[1]) or not fov[iy, ix]:
                 break
             half = thickness / 2
-            vessels[max(0, int(iy - half)):int(iy + half) + 1, max(0, int(ix - half)):int(ix + half) + 1] = True
+            vessels[max(0, int(iy - half)) : int(iy + half) + 1, max(0, int(ix - half)) : int(ix + half) + 1] = True
             if generation < 3 and rng.random() < 0.03:
-                stack.append((y, x, angle + rng.choice([-1, 1]) * rng.uniform(0.4, 0.9),
-                              max(0.6, thickness * 0.7), generation + 1))
+                stack.append(
+                    (
+                        y,
+                        x,
+                        angle + rng.choice([-1, 1]) * rng.uniform(0.4, 0.9),
+                        max(0.6, thickness * 0.7),
+                        generation + 1,
+                    )
+                )
     return vessels & fov
 
 
@@ -113,12 +126,13 @@ def fundus_phantom(rng: np.random.Generator, shape: tuple[int, int]) -> tuple[np
     side = rng.choice([-1, 1])
     disc = (centre[0] + rng.uniform(-0.1, 0.1) * height, centre[1] + side * rng.uniform(0.45, 0.6) * fov_radius)
     disc_distance = np.hypot(rows - disc[0], columns - disc[1]) / (0.08 * min(height, width))
-    vessels = _vessel_tree(rng, shape, disc, fov, count=int(rng.integers(4, 7)),
-                           width=max(1.0, min(height, width) / 110))
+    vessels = _vessel_tree(
+        rng, shape, disc, fov, count=int(rng.integers(4, 7)), width=max(1.0, min(height, width) / 110)
+    )
     background = np.array([205.0, 85.0, 35.0]) * rng.uniform(0.9, 1.1, size=3)
     shading = (1 - 0.35 * distance**2) * (1 + 0.06 * _smooth_noise(rng, shape, max(1.0, height / 30)))
     image = background * shading[..., None]
-    image += np.array([50.0, 90.0, 40.0]) * np.exp(-disc_distance**2)[..., None]
+    image += np.array([50.0, 90.0, 40.0]) * np.exp(-(disc_distance**2))[..., None]
     darkening = ndimage.gaussian_filter(vessels.astype(np.float32), 0.5)
     image *= (1 - 0.45 * np.clip(darkening * 1.5, 0, 1))[..., None]
     image += rng.normal(0, 4, size=image.shape)
@@ -131,7 +145,7 @@ def ultrasound_phantom(rng: np.random.Generator, shape: tuple[int, int]) -> tupl
     height, width = shape
     rows, _ = _coordinates(shape)
     depth = rows / height
-    skin = np.exp(-((depth - 0.05) / 0.03) ** 2)
+    skin = np.exp(-(((depth - 0.05) / 0.03) ** 2))
     tissue = 0.5 + 0.18 * _smooth_noise(rng, shape, (max(1.0, height / 50), max(1.0, width / 15)))
     echo = (0.35 + 0.9 * skin + tissue * (1 - 0.5 * depth)).clip(0.05)
     radii = (rng.uniform(0.1, 0.22) * height, rng.uniform(0.12, 0.3) * width)

@@ -30,14 +30,14 @@ AIR, FAT, SOFT_TISSUE, LIVER = -1000.0, -100.0, 40.0, 60.0
 def kits19_affine(spacing: tuple[float, float, float]) -> np.ndarray:
     """KiTS19's affine: array axes (slices, H, W) -> world (-z, -y, -x), i.e. orientation I, P, L."""
     slice_mm, row_mm, column_mm = spacing
-    return np.array([[0.0, 0.0, -column_mm, 0.0],
-                     [0.0, -row_mm, 0.0, 0.0],
-                     [-slice_mm, 0.0, 0.0, 0.0],
-                     [0.0, 0.0, 0.0, 1.0]])
+    return np.array(
+        [[0.0, 0.0, -column_mm, 0.0], [0.0, -row_mm, 0.0, 0.0], [-slice_mm, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 1.0]]
+    )
 
 
-def kits19_phantom(rng: np.random.Generator, shape: tuple[int, int, int],
-                   spacing: tuple[float, float, float]) -> tuple[np.ndarray, np.ndarray]:
+def kits19_phantom(
+    rng: np.random.Generator, shape: tuple[int, int, int], spacing: tuple[float, float, float]
+) -> tuple[np.ndarray, np.ndarray]:
     """Draw one case: CT (int16, HU) and its labels (uint8: 0 background, 1 kidney, 2 tumour).
 
     ``shape`` is (slices, H, W) and ``spacing`` its voxel size in mm. The body
@@ -45,9 +45,9 @@ def kits19_phantom(rng: np.random.Generator, shape: tuple[int, int, int],
     """
     grid = Grid(shape, spacing)
     _, field_h, field_w = grid.extent
-    body_w = field_w * rng.uniform(0.36, 0.42)                 # semi-axes of the body
+    body_w = field_w * rng.uniform(0.36, 0.42)  # semi-axes of the body
     body_h = min(body_w * rng.uniform(0.70, 0.82), field_h * 0.42)
-    scale = body_w / 160.0                                     # organ sizes follow the patient's
+    scale = body_w / 160.0  # organ sizes follow the patient's
 
     image = np.full(grid.shape, AIR, dtype=np.float32)
     body = grid.ellipsoid((0, 0, 0), (1e6, body_h, body_w))
@@ -56,9 +56,11 @@ def kits19_phantom(rng: np.random.Generator, shape: tuple[int, int, int],
     abdomen = grid.ellipsoid((0, 0, 0), (1e6, body_h - fat_mm, body_w - fat_mm))
     image[abdomen] = SOFT_TISSUE + 8 * grid.smooth_noise(rng, 30)[abdomen]
 
-    liver_side = rng.choice([-1, 1])                           # patient's right, either image side
-    liver = abdomen & grid.ellipsoid((rng.uniform(40, 80) * scale, -0.1 * body_h, liver_side * 0.45 * body_w),
-                                     (90 * scale, 0.6 * body_h, 0.45 * body_w))
+    liver_side = rng.choice([-1, 1])  # patient's right, either image side
+    liver = abdomen & grid.ellipsoid(
+        (rng.uniform(40, 80) * scale, -0.1 * body_h, liver_side * 0.45 * body_w),
+        (90 * scale, 0.6 * body_h, 0.45 * body_w),
+    )
     image[liver] = LIVER + 6 * grid.smooth_noise(rng, 20)[liver]
     gas = abdomen & (grid.smooth_noise(rng, 15) > 2.2) & (grid.y < 0.1 * body_h)
     image[gas] = AIR + 50
@@ -80,8 +82,13 @@ def kits19_phantom(rng: np.random.Generator, shape: tuple[int, int, int],
     kidneys = []
     for side in (-1, 1):
         radii = np.array([rng.uniform(45, 58), rng.uniform(22, 28), rng.uniform(24, 30)]) * [1, scale, scale]
-        centre = np.array([rng.uniform(-15, 15), spine_y - rng.uniform(5, 15) * scale,
-                           side * (rng.uniform(50, 62) * scale + radii[2])])
+        centre = np.array(
+            [
+                rng.uniform(-15, 15),
+                spine_y - rng.uniform(5, 15) * scale,
+                side * (rng.uniform(50, 62) * scale + radii[2]),
+            ]
+        )
         tilt = side * rng.uniform(15, 35)
         fat_radii = radii + [8, 8 * scale, 8 * scale]
         region, box = grid.box(centre, [fat_radii.max()] * 3)
@@ -100,7 +107,7 @@ def kits19_phantom(rng: np.random.Generator, shape: tuple[int, int, int],
 
     centre, radii = kidneys[rng.integers(2)]
     direction = rng.standard_normal(3)
-    direction[2] = abs(direction[2]) * (1 if centre[2] > 0 else -1)     # grows laterally, away from the hilum
+    direction[2] = abs(direction[2]) * (1 if centre[2] > 0 else -1)  # grows laterally, away from the hilum
     direction /= np.linalg.norm(direction)
     depth = rng.uniform(0.85, 1.05) if rng.random() < 0.75 else rng.uniform(0.2, 0.5)
     tumour_centre = centre + direction * radii * depth

@@ -26,26 +26,34 @@ MODALITIES = ("flair", "t1", "t1ce", "t2")
 #: Mean intensity per tissue and modality (arbitrary MR units, like BraTS' int16 volumes).
 TISSUE_INTENSITY = {
     #                 flair  t1   t1ce   t2
-    "white_matter":   (450, 800, 800, 400),
-    "grey_matter":    (550, 600, 620, 600),
-    "csf":            (150, 250, 260, 1500),
+    "white_matter": (450, 800, 800, 400),
+    "grey_matter": (550, 600, 620, 600),
+    "csf": (150, 250, 260, 1500),
     "choroid_plexus": (300, 500, 1300, 900),
-    "oedema":         (1100, 550, 560, 1200),
-    "enhancing":      (900, 700, 1400, 900),
-    "necrosis":       (500, 300, 320, 1400),
+    "oedema": (1100, 550, 560, 1200),
+    "enhancing": (900, 700, 1400, 900),
+    "necrosis": (500, 300, 320, 1400),
 }
 
 
 def brats20_affine(spacing: tuple[float, float, float], shape: tuple[int, int, int]) -> np.ndarray:
     """BraTS20's affine: diag(-1, -1, 1) mm with the y origin at the far edge (orientation L, P, S)."""
-    return np.array([[-spacing[0], 0.0, 0.0, 0.0],
-                     [0.0, -spacing[1], 0.0, (shape[1] - 1) * spacing[1]],
-                     [0.0, 0.0, spacing[2], 0.0],
-                     [0.0, 0.0, 0.0, 1.0]])
+    return np.array(
+        [
+            [-spacing[0], 0.0, 0.0, 0.0],
+            [0.0, -spacing[1], 0.0, (shape[1] - 1) * spacing[1]],
+            [0.0, 0.0, spacing[2], 0.0],
+            [0.0, 0.0, 0.0, 1.0],
+        ]
+    )
 
 
-def brats20_phantom(rng: np.random.Generator, shape: tuple[int, int, int], spacing: tuple[float, float, float],
-                    with_enhancing: bool = True) -> tuple[dict[str, np.ndarray], np.ndarray]:
+def brats20_phantom(
+    rng: np.random.Generator,
+    shape: tuple[int, int, int],
+    spacing: tuple[float, float, float],
+    with_enhancing: bool = True,
+) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """Draw one case: ``{modality: int16 volume}`` and the labels (uint8: 0, 1, 2, 4).
 
     ``shape`` is (x, y, z) as in BraTS ((240, 240, 155) at 1 mm); the brain
@@ -71,8 +79,9 @@ def brats20_phantom(rng: np.random.Generator, shape: tuple[int, int, int], spaci
     hemisphere = rng.choice([-1, 1])
     centre = np.array([hemisphere * rng.uniform(20, 40), rng.uniform(-40, 40), rng.uniform(-15, 25)]) * scale
     core_mm = rng.uniform(10, 25) * scale
-    core_radius = grid.ellipsoid_radius(centre, core_mm * rng.uniform(0.8, 1.2, size=3)) \
-        + 0.12 * grid.smooth_noise(rng, 6)
+    core_radius = grid.ellipsoid_radius(centre, core_mm * rng.uniform(0.8, 1.2, size=3)) + 0.12 * grid.smooth_noise(
+        rng, 6
+    )
     oedema_radius = core_radius * core_mm / (core_mm + rng.uniform(8, 25) * scale) + 0.1 * grid.smooth_noise(rng, 10)
     oedema = (oedema_radius < 1.0) & brain
     label[oedema] = 2

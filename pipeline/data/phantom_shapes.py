@@ -17,15 +17,22 @@ class Grid:
     Centres and radii are given in the same (axis 0, 1, 2) order.
     """
 
-    def __init__(self, shape: tuple[int, int, int], spacing: tuple[float, float, float],
-                 start: tuple[int, int, int] = (0, 0, 0), volume_shape: tuple[int, int, int] | None = None):
+    def __init__(
+        self,
+        shape: tuple[int, int, int],
+        spacing: tuple[float, float, float],
+        start: tuple[int, int, int] = (0, 0, 0),
+        volume_shape: tuple[int, int, int] | None = None,
+    ):
         self.shape = tuple(int(n) for n in shape)
         self.spacing = tuple(float(s) for s in spacing)
         self.start = tuple(int(i) for i in start)
         self.volume_shape = self.shape if volume_shape is None else tuple(volume_shape)
         self.extent = tuple(n * s for n, s in zip(self.shape, self.spacing))
-        axes = [((np.arange(first, first + n, dtype=np.float32) + 0.5) * s - total * s / 2)
-                for first, n, s, total in zip(self.start, self.shape, self.spacing, self.volume_shape)]
+        axes = [
+            ((np.arange(first, first + n, dtype=np.float32) + 0.5) * s - total * s / 2)
+            for first, n, s, total in zip(self.start, self.shape, self.spacing, self.volume_shape)
+        ]
         self.z = axes[0][:, None, None]
         self.y = axes[1][None, :, None]
         self.x = axes[2][None, None, :]
@@ -40,8 +47,9 @@ class Grid:
             low = int(np.clip(np.floor((c - h) / s + n / 2), 0, n - 1))
             high = int(np.clip(np.ceil((c + h) / s + n / 2), low + 1, n))
             region.append(slice(low, high))
-        return tuple(region), Grid([r.stop - r.start for r in region], self.spacing,
-                                   [r.start for r in region], self.volume_shape)
+        return tuple(region), Grid(
+            [r.stop - r.start for r in region], self.spacing, [r.start for r in region], self.volume_shape
+        )
 
     def ellipsoid_radius(self, centre, radii, rotation_deg: float = 0.0) -> np.ndarray:
         """Normalised radius: < 1 inside the ellipsoid (z, y, x semi-axes ``radii``), 1 on its surface.
@@ -53,7 +61,7 @@ class Grid:
         if rotation_deg:
             angle = np.deg2rad(rotation_deg)
             y, x = np.cos(angle) * y - np.sin(angle) * x, np.sin(angle) * y + np.cos(angle) * x
-        return np.sqrt(dz ** 2 + (y / radii[1]) ** 2 + (x / radii[2]) ** 2)
+        return np.sqrt(dz**2 + (y / radii[1]) ** 2 + (x / radii[2]) ** 2)
 
     def ellipsoid(self, centre, radii, rotation_deg: float = 0.0) -> np.ndarray:
         return self.ellipsoid_radius(centre, radii, rotation_deg) < 1.0

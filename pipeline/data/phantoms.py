@@ -86,8 +86,9 @@ def write_kits19(out_dir: Path, cases: int, seed: int = 0, size: str = "demo") -
 
 def write_brats20(out_dir: Path, cases: int, seed: int = 0, size: str = "demo") -> list[Path]:
     """Write ``BraTS20_Training_001 ...`` folders: four int16 modalities and the uint8 seg."""
-    non_enhancing = set(np.random.default_rng(seed).choice(cases, size=round(NON_ENHANCING_SHARE * cases),
-                                                            replace=False).tolist())
+    non_enhancing = set(
+        np.random.default_rng(seed).choice(cases, size=round(NON_ENHANCING_SHARE * cases), replace=False).tolist()
+    )
     shape, spacing = brats20_geometry(size)
     affine = brats20_affine(spacing, shape)
     folders = []
@@ -143,10 +144,13 @@ def write_nnunet(out_dir: Path, cases: int, seed: int = 0, size: str = "demo", k
             write_nifti(out_dir / "labelsTr" / f"{case_id}.nii.gz", label, affine)
             written.append(out_dir / "labelsTr" / f"{case_id}.nii.gz")
     description = {
-        "name": f"{kind.upper()} phantom", "description": "unifocal make-phantoms",
+        "name": f"{kind.upper()} phantom",
+        "description": "unifocal make-phantoms",
         "channel_names": dict(enumerate(KIND_CHANNELS[kind])),
         "labels": {"background": 0, **{name: value for value, name in enumerate(KIND_LABELS[kind], start=1)}},
-        "numTraining": cases, "file_ending": ".nii.gz"}
+        "numTraining": cases,
+        "file_ending": ".nii.gz",
+    }
     write_atomically(out_dir / "dataset.json", json.dumps(description, indent=1) + "\n")
     return written
 
@@ -158,18 +162,21 @@ def write_msd(out_dir: Path, cases: int, seed: int = 0, size: str = "demo", kind
     for number, case_id in enumerate(training + test):
         channels, label, affine = draw_case(kind, seed, number, size)
         image = channels[0] if len(channels) == 1 else np.stack(channels, axis=-1)
-        write_nifti(out_dir / ("imagesTr" if case_id in training else "imagesTs") / f"{case_id}.nii.gz",
-                    image, affine)
+        write_nifti(out_dir / ("imagesTr" if case_id in training else "imagesTs") / f"{case_id}.nii.gz", image, affine)
         if case_id in training:
             write_nifti(out_dir / "labelsTr" / f"{case_id}.nii.gz", label, affine)
             written.append(out_dir / "labelsTr" / f"{case_id}.nii.gz")
     description = {
-        "name": f"{kind.upper()} phantom", "description": "unifocal make-phantoms", "tensorImageSize": "4D",
+        "name": f"{kind.upper()} phantom",
+        "description": "unifocal make-phantoms",
+        "tensorImageSize": "4D",
         "modality": dict(enumerate(KIND_CHANNELS[kind])),
         "labels": {"0": "background", **{str(value): name for value, name in enumerate(KIND_LABELS[kind], start=1)}},
-        "numTraining": cases, "numTest": len(test),
+        "numTraining": cases,
+        "numTest": len(test),
         "training": [{"image": f"./imagesTr/{case}.nii.gz", "label": f"./labelsTr/{case}.nii.gz"} for case in training],
-        "test": [f"./imagesTs/{case}.nii.gz" for case in test]}
+        "test": [f"./imagesTs/{case}.nii.gz" for case in test],
+    }
     write_atomically(out_dir / "dataset.json", json.dumps(description, indent=1) + "\n")
     return written
 
@@ -232,8 +239,15 @@ def write_bus2017(out_dir: Path, cases: int, seed: int = 0, size: str = "demo") 
 
 logger = logging.getLogger(__name__)
 
-WRITERS = {"kits19": write_kits19, "brats20": write_brats20, "nnunet": write_nnunet, "msd": write_msd,
-           "cvc": write_cvc, "drive": write_drive, "bus2017": write_bus2017}
+WRITERS = {
+    "kits19": write_kits19,
+    "brats20": write_brats20,
+    "nnunet": write_nnunet,
+    "msd": write_msd,
+    "cvc": write_cvc,
+    "drive": write_drive,
+    "bus2017": write_bus2017,
+}
 GENERIC_KINDS = {"nnunet": "ct", "msd": "mri"}
 
 
@@ -245,8 +259,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cases", type=int, default=20, help="number of cases (default 20)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--size", choices=SIZES, default="demo", help="demo (CPU-sized, default) or full")
-    parser.add_argument("--kind", choices=sorted(KIND_CHANNELS),
-                        help="nnunet / msd only: CT kidney (nnunet's default) or four-channel MRI brain (msd's)")
+    parser.add_argument(
+        "--kind",
+        choices=sorted(KIND_CHANNELS),
+        help="nnunet / msd only: CT kidney (nnunet's default) or four-channel MRI brain (msd's)",
+    )
     console.add_arguments(parser)
     args = parser.parse_args(argv)
     console.configure(args)

@@ -18,7 +18,8 @@ from pipeline.errors import ConfigError
 
 DATASETS: dict[str, type[NiftiDataset] | type[InterfaceDataset] | type[ImageDataset]] = {
     dataset.name: dataset
-    for dataset in (KiTS19, BraTS20, NnUNetDataset, DecathlonDataset, InterfaceDataset, CVCClinicDB, DRIVE, BUS2017)}
+    for dataset in (KiTS19, BraTS20, NnUNetDataset, DecathlonDataset, InterfaceDataset, CVCClinicDB, DRIVE, BUS2017)
+}
 
 
 def open_dataset(name: str, root, **options) -> NiftiDataset | InterfaceDataset | ImageDataset:

@@ -47,8 +47,7 @@ def file_stamps(dataset, case_id: str) -> list[list]:
     return stamps
 
 
-def verify_dataset(dataset, record_dir: Path | None = None, workers: int | None = None,
-                   progress: bool = True) -> int:
+def verify_dataset(dataset, record_dir: Path | None = None, workers: int | None = None, progress: bool = True) -> int:
     """Read every case of ``dataset`` once; return how many were read (the others were remembered).
 
     Args:
@@ -77,8 +76,13 @@ def _read_cases(dataset, case_ids: list[str], workers: int, progress: bool) -> N
     """Load every case; on the first failure (in ``case_ids`` order) cancel the rest and raise it."""
     with ThreadPoolExecutor(max_workers=workers) as pool:
         futures = [pool.submit(_check_case, dataset, case_id) for case_id in case_ids]
-        shown = console.progress(futures, total=len(futures), description=f"verifying {dataset.name}",
-                                 unit="case", leave=False) if progress else futures
+        shown = (
+            console.progress(
+                futures, total=len(futures), description=f"verifying {dataset.name}", unit="case", leave=False
+            )
+            if progress
+            else futures
+        )
         try:
             for future in shown:
                 future.result()

@@ -113,15 +113,23 @@ class CaseCalibration:
     ``probabilities_to_labels``), then :meth:`rows` and :meth:`bins`.
     """
 
-    def __init__(self, reference: np.ndarray, class_names: Sequence[str],
-                 regions: Mapping[str, Sequence[int]] | None = None, region_mask: np.ndarray | None = None):
+    def __init__(
+        self,
+        reference: np.ndarray,
+        class_names: Sequence[str],
+        regions: Mapping[str, Sequence[int]] | None = None,
+        region_mask: np.ndarray | None = None,
+    ):
         self.reference = np.asarray(reference)
         self.mask = None if region_mask is None else np.asarray(region_mask, dtype=bool)
         self.num_classes = len(class_names)
         self.structures = structures(class_names, regions)
         self.stats = {name: _BinnedCalibration() for name in self.structures}
-        self.region_sums = {name: np.zeros(self.reference.shape, np.float32)
-                            for name, labels in self.structures.items() if len(labels) > 1}
+        self.region_sums = {
+            name: np.zeros(self.reference.shape, np.float32)
+            for name, labels in self.structures.items()
+            if len(labels) > 1
+        }
         self.best = np.full(self.reference.shape, -np.inf, np.float32)
         self.best_label = np.zeros(self.reference.shape, np.uint8)
         self.true_probability = np.zeros(self.reference.shape, np.float32)
@@ -174,15 +182,28 @@ class CaseCalibration:
         voxels = int(top["voxels"].sum())
         nll = 0.0
         for slab in self._slabs():
-            nll += float(-np.sum(np.log(np.maximum(self._scored(self.true_probability, slab).astype(np.float64),
-                                                   EPSILON))))
-        rows = [{"class": TOP_LABEL, "voxels": voxels,
-                 "ece": float(np.sum(np.abs(top["correct"] - top["confidence"])) / max(voxels, 1)),
-                 "brier": self.squared_error / max(voxels, 1), "nll": nll / max(voxels, 1)}]
+            nll += float(
+                -np.sum(np.log(np.maximum(self._scored(self.true_probability, slab).astype(np.float64), EPSILON)))
+            )
+        rows = [
+            {
+                "class": TOP_LABEL,
+                "voxels": voxels,
+                "ece": float(np.sum(np.abs(top["correct"] - top["confidence"])) / max(voxels, 1)),
+                "brier": self.squared_error / max(voxels, 1),
+                "nll": nll / max(voxels, 1),
+            }
+        ]
         for name, stats in self.stats.items():
-            rows.append({"class": name, "voxels": stats.voxels, "ece": stats.ece(),
-                         "brier": stats.squared_error / max(stats.voxels, 1),
-                         "nll": stats.log_loss / max(stats.voxels, 1)})
+            rows.append(
+                {
+                    "class": name,
+                    "voxels": stats.voxels,
+                    "ece": stats.ece(),
+                    "brier": stats.squared_error / max(stats.voxels, 1),
+                    "nll": stats.log_loss / max(stats.voxels, 1),
+                }
+            )
         return rows
 
     def top_label_bins(self) -> dict[str, np.ndarray]:
@@ -198,9 +219,13 @@ class CaseCalibration:
         return sums
 
 
-def case_calibration(probabilities: np.ndarray, reference: np.ndarray, class_names: Sequence[str],
-                     regions: Mapping[str, Sequence[int]] | None = None,
-                     region_mask: np.ndarray | None = None) -> CaseCalibration:
+def case_calibration(
+    probabilities: np.ndarray,
+    reference: np.ndarray,
+    class_names: Sequence[str],
+    regions: Mapping[str, Sequence[int]] | None = None,
+    region_mask: np.ndarray | None = None,
+) -> CaseCalibration:
     """A :class:`CaseCalibration` fed every class of ``probabilities`` (C, *spatial), class axis first."""
     calibration = CaseCalibration(reference, class_names, regions, region_mask)
     for label in range(probabilities.shape[0]):
@@ -226,8 +251,9 @@ def npz_classes(path: Path) -> Iterator[tuple[int, np.ndarray]]:
             yield label, np.frombuffer(data, dtype=dtype).reshape(shape[1:])
 
 
-def file_calibration(path: Path, reference: np.ndarray, class_names: Sequence[str],
-                     regions: Mapping[str, Sequence[int]] | None = None) -> CaseCalibration:
+def file_calibration(
+    path: Path, reference: np.ndarray, class_names: Sequence[str], regions: Mapping[str, Sequence[int]] | None = None
+) -> CaseCalibration:
     """A case's calibration from its ``.npz`` probabilities, read one class at a time."""
     calibration = CaseCalibration(reference, class_names, regions)
     for label, probabilities in npz_classes(path):
@@ -235,9 +261,14 @@ def file_calibration(path: Path, reference: np.ndarray, class_names: Sequence[st
     return calibration
 
 
-def calibrate_files(case_ids: Sequence[str], probability_file: Callable[[str], Path],
-                    reference_labels: Callable[[str], np.ndarray], class_names: Sequence[str] | None = None,
-                    regions: Mapping[str, Sequence[int]] | None = None, fold: int = 0) -> tuple[list[dict], list[dict]]:
+def calibrate_files(
+    case_ids: Sequence[str],
+    probability_file: Callable[[str], Path],
+    reference_labels: Callable[[str], np.ndarray],
+    class_names: Sequence[str] | None = None,
+    regions: Mapping[str, Sequence[int]] | None = None,
+    fold: int = 0,
+) -> tuple[list[dict], list[dict]]:
     """``calibration.csv`` and ``calibration_bins.csv`` rows of every case from its ``.npz`` probabilities.
 
     ``class_names``: default ``background, label_1 .. label_{C-1}`` for the files' ``C`` classes.
@@ -259,8 +290,11 @@ def calibrate_files(case_ids: Sequence[str], probability_file: Callable[[str], P
         if class_names is None:
             class_names = ["background", *(f"label_{label}" for label in range(1, shape[0]))]
         if shape != (len(class_names), *reference.shape):
-            raise DataError(path, f"probabilities of shape {shape}, but {len(class_names)} classes on the "
-                                  f"reference's grid {reference.shape} expected")
+            raise DataError(
+                path,
+                f"probabilities of shape {shape}, but {len(class_names)} classes on the "
+                f"reference's grid {reference.shape} expected",
+            )
         case_calibration = file_calibration(path, reference, class_names, regions)
         case_scores, case_bins = case_rows(case_id, fold, case_calibration)
         rows += case_scores
@@ -272,9 +306,17 @@ def case_rows(case_id: str, fold: int, calibration: CaseCalibration) -> tuple[li
     """This case's ``calibration.csv`` and ``calibration_bins.csv`` rows."""
     rows = [{"case": case_id, "fold": fold, **row} for row in calibration.rows()]
     bins = calibration.top_label_bins()
-    bin_rows = [{"case": case_id, "fold": fold, "bin": index, "voxels": int(bins["voxels"][index]),
-                 "confidence": float(bins["confidence"][index]), "correct": int(bins["correct"][index])}
-                for index in range(BINS)]
+    bin_rows = [
+        {
+            "case": case_id,
+            "fold": fold,
+            "bin": index,
+            "voxels": int(bins["voxels"][index]),
+            "confidence": float(bins["confidence"][index]),
+            "correct": int(bins["correct"][index]),
+        }
+        for index in range(BINS)
+    ]
     return rows, bin_rows
 
 

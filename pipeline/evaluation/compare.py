@@ -91,12 +91,20 @@ def case_figure_name(case_id: str) -> str:
 
 
 def _runs_csv(runs: Sequence[Run]) -> str:
-    frame = pd.DataFrame([
-        {"label": run.label, "loss": run.loss_name, "loss_params": json.dumps(run.loss_params, sort_keys=True),
-         "experiment": run.experiment, "dataset": run.dataset, "run_dir": str(run.path),
-         "cases": len(run.case_ids())}
-        for run in runs
-    ])
+    frame = pd.DataFrame(
+        [
+            {
+                "label": run.label,
+                "loss": run.loss_name,
+                "loss_params": json.dumps(run.loss_params, sort_keys=True),
+                "experiment": run.experiment,
+                "dataset": run.dataset,
+                "run_dir": str(run.path),
+                "cases": len(run.case_ids()),
+            }
+            for run in runs
+        ]
+    )
     return frame.to_csv(index=False, lineterminator="\n")
 
 
@@ -105,7 +113,8 @@ def _per_case_csv(runs: Sequence[Run]) -> str:
     if "seed" in frame.columns:  # whole numbers, empty for a run of one seed beside runs of several
         frame["seed"] = frame["seed"].astype("Int64")
     return frame[["loss", *(column for column in frame.columns if column != "loss")]].to_csv(
-        index=False, lineterminator="\n")
+        index=False, lineterminator="\n"
+    )
 
 
 def _row_key(run: Run) -> RowKey:
@@ -124,15 +133,20 @@ def _published_pvalues(runs: Sequence[Run], published: PublishedTable | None, cl
     if published is None:
         return {}
     by_key = {_row_key(run): run.label for run in runs}
-    return {(by_key[row], by_key[column]): p for (row, column), p in published.p_values.get(class_name, {}).items()
-            if row in by_key and column in by_key}
+    return {
+        (by_key[row], by_key[column]): p
+        for (row, column), p in published.p_values.get(class_name, {}).items()
+        if row in by_key and column in by_key
+    }
 
 
 def seed_differences(runs: Sequence[Run], class_name: str, metric: str, samples: int = BOOTSTRAP_SAMPLES):
     """Every pair's ``(row, column, BootstrapDifference)`` of ``metric``, pairs in the p-value tables' order."""
     scores = {run.label: run.per_seed(class_name, metric).to_numpy() for run in runs}
-    return [(row.label, column.label, two_level_bootstrap(scores[row.label], scores[column.label], samples))
-            for column, row in itertools.combinations(runs, 2)]
+    return [
+        (row.label, column.label, two_level_bootstrap(scores[row.label], scores[column.label], samples))
+        for column, row in itertools.combinations(runs, 2)
+    ]
 
 
 def difference_outputs(runs: Sequence[Run], summary, metric: str, samples: int) -> dict[str, str]:
@@ -143,16 +157,25 @@ def difference_outputs(runs: Sequence[Run], summary, metric: str, samples: int) 
         rows = summary[(summary["class"] == class_name) & (summary["metric"] == metric)]
         sds = dict(zip(rows["loss"], rows["seed_sd"]))
         differences = seed_differences(runs, class_name, metric, samples)
-        stem = f"differences_{file_stem(class_name)}" if metric == "dsc" else \
-            f"differences_{metric}_{file_stem(class_name)}"
-        outputs[f"{stem}.md"] = tables.difference_markdown(differences, sds, class_name, metric,
-                                                           len(runs[0].case_ids()))
+        stem = (
+            f"differences_{file_stem(class_name)}"
+            if metric == "dsc"
+            else f"differences_{metric}_{file_stem(class_name)}"
+        )
+        outputs[f"{stem}.md"] = tables.difference_markdown(
+            differences, sds, class_name, metric, len(runs[0].case_ids())
+        )
         outputs[f"{stem}.csv"] = tables.difference_csv(differences, sds, class_name, metric, seeds)
     return outputs
 
 
-def table_outputs(runs: Sequence[Run], method: StatisticsMethod, published: PublishedTable | None = None,
-                  metric: str = "dsc", samples: int = BOOTSTRAP_SAMPLES) -> dict[str, str]:
+def table_outputs(
+    runs: Sequence[Run],
+    method: StatisticsMethod,
+    published: PublishedTable | None = None,
+    metric: str = "dsc",
+    samples: int = BOOTSTRAP_SAMPLES,
+) -> dict[str, str]:
     """The tables' file names and contents: performance, runs and per-class p-values of ``metric``
     (and with several seeds the differences' bootstrap intervals, ``samples`` replicates)."""
     summary = tables.performance_summary(runs, method, metrics=list(dict.fromkeys([*METRICS, metric])))
@@ -167,8 +190,9 @@ def table_outputs(runs: Sequence[Run], method: StatisticsMethod, published: Publ
     }
     n_cases = len(runs[0].case_ids())
     if len(runs) < 2 or n_cases < 2:
-        _notice(f"p-value tables need at least two runs and two cases (got {len(runs)} run(s), "
-                f"{n_cases} case(s)); skipped")
+        _notice(
+            f"p-value tables need at least two runs and two cases (got {len(runs)} run(s), {n_cases} case(s)); skipped"
+        )
         return outputs
     labels = [run.label for run in runs]
     pvalue_source = source if metric == "dsc" else None  # the papers published p-values of DSC only
@@ -177,10 +201,12 @@ def table_outputs(runs: Sequence[Run], method: StatisticsMethod, published: Publ
         pairs = pairwise_tests(scores, method.test)
         theirs = _published_pvalues(runs, published, class_name) if metric == "dsc" else {}
         stem = f"pvalues_{file_stem(class_name)}" if metric == "dsc" else f"pvalues_{metric}_{file_stem(class_name)}"
-        outputs[f"{stem}.md"] = tables.pvalue_markdown(pairs, labels, class_name, method, n_cases, metric,
-                                                       theirs, pvalue_source)
-        outputs[f"{stem}.tex"] = tables.pvalue_latex(pairs, labels, class_name, method, n_cases, metric,
-                                                     theirs, pvalue_source)
+        outputs[f"{stem}.md"] = tables.pvalue_markdown(
+            pairs, labels, class_name, method, n_cases, metric, theirs, pvalue_source
+        )
+        outputs[f"{stem}.tex"] = tables.pvalue_latex(
+            pairs, labels, class_name, method, n_cases, metric, theirs, pvalue_source
+        )
         outputs[f"{stem}.csv"] = tables.pvalue_csv(pairs, class_name, method, metric, theirs)
     if any(run.seeds() for run in runs):
         outputs.update(difference_outputs(runs, summary, metric, samples))
@@ -207,10 +233,14 @@ def _case_figures(runs: Sequence[Run], case_ids: Sequence[str]) -> dict[str, byt
     return outputs
 
 
-def comparison_outputs(runs: Sequence[Run], method: StatisticsMethod = PROJECT,
-                       case_ids: Sequence[str] | None = None,
-                       published: PublishedTable | None = None, metric: str = "dsc",
-                       samples: int = BOOTSTRAP_SAMPLES) -> dict[str, str | bytes]:
+def comparison_outputs(
+    runs: Sequence[Run],
+    method: StatisticsMethod = PROJECT,
+    case_ids: Sequence[str] | None = None,
+    published: PublishedTable | None = None,
+    metric: str = "dsc",
+    samples: int = BOOTSTRAP_SAMPLES,
+) -> dict[str, str | bytes]:
     """Every output file's name and content, built in memory.
 
     Args:
@@ -227,8 +257,10 @@ def comparison_outputs(runs: Sequence[Run], method: StatisticsMethod = PROJECT,
         outputs["reliability.png"] = figures.reliability_png(runs)
     if any(run.seeds() for run in runs) and len(runs) >= 2:
         outputs["seed_noise.png"] = figures.seed_noise_png(
-            runs, metric, {class_name: seed_differences(runs, class_name, metric, samples)
-                           for class_name in runs[0].class_names()})
+            runs,
+            metric,
+            {class_name: seed_differences(runs, class_name, metric, samples) for class_name in runs[0].class_names()},
+        )
     curves = figures.training_curves_png(runs)
     if curves is None:
         _notice("training curves skipped: no run has a fold_K/log.csv")
@@ -242,30 +274,50 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="compare-losses",
         description="Tables (mean ± 95% CI, Holm-adjusted pairwise Wilcoxon p-values) and figures "
-                    "comparing finished run-experiment runs of different losses.",
+        "comparing finished run-experiment runs of different losses.",
     )
     parser.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="finished run folders, in table order")
     parser.add_argument("--out", required=True, metavar="DIR", help="folder for the tables and figures")
-    parser.add_argument("--paper", action="store_true",
-                        help="the papers' statistics: Wilcoxon rank-sum (scipy.stats.ranksums), Holm over the "
-                             "pairs of one table, mean ± 95%% t interval over the fold means")
-    parser.add_argument("--test", choices=TESTS,
-                        help="pairwise test on per-case DSC: paired Wilcoxon signed-rank (default) "
-                             "or the papers' Wilcoxon rank-sum (default with --paper)")
-    parser.add_argument("--interval", choices=INTERVALS,
-                        help="what the ± is over: cases (default) or fold means (default with --paper)")
-    parser.add_argument("--published", choices=sorted(PUBLISHED), metavar="TABLE",
-                        help="put this paper table's published numbers beside ours: "
-                             + ", ".join(sorted(PUBLISHED)))
-    parser.add_argument("--metric", choices=(*METRICS, *SURFACE_METRICS, *CALIBRATION_METRICS), default="dsc",
-                        help="per-case metric of the pairwise tests, added to the performance table "
-                             "(default dsc; hd95, and the calibration errors ece, brier, nll of calibration.csv: "
-                             "lower is better; these also draw reliability.png)")
-    parser.add_argument("--bootstrap", type=int, default=BOOTSTRAP_SAMPLES, metavar="N",
-                        help="replicates of the two-level bootstrap (cases, then seeds) of every difference, for "
-                             f"runs of several seeds (default {BOOTSTRAP_SAMPLES}, seeded: deterministic)")
-    parser.add_argument("--cases", nargs="+", metavar="ID",
-                        help="cases to draw under every loss (default: lowest, median, highest DSC)")
+    parser.add_argument(
+        "--paper",
+        action="store_true",
+        help="the papers' statistics: Wilcoxon rank-sum (scipy.stats.ranksums), Holm over the "
+        "pairs of one table, mean ± 95%% t interval over the fold means",
+    )
+    parser.add_argument(
+        "--test",
+        choices=TESTS,
+        help="pairwise test on per-case DSC: paired Wilcoxon signed-rank (default) "
+        "or the papers' Wilcoxon rank-sum (default with --paper)",
+    )
+    parser.add_argument(
+        "--interval", choices=INTERVALS, help="what the ± is over: cases (default) or fold means (default with --paper)"
+    )
+    parser.add_argument(
+        "--published",
+        choices=sorted(PUBLISHED),
+        metavar="TABLE",
+        help="put this paper table's published numbers beside ours: " + ", ".join(sorted(PUBLISHED)),
+    )
+    parser.add_argument(
+        "--metric",
+        choices=(*METRICS, *SURFACE_METRICS, *CALIBRATION_METRICS),
+        default="dsc",
+        help="per-case metric of the pairwise tests, added to the performance table "
+        "(default dsc; hd95, and the calibration errors ece, brier, nll of calibration.csv: "
+        "lower is better; these also draw reliability.png)",
+    )
+    parser.add_argument(
+        "--bootstrap",
+        type=int,
+        default=BOOTSTRAP_SAMPLES,
+        metavar="N",
+        help="replicates of the two-level bootstrap (cases, then seeds) of every difference, for "
+        f"runs of several seeds (default {BOOTSTRAP_SAMPLES}, seeded: deterministic)",
+    )
+    parser.add_argument(
+        "--cases", nargs="+", metavar="ID", help="cases to draw under every loss (default: lowest, median, highest DSC)"
+    )
     return console.add_arguments(parser)
 
 

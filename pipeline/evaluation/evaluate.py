@@ -87,8 +87,9 @@ def read_nifti_labels(path: Path) -> LabelMap:
     volume = read_mask(path)
     kept = [axis for axis, size in enumerate(volume.shape) if size > 1] or [0]
     labels = integer_labels(np.asarray(volume.data).reshape([volume.shape[axis] for axis in kept]), path)
-    return LabelMap(path=Path(path), labels=labels, spacing=tuple(volume.spacing[axis] for axis in kept),
-                    affine=volume.affine)
+    return LabelMap(
+        path=Path(path), labels=labels, spacing=tuple(volume.spacing[axis] for axis in kept), affine=volume.affine
+    )
 
 
 def read_image_labels(path: Path) -> LabelMap:
@@ -96,8 +97,13 @@ def read_image_labels(path: Path) -> LabelMap:
     return LabelMap(path=Path(path), labels=read_label_png(path), spacing=PIXEL_SPACING)
 
 
-READERS: dict[str, Reader] = {".nii.gz": read_nifti_labels, ".nii": read_nifti_labels, ".png": read_image_labels,
-                              ".tif": read_image_labels, ".tiff": read_image_labels}
+READERS: dict[str, Reader] = {
+    ".nii.gz": read_nifti_labels,
+    ".nii": read_nifti_labels,
+    ".png": read_image_labels,
+    ".tif": read_image_labels,
+    ".tiff": read_image_labels,
+}
 """Label-map readers by file suffix; another format registers itself here (e.g. ``READERS[".bmp"] = ...``)."""
 
 
@@ -135,11 +141,15 @@ def with_spacing(label_map: LabelMap, spacing: Sequence[float] | None) -> LabelM
     if spacing is None:
         return label_map
     if label_map.affine is not None:
-        raise UnifocalError(f"--spacing: {label_map.path} has its own spacing in its header; --spacing is for "
-                            f"2D images (PNG, TIFF) without one")
+        raise UnifocalError(
+            f"--spacing: {label_map.path} has its own spacing in its header; --spacing is for "
+            f"2D images (PNG, TIFF) without one"
+        )
     if len(spacing) != label_map.labels.ndim:
-        raise UnifocalError(f"--spacing {' '.join(map(str, spacing))}: {label_map.path} has "
-                            f"{label_map.labels.ndim} axes; give one spacing per axis")
+        raise UnifocalError(
+            f"--spacing {' '.join(map(str, spacing))}: {label_map.path} has "
+            f"{label_map.labels.ndim} axes; give one spacing per axis"
+        )
     return replace(label_map, spacing=tuple(float(value) for value in spacing))
 
 
@@ -194,15 +204,19 @@ def reference_file(reference_dir, case_id: str) -> Path:
             return reference_dir / f"{case_id}{suffix}"
     folder = reference_dir / case_id
     if folder.is_dir():
-        candidates = sorted(path for path in folder.iterdir()
-                            if path.is_file() and suffix_of(path) and "seg" in path.name.lower())
+        candidates = sorted(
+            path for path in folder.iterdir() if path.is_file() and suffix_of(path) and "seg" in path.name.lower()
+        )
         if len(candidates) == 1:
             return candidates[0]
         if candidates:
-            raise DataError(folder, f"several label maps could be the reference: "
-                                    f"{', '.join(path.name for path in candidates)}")
-    raise DataError(reference_dir / f"{case_id}.nii.gz", f"missing reference of case {case_id} "
-                                                         f"(nor {case_id}/ with a *seg* label map)")
+            raise DataError(
+                folder, f"several label maps could be the reference: {', '.join(path.name for path in candidates)}"
+            )
+    raise DataError(
+        reference_dir / f"{case_id}.nii.gz",
+        f"missing reference of case {case_id} (nor {case_id}/ with a *seg* label map)",
+    )
 
 
 def check_tolerances(nsd_tolerance: Tolerance, names: Iterable[str]) -> None:
@@ -210,8 +224,10 @@ def check_tolerances(nsd_tolerance: Tolerance, names: Iterable[str]) -> None:
     if isinstance(nsd_tolerance, Mapping):
         missing = [name for name in names if name not in nsd_tolerance]
         if missing:
-            raise ConfigError(f"evaluation.nsd_tolerance_mm: no tolerance for {', '.join(missing)} "
-                              f"(give one number, or one per class and region)")
+            raise ConfigError(
+                f"evaluation.nsd_tolerance_mm: no tolerance for {', '.join(missing)} "
+                f"(give one number, or one per class and region)"
+            )
         values = nsd_tolerance.values()
     else:
         values = [nsd_tolerance]
@@ -219,8 +235,9 @@ def check_tolerances(nsd_tolerance: Tolerance, names: Iterable[str]) -> None:
         raise ConfigError(f"evaluation.nsd_tolerance_mm: tolerances must be positive, got {nsd_tolerance}")
 
 
-def check_evaluation(class_names: Sequence[str], regions: Mapping[str, Sequence[int]] | None,
-                     nsd_tolerance: Tolerance) -> None:
+def check_evaluation(
+    class_names: Sequence[str], regions: Mapping[str, Sequence[int]] | None, nsd_tolerance: Tolerance
+) -> None:
     """Raise ``ConfigError`` for regions or NSD tolerances that do not fit the classes (before any work)."""
     try:
         names = list(structures(class_names, regions))
@@ -236,17 +253,27 @@ def _tolerance(nsd_tolerance: Tolerance, name: str) -> float:
 def check_same_grid(prediction: LabelMap, reference: LabelMap) -> None:
     """Raise ``DataError`` naming the prediction unless it lies on the reference's grid."""
     if prediction.labels.shape != reference.labels.shape:
-        raise DataError(prediction.path, f"shape {prediction.labels.shape} differs from "
-                                         f"{reference.labels.shape} of the reference {reference.path}")
-    if prediction.affine is not None and reference.affine is not None and not np.allclose(
-            prediction.affine, reference.affine, rtol=0, atol=AFFINE_TOLERANCE_MM):
-        raise DataError(prediction.path, f"affine differs from that of the reference {reference.path} "
-                                         "(not the same voxel grid)")
+        raise DataError(
+            prediction.path,
+            f"shape {prediction.labels.shape} differs from {reference.labels.shape} of the reference {reference.path}",
+        )
+    if (
+        prediction.affine is not None
+        and reference.affine is not None
+        and not np.allclose(prediction.affine, reference.affine, rtol=0, atol=AFFINE_TOLERANCE_MM)
+    ):
+        raise DataError(
+            prediction.path, f"affine differs from that of the reference {reference.path} (not the same voxel grid)"
+        )
 
 
-def score_label_maps(prediction: LabelMap, reference: LabelMap, class_names: Sequence[str],
-                     regions: Mapping[str, Sequence[int]] | None = None,
-                     nsd_tolerance: Tolerance = DEFAULT_NSD_TOLERANCE_MM) -> list[dict]:
+def score_label_maps(
+    prediction: LabelMap,
+    reference: LabelMap,
+    class_names: Sequence[str],
+    regions: Mapping[str, Sequence[int]] | None = None,
+    nsd_tolerance: Tolerance = DEFAULT_NSD_TOLERANCE_MM,
+) -> list[dict]:
     """One row per structure: counts, DSC, precision, recall, HD95 and NSD (with its tolerance).
 
     The spacing is the reference's. Raises ``DataError`` naming the file for
@@ -255,8 +282,11 @@ def score_label_maps(prediction: LabelMap, reference: LabelMap, class_names: Seq
     check_same_grid(prediction, reference)
     for label_map in (reference, prediction):
         if label_map.labels.size and label_map.labels.max() >= len(class_names):
-            raise DataError(label_map.path, f"label {int(label_map.labels.max())} is not one of the "
-                                            f"{len(class_names)} classes ({', '.join(class_names)})")
+            raise DataError(
+                label_map.path,
+                f"label {int(label_map.labels.max())} is not one of the "
+                f"{len(class_names)} classes ({', '.join(class_names)})",
+            )
     confusion = confusion_matrix(reference.labels, prediction.labels, len(class_names))
     rows = []
     for name, labels in structures(class_names, regions).items():
@@ -267,17 +297,34 @@ def score_label_maps(prediction: LabelMap, reference: LabelMap, class_names: Seq
         else:
             truth_mask, predicted_mask = np.isin(reference.labels, labels), np.isin(prediction.labels, labels)
         surface = surface_scores(truth_mask, predicted_mask, reference.spacing, _tolerance(nsd_tolerance, name))
-        rows.append({"class": name, "tp": counts.tp, "fp": counts.fp, "fn": counts.fn,
-                     "reference_voxels": counts.reference_voxels, "prediction_voxels": counts.prediction_voxels,
-                     "dsc": scores.dsc, "precision": scores.precision, "recall": scores.recall,
-                     "hd95": surface.hd95, "nsd": surface.nsd, "nsd_tolerance_mm": surface.tolerance_mm})
+        rows.append(
+            {
+                "class": name,
+                "tp": counts.tp,
+                "fp": counts.fp,
+                "fn": counts.fn,
+                "reference_voxels": counts.reference_voxels,
+                "prediction_voxels": counts.prediction_voxels,
+                "dsc": scores.dsc,
+                "precision": scores.precision,
+                "recall": scores.recall,
+                "hd95": surface.hd95,
+                "nsd": surface.nsd,
+                "nsd_tolerance_mm": surface.tolerance_mm,
+            }
+        )
     return rows
 
 
-def evaluate_cases(case_ids: Sequence[str], read_prediction: Callable[[str], LabelMap],
-                   read_reference: Callable[[str], LabelMap], class_names: Sequence[str],
-                   regions: Mapping[str, Sequence[int]] | None = None,
-                   nsd_tolerance: Tolerance = DEFAULT_NSD_TOLERANCE_MM, fold: int = 0) -> list[dict]:
+def evaluate_cases(
+    case_ids: Sequence[str],
+    read_prediction: Callable[[str], LabelMap],
+    read_reference: Callable[[str], LabelMap],
+    class_names: Sequence[str],
+    regions: Mapping[str, Sequence[int]] | None = None,
+    nsd_tolerance: Tolerance = DEFAULT_NSD_TOLERANCE_MM,
+    fold: int = 0,
+) -> list[dict]:
     """``metrics.csv`` rows of every case: :func:`score_label_maps` with ``case`` and ``fold`` first.
 
     Args:
@@ -291,14 +338,19 @@ def evaluate_cases(case_ids: Sequence[str], read_prediction: Callable[[str], Lab
     check_evaluation(class_names, regions, nsd_tolerance)
     rows = []
     for case_id in console.progress(case_ids, description="evaluate", unit="case", leave=False):
-        scored = score_label_maps(read_prediction(case_id), read_reference(case_id), class_names, regions,
-                                  nsd_tolerance)
+        scored = score_label_maps(
+            read_prediction(case_id), read_reference(case_id), class_names, regions, nsd_tolerance
+        )
         rows += [{"case": case_id, "fold": fold, **row} for row in scored]
     return rows
 
 
-def reference_reader(reference_dir, case_ids: Sequence[str], label_map: Mapping[int, int] | None = None,
-                     spacing: Sequence[float] | None = None) -> Callable[[str], LabelMap]:
+def reference_reader(
+    reference_dir,
+    case_ids: Sequence[str],
+    label_map: Mapping[int, int] | None = None,
+    spacing: Sequence[float] | None = None,
+) -> Callable[[str], LabelMap]:
     """case id -> its reference in ``reference_dir``, through ``label_map`` and with ``spacing`` (if given).
 
     Raises ``DataError`` for a case without a reference (before anything is read).
@@ -312,11 +364,16 @@ def reference_reader(reference_dir, case_ids: Sequence[str], label_map: Mapping[
     return read_reference
 
 
-def evaluate_folders(prediction_dir, reference_dir, class_names: Sequence[str] | None = None,
-                     regions: Mapping[str, Sequence[int]] | None = None,
-                     nsd_tolerance: Tolerance = DEFAULT_NSD_TOLERANCE_MM, fold: int = 0,
-                     label_map: Mapping[int, int] | None = None,
-                     spacing: Sequence[float] | None = None) -> list[dict]:
+def evaluate_folders(
+    prediction_dir,
+    reference_dir,
+    class_names: Sequence[str] | None = None,
+    regions: Mapping[str, Sequence[int]] | None = None,
+    nsd_tolerance: Tolerance = DEFAULT_NSD_TOLERANCE_MM,
+    fold: int = 0,
+    label_map: Mapping[int, int] | None = None,
+    spacing: Sequence[float] | None = None,
+) -> list[dict]:
     """Rows of every prediction in ``prediction_dir`` against its reference in ``reference_dir``.
 
     Without ``class_names`` the classes are ``background, label_1 .. label_K``
@@ -334,11 +391,13 @@ def evaluate_folders(prediction_dir, reference_dir, class_names: Sequence[str] |
         return with_spacing(read_label_map(predictions[case_id]), spacing)
 
     if class_names is None:
-        largest = max(int(read(case_id).labels.max(initial=0))
-                      for case_id in predictions for read in (read_prediction, read_reference))
+        largest = max(
+            int(read(case_id).labels.max(initial=0))
+            for case_id in predictions
+            for read in (read_prediction, read_reference)
+        )
         class_names = ["background", *(f"label_{label}" for label in range(1, largest + 1))]
-    return evaluate_cases(list(predictions), read_prediction, read_reference, class_names, regions,
-                          nsd_tolerance, fold)
+    return evaluate_cases(list(predictions), read_prediction, read_reference, class_names, regions, nsd_tolerance, fold)
 
 
 def summary_lines(summary: Mapping[str, Mapping[str, float]]) -> list[str]:
@@ -352,12 +411,15 @@ def summary_lines(summary: Mapping[str, Mapping[str, float]]) -> list[str]:
         text = f"{means[metric]:.3f}"
         return f"{text} (seed SD {means[metric + '_seed_sd']:.3f})" if f"{metric}_seed_sd" in means else text
 
-    return [f"  {name:<20} " + "  ".join(f"{title} {value(means, metric)}" for metric, title in titles.items()
-                                       if metric in means)
-            for name, means in summary.items()]
+    return [
+        f"  {name:<20} "
+        + "  ".join(f"{title} {value(means, metric)}" for metric, title in titles.items() if metric in means)
+        for name, means in summary.items()
+    ]
 
 
 # --- command line -----------------------------------------------------------------------------
+
 
 def _regions(entries: Sequence[str]) -> dict[str, list[int]]:
     regions = {}
@@ -376,8 +438,7 @@ def _tolerances(entries: Sequence[str]) -> Tolerance:
     try:
         if len(entries) == 1 and "=" not in entries[0]:
             return float(entries[0])
-        return {name: float(value) for name, _, value in (entry.partition("=") for entry in entries)
-                if name and value}
+        return {name: float(value) for name, _, value in (entry.partition("=") for entry in entries) if name and value}
     except ValueError:
         pass
     raise UnifocalError(f"--nsd-tolerance {' '.join(entries)}: expected MM, or NAME=MM for every class and region")
@@ -399,35 +460,72 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="evaluate",
         description="Score predicted label maps against references: voxel counts, DSC, precision, recall, "
-                    "HD95 and NSD per case and class; writes metrics.csv and summary.json. Given a run folder "
-                    "alone, rescore its saved predictions into RUN_DIR/rescored/NAME/.")
-    parser.add_argument("prediction_dir", metavar="PRED_DIR",
-                        help="folder of <case_id>.nii.gz (2D: .png, .tif) label maps, or a finished run folder")
-    parser.add_argument("reference_dir", metavar="REF_DIR", nargs="?",
-                        help="folder of <case_id>.nii.gz (2D: .png, .tif) references, or of <case_id>/ folders "
-                             "with a *seg* file; left out for a run folder")
-    parser.add_argument("--classes", nargs="+", metavar="NAME",
-                        help="names of labels 1, 2, ... (default: label_1 .. label_K, K the largest label found)")
-    parser.add_argument("--regions", nargs="+", metavar="NAME=L,L",
-                        help="composite regions scored beside the classes, e.g. kidney_and_tumour=1,2 "
-                             "(a run: replaces its evaluation.regions)")
-    parser.add_argument("--nsd-tolerance", nargs="+", metavar="MM",
-                        help=f"NSD tolerance in mm: one number, or NAME=MM for every class and region "
-                             f"(default {DEFAULT_NSD_TOLERANCE_MM}; a run: its evaluation.nsd_tolerance_mm)")
-    parser.add_argument("--label-map", metavar="L=C,L=C",
-                        help="map reference labels to classes before scoring, e.g. 4=1,1=0,2=0 (labels left out "
-                             "become background; a run: its data.label_map)")
-    parser.add_argument("--spacing", nargs="+", metavar="MM",
-                        help="mm per pixel of 2D image files (PNG, TIFF), rows then columns (default 1 1)")
-    parser.add_argument("--probabilities", nargs="?", const="", metavar="DIR",
-                        help="also score calibration (ECE, Brier, NLL) from predict --save-probabilities files "
-                             "<case>.npz in DIR (default PRED_DIR): calibration.csv and calibration_bins.csv "
-                             "beside metrics.csv")
+        "HD95 and NSD per case and class; writes metrics.csv and summary.json. Given a run folder "
+        "alone, rescore its saved predictions into RUN_DIR/rescored/NAME/.",
+    )
+    parser.add_argument(
+        "prediction_dir",
+        metavar="PRED_DIR",
+        help="folder of <case_id>.nii.gz (2D: .png, .tif) label maps, or a finished run folder",
+    )
+    parser.add_argument(
+        "reference_dir",
+        metavar="REF_DIR",
+        nargs="?",
+        help="folder of <case_id>.nii.gz (2D: .png, .tif) references, or of <case_id>/ folders "
+        "with a *seg* file; left out for a run folder",
+    )
+    parser.add_argument(
+        "--classes",
+        nargs="+",
+        metavar="NAME",
+        help="names of labels 1, 2, ... (default: label_1 .. label_K, K the largest label found)",
+    )
+    parser.add_argument(
+        "--regions",
+        nargs="+",
+        metavar="NAME=L,L",
+        help="composite regions scored beside the classes, e.g. kidney_and_tumour=1,2 "
+        "(a run: replaces its evaluation.regions)",
+    )
+    parser.add_argument(
+        "--nsd-tolerance",
+        nargs="+",
+        metavar="MM",
+        help=f"NSD tolerance in mm: one number, or NAME=MM for every class and region "
+        f"(default {DEFAULT_NSD_TOLERANCE_MM}; a run: its evaluation.nsd_tolerance_mm)",
+    )
+    parser.add_argument(
+        "--label-map",
+        metavar="L=C,L=C",
+        help="map reference labels to classes before scoring, e.g. 4=1,1=0,2=0 (labels left out "
+        "become background; a run: its data.label_map)",
+    )
+    parser.add_argument(
+        "--spacing",
+        nargs="+",
+        metavar="MM",
+        help="mm per pixel of 2D image files (PNG, TIFF), rows then columns (default 1 1)",
+    )
+    parser.add_argument(
+        "--probabilities",
+        nargs="?",
+        const="",
+        metavar="DIR",
+        help="also score calibration (ECE, Brier, NLL) from predict --save-probabilities files "
+        "<case>.npz in DIR (default PRED_DIR): calibration.csv and calibration_bins.csv "
+        "beside metrics.csv",
+    )
     parser.add_argument("--fold", type=int, default=0, metavar="K", help="value of the fold column (default 0)")
-    parser.add_argument("--out", metavar="FILE", help="metrics CSV (default PRED_DIR/metrics.csv); "
-                                                      "summary.json is written beside it")
-    parser.add_argument("--name", default="rescore", metavar="NAME",
-                        help="a run's rescoring folder, RUN_DIR/rescored/NAME/ (default rescore)")
+    parser.add_argument(
+        "--out", metavar="FILE", help="metrics CSV (default PRED_DIR/metrics.csv); summary.json is written beside it"
+    )
+    parser.add_argument(
+        "--name",
+        default="rescore",
+        metavar="NAME",
+        help="a run's rescoring folder, RUN_DIR/rescored/NAME/ (default rescore)",
+    )
     return console.add_arguments(parser)
 
 
@@ -444,15 +542,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     tolerance = None if args.nsd_tolerance is None else _tolerances(args.nsd_tolerance)
     if args.reference_dir is None:
         if not _is_run_dir(args.prediction_dir):
-            raise UnifocalError(f"{args.prediction_dir}: give REF_DIR, or a run-experiment folder (with config.yaml) "
-                                f"to rescore")
-        given = [option for option, value in (("--classes", args.classes), ("--label-map", args.label_map),
-                                              ("--spacing", args.spacing), ("--out", args.out),
-                                              ("--probabilities", args.probabilities))
-                 if value is not None] + (["--fold"] if args.fold else [])
+            raise UnifocalError(
+                f"{args.prediction_dir}: give REF_DIR, or a run-experiment folder (with config.yaml) to rescore"
+            )
+        given = [
+            option
+            for option, value in (
+                ("--classes", args.classes),
+                ("--label-map", args.label_map),
+                ("--spacing", args.spacing),
+                ("--out", args.out),
+                ("--probabilities", args.probabilities),
+            )
+            if value is not None
+        ] + (["--fold"] if args.fold else [])
         if given:
-            raise UnifocalError(f"{given[0]}: not for a run folder (its config.yaml gives the classes, label map and "
-                                f"spacing; the scores go to {Path(args.prediction_dir) / 'rescored' / args.name})")
+            raise UnifocalError(
+                f"{given[0]}: not for a run folder (its config.yaml gives the classes, label map and "
+                f"spacing; the scores go to {Path(args.prediction_dir) / 'rescored' / args.name})"
+            )
         from pipeline.evaluation.rescore import rescore_run
 
         out_dir, rows, summary = rescore_run(args.prediction_dir, args.name, regions, tolerance)
@@ -465,9 +573,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     out = Path(args.out) if args.out else Path(args.prediction_dir) / "metrics.csv"
     if out.is_dir():
         raise UnifocalError(f"{out}: --out is a folder; name the CSV file")
-    rows = evaluate_folders(args.prediction_dir, args.reference_dir, class_names, regions or {},
-                            DEFAULT_NSD_TOLERANCE_MM if tolerance is None else tolerance, args.fold, label_map,
-                            spacing)
+    rows = evaluate_folders(
+        args.prediction_dir,
+        args.reference_dir,
+        class_names,
+        regions or {},
+        DEFAULT_NSD_TOLERANCE_MM if tolerance is None else tolerance,
+        args.fold,
+        label_map,
+        spacing,
+    )
     calibration = None
     if args.probabilities is not None:  # every file read and checked before the first write
         from pipeline.evaluation.calibration import calibrate_files
@@ -475,9 +590,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         probability_dir = Path(args.probabilities or args.prediction_dir)
         case_ids = list(dict.fromkeys(row["case"] for row in rows))
         read_reference = reference_reader(args.reference_dir, case_ids, label_map, spacing)
-        calibration = calibrate_files(case_ids, lambda case_id: probability_dir / f"{case_id}.npz",
-                                      lambda case_id: read_reference(case_id).labels, class_names, regions,
-                                      args.fold)
+        calibration = calibrate_files(
+            case_ids,
+            lambda case_id: probability_dir / f"{case_id}.npz",
+            lambda case_id: read_reference(case_id).labels,
+            class_names,
+            regions,
+            args.fold,
+        )
     write_metrics_csv(out, rows)
     if calibration is not None:
         from pipeline.evaluation.calibration import write_calibration

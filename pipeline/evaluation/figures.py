@@ -43,9 +43,9 @@ from pipeline.evaluation.evaluate import read_label_map
 from pipeline.evaluation.runs import Run
 from pipeline.evaluation.tables import metric_title
 
-FALSE_POSITIVE_RGBA = (1.0, 0.0, 1.0, 0.75)   # magenta
-FALSE_NEGATIVE_RGBA = (0.0, 1.0, 0.0, 0.75)   # green
-GROUND_TRUTH_RGBA = (1.0, 0.85, 0.0, 0.5)     # yellow
+FALSE_POSITIVE_RGBA = (1.0, 0.0, 1.0, 0.75)  # magenta
+FALSE_NEGATIVE_RGBA = (0.0, 1.0, 0.0, 0.75)  # green
+GROUND_TRUTH_RGBA = (1.0, 0.85, 0.0, 0.5)  # yellow
 GROUND_TRUTH_CONTOUR = (1.0, 0.85, 0.0, 1.0)  # yellow
 DPI = 100
 
@@ -104,11 +104,27 @@ def seed_noise_png(runs: Sequence[Run], metric: str, differences: dict) -> bytes
         for position, run in enumerate(runs):
             per_seed_means = run.per_seed(class_name, metric).mean(axis=0).to_numpy()
             y = len(runs) - 1 - position
-            seeds_axes.scatter(per_seed_means, np.full(per_seed_means.size, y), s=22, color="C0", alpha=0.7,
-                               label="one seed's mean" if position == 0 else None, zorder=3)
+            seeds_axes.scatter(
+                per_seed_means,
+                np.full(per_seed_means.size, y),
+                s=22,
+                color="C0",
+                alpha=0.7,
+                label="one seed's mean" if position == 0 else None,
+                zorder=3,
+            )
             spread = per_seed_means.std(ddof=1) if per_seed_means.size > 1 else 0.0
-            seeds_axes.errorbar(per_seed_means.mean(), y, xerr=spread, fmt="|", color="k", markersize=14,
-                                capsize=4, label="mean ± seed SD" if position == 0 else None, zorder=2)
+            seeds_axes.errorbar(
+                per_seed_means.mean(),
+                y,
+                xerr=spread,
+                fmt="|",
+                color="k",
+                markersize=14,
+                capsize=4,
+                label="mean ± seed SD" if position == 0 else None,
+                zorder=2,
+            )
         seeds_axes.set_yticks(range(len(runs)), [run.label for run in reversed(runs)])
         seeds_axes.set_ylim(-0.7, len(runs) - 0.3)
         seeds_axes.set_xlabel(f"mean {title} over cases")
@@ -118,12 +134,24 @@ def seed_noise_png(runs: Sequence[Run], metric: str, differences: dict) -> bytes
         rows = differences[class_name]
         for position, (_, _, result) in enumerate(rows):
             y = len(rows) - 1 - position
-            pair_axes.plot([result.case_low, result.case_high], [y + 0.18] * 2, color="C1", linewidth=1.5,
-                           label="95 % interval, cases only" if position == 0 else None)
-            pair_axes.plot([result.low, result.high], [y] * 2, color="C3", linewidth=4, solid_capstyle="butt",
-                           label="95 % interval, cases and seeds" if position == 0 else None)
-            pair_axes.plot(result.difference, y, "o", color="k", markersize=5,
-                           label="difference" if position == 0 else None)
+            pair_axes.plot(
+                [result.case_low, result.case_high],
+                [y + 0.18] * 2,
+                color="C1",
+                linewidth=1.5,
+                label="95 % interval, cases only" if position == 0 else None,
+            )
+            pair_axes.plot(
+                [result.low, result.high],
+                [y] * 2,
+                color="C3",
+                linewidth=4,
+                solid_capstyle="butt",
+                label="95 % interval, cases and seeds" if position == 0 else None,
+            )
+            pair_axes.plot(
+                result.difference, y, "o", color="k", markersize=5, label="difference" if position == 0 else None
+            )
         pair_axes.axvline(0.0, color="0.5", linewidth=0.8, linestyle="--")
         pair_axes.set_yticks(range(len(rows)), [f"{row} − {column}" for row, column, _ in reversed(rows)])
         pair_axes.set_ylim(-0.7, len(rows) - 0.3)
@@ -168,8 +196,16 @@ def reliability_png(runs: Sequence[Run]) -> bytes:
         ece = float(np.sum(np.abs(pooled["correct"] - pooled["confidence"])) / max(voxels.sum(), 1))
         top = figure.add_subplot(grid[2 * (index // columns), index % columns])
         top.bar(centres[filled], accuracy[filled], width=1 / BINS, color="C0", edgecolor="white", label="accuracy")
-        top.bar(centres[filled], (confidence - accuracy)[filled], bottom=accuracy[filled], width=1 / BINS,
-                color=(0.85, 0.2, 0.2, 0.35), edgecolor="C3", linewidth=0.5, label="gap to confidence")
+        top.bar(
+            centres[filled],
+            (confidence - accuracy)[filled],
+            bottom=accuracy[filled],
+            width=1 / BINS,
+            color=(0.85, 0.2, 0.2, 0.35),
+            edgecolor="C3",
+            linewidth=0.5,
+            label="gap to confidence",
+        )
         top.plot([0, 1], [0, 1], "--", color="0.3", linewidth=1, label="perfect calibration")
         top.set_xlim(0, 1)
         top.set_ylim(0, 1)
@@ -263,8 +299,11 @@ def class_labels(run: Run, class_names: Sequence[str]) -> dict[str, tuple[int, .
         elif name in run.regions:
             labels[name] = tuple(int(label) for label in run.regions[name])
         else:
-            raise DataError(run.metrics_path, f"class {name!r} is neither a class of the data set "
-                                              f"({', '.join(class_names)}) nor an evaluation.regions entry")
+            raise DataError(
+                run.metrics_path,
+                f"class {name!r} is neither a class of the data set "
+                f"({', '.join(class_names)}) nor an evaluation.regions entry",
+            )
     return labels
 
 
@@ -362,10 +401,15 @@ def case_slices_png(runs: Sequence[Run], case_id: str, dataset) -> bytes:
         for run in runs:
             predicted_mask = predicted[run.label][index]
             dsc = run.per_case(class_name, "dsc")[case_id]
-            panels.append((f"{run.label}\nDSC {dsc:.3f}", [
-                (predicted_mask & ~true_mask, FALSE_POSITIVE_RGBA),
-                (true_mask & ~predicted_mask, FALSE_NEGATIVE_RGBA),
-            ]))
+            panels.append(
+                (
+                    f"{run.label}\nDSC {dsc:.3f}",
+                    [
+                        (predicted_mask & ~true_mask, FALSE_POSITIVE_RGBA),
+                        (true_mask & ~predicted_mask, FALSE_NEGATIVE_RGBA),
+                    ],
+                )
+            )
         for column, (title, layers) in enumerate(panels):
             axes = figure.add_subplot(len(labels_of), columns, row * columns + column + 1)
             if colour is not None:
@@ -375,8 +419,9 @@ def case_slices_png(runs: Sequence[Run], case_id: str, dataset) -> bytes:
             if layers:
                 axes.imshow(_overlay(true_mask.shape, layers), interpolation="nearest", aspect=aspect)
             if column > 0 and true_mask.any() and not true_mask.all():
-                axes.contour(true_mask.astype(np.float32), levels=[0.5], colors=[GROUND_TRUTH_CONTOUR],
-                             linewidths=1.2, zorder=3)
+                axes.contour(
+                    true_mask.astype(np.float32), levels=[0.5], colors=[GROUND_TRUTH_CONTOUR], linewidths=1.2, zorder=3
+                )
             axes.set_xticks([])
             axes.set_yticks([])
             axes.set_title(title, fontsize="small")
@@ -385,17 +430,25 @@ def case_slices_png(runs: Sequence[Run], case_id: str, dataset) -> bytes:
             elif column == 0:
                 axes.set_ylabel(f"{class_name}\nslice {index + 1}/{len(label)} ({reason})", fontsize="small")
                 axes.text(0.02, 0.5, "R", color="w", transform=axes.transAxes, va="center", fontsize="small")
-                axes.text(0.98, 0.5, "L", color="w", transform=axes.transAxes, va="center", ha="right",
-                          fontsize="small")
-                axes.text(0.5, 0.97, "A", color="w", transform=axes.transAxes, ha="center", va="top",
-                          fontsize="small")
+                axes.text(
+                    0.98, 0.5, "L", color="w", transform=axes.transAxes, va="center", ha="right", fontsize="small"
+                )
+                axes.text(0.5, 0.97, "A", color="w", transform=axes.transAxes, ha="center", va="top", fontsize="small")
     figure.legend(
-        handles=[Line2D([], [], color=GROUND_TRUTH_CONTOUR, label="ground truth (contour)"),
-                 Patch(color=FALSE_POSITIVE_RGBA, label="false positive"),
-                 Patch(color=FALSE_NEGATIVE_RGBA, label="false negative")],
-        loc="outside lower center", ncols=3, fontsize="small",
+        handles=[
+            Line2D([], [], color=GROUND_TRUTH_CONTOUR, label="ground truth (contour)"),
+            Patch(color=FALSE_POSITIVE_RGBA, label="false positive"),
+            Patch(color=FALSE_NEGATIVE_RGBA, label="false negative"),
+        ],
+        loc="outside lower center",
+        ncols=3,
+        fontsize="small",
     )
-    figure.suptitle(f"{case_id}: the image as stored" if planar else
-                    f"{case_id}: axial slices, radiological view (patient's right on the left, anterior up; "
-                    "slices counted inferior to superior)", fontsize="medium")
+    figure.suptitle(
+        f"{case_id}: the image as stored"
+        if planar
+        else f"{case_id}: axial slices, radiological view (patient's right on the left, anterior up; "
+        "slices counted inferior to superior)",
+        fontsize="medium",
+    )
     return _png(figure)

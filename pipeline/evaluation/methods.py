@@ -52,8 +52,10 @@ class StatisticsMethod:
 
     def sentence(self) -> str:
         """The method named in one sentence, for every caption."""
-        return (f"Statistics: {self.name}: {TEST_DESCRIPTIONS[self.test]}; Holm–Bonferroni over the pairs of "
-                f"one table; ± over {'fold means' if self.interval == 'folds' else 'cases'}.")
+        return (
+            f"Statistics: {self.name}: {TEST_DESCRIPTIONS[self.test]}; Holm–Bonferroni over the pairs of "
+            f"one table; ± over {'fold means' if self.interval == 'folds' else 'cases'}."
+        )
 
 
 PROJECT = StatisticsMethod("project default", "signedrank", "cases")

@@ -99,8 +99,8 @@ def confusion_matrix(truth: np.ndarray, prediction: np.ndarray, num_classes: int
             raise ValueError(f"{name} has labels outside [0, {num_classes - 1}]")
     counts = np.zeros(num_classes * num_classes, np.int64)
     for start in range(0, truth.size, CHUNK_VOXELS):  # bounded memory for 512 x 512 x 1000 volumes
-        pairs = truth[start:start + CHUNK_VOXELS].astype(np.intp) * num_classes
-        pairs += prediction[start:start + CHUNK_VOXELS]
+        pairs = truth[start : start + CHUNK_VOXELS].astype(np.intp) * num_classes
+        pairs += prediction[start : start + CHUNK_VOXELS]
         counts += np.bincount(pairs, minlength=num_classes * num_classes)
     return counts.reshape(num_classes, num_classes)
 
@@ -109,8 +109,11 @@ def region_counts(confusion: np.ndarray, labels: Iterable[int]) -> Counts:
     """TP, FP and FN of the union of ``labels`` from a confusion matrix."""
     inside = np.zeros(len(confusion), bool)
     inside[list(labels)] = True
-    return Counts(tp=int(confusion[np.ix_(inside, inside)].sum()), fp=int(confusion[np.ix_(~inside, inside)].sum()),
-                  fn=int(confusion[np.ix_(inside, ~inside)].sum()))
+    return Counts(
+        tp=int(confusion[np.ix_(inside, inside)].sum()),
+        fp=int(confusion[np.ix_(~inside, inside)].sum()),
+        fn=int(confusion[np.ix_(inside, ~inside)].sum()),
+    )
 
 
 def ratios(counts: Counts) -> Scores:
@@ -142,14 +145,19 @@ def structures(class_names: Sequence[str], regions: Mapping[str, Sequence[int]] 
     for name, labels in regions.items():
         bad = [label for label in labels if not 0 < label < len(class_names)]
         if bad:
-            raise ValueError(f"region {name!r}: labels {bad} are not foreground classes "
-                             f"(1..{len(class_names) - 1})")
-    return {**{name: [label] for label, name in enumerate(class_names) if label},
-            **{name: list(labels) for name, labels in regions.items()}}
+            raise ValueError(f"region {name!r}: labels {bad} are not foreground classes (1..{len(class_names) - 1})")
+    return {
+        **{name: [label] for label, name in enumerate(class_names) if label},
+        **{name: list(labels) for name, labels in regions.items()},
+    }
 
 
-def score_case(truth: np.ndarray, prediction: np.ndarray, class_names: Sequence[str],
-               regions: Mapping[str, Sequence[int]] | None = None) -> dict[str, Scores]:
+def score_case(
+    truth: np.ndarray,
+    prediction: np.ndarray,
+    class_names: Sequence[str],
+    regions: Mapping[str, Sequence[int]] | None = None,
+) -> dict[str, Scores]:
     """Scores of every foreground class, then of every composite region, by name.
 
     Args:
@@ -183,10 +191,20 @@ def write_metrics_csv(path, rows: Sequence[Mapping]) -> None:
 def read_metrics_csv(path) -> list[dict]:
     """The rows written by :func:`write_metrics_csv`, with numbers parsed (counts as int)."""
     with open(path, newline="") as handle:
-        return [{name: (value if name in ("case", "class") else int(value) if name in ("fold", SEED_COLUMN, *COUNTS)
-                        else float(value))
-                 for name, value in row.items() if name in CSV_COLUMNS or name == SEED_COLUMN}
-                for row in csv.DictReader(handle)]
+        return [
+            {
+                name: (
+                    value
+                    if name in ("case", "class")
+                    else int(value)
+                    if name in ("fold", SEED_COLUMN, *COUNTS)
+                    else float(value)
+                )
+                for name, value in row.items()
+                if name in CSV_COLUMNS or name == SEED_COLUMN
+            }
+            for row in csv.DictReader(handle)
+        ]
 
 
 def summarize(rows: Sequence[Mapping]) -> dict[str, dict[str, float]]:

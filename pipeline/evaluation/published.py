@@ -61,9 +61,7 @@ class PublishedTable:
 def _lower_triangle(order: tuple[str, ...], rows: Mapping[str, tuple[float, ...]]) -> dict:
     """``{(RowKey(row), RowKey(column)): p}`` from a published lower triangle read row by row."""
     return {
-        (RowKey(row), RowKey(order[index])): value
-        for row, values in rows.items()
-        for index, value in enumerate(values)
+        (RowKey(row), RowKey(order[index])): value for row, values in rows.items() for index, value in enumerate(values)
     }
 
 
@@ -73,14 +71,23 @@ PUBLISHED: dict[str, PublishedTable] = {
     "mixed_focal_kits19": PublishedTable(
         source="Yeung et al. 2021 (Mixed Focal), Tables 1 and 2 (top: kidney DSC)",
         performance={RowKey("focal"): {("kidney", "dsc"): PublishedValue(0.940, 0.020)}},
-        p_values={"kidney": _lower_triangle(MF_KITS19_ORDER, {
-            "dice": (1.00,),
-            "tversky": (0.209, 1.00),
-            "cosine_tversky": (0.00468, 0.0962, 1.00),
-            "focal_tversky": (1.00, 1.00, 0.0950, 0.00145),
-            "combo": (1.00, 1.00, 0.165, 0.00249, 1.00),
-            "mixed_focal": (1.00, 0.476, 0.00541),  # the cell against cosine_tversky reads "2.52 x" (exponent lost)
-        })},
+        p_values={
+            "kidney": _lower_triangle(
+                MF_KITS19_ORDER,
+                {
+                    "dice": (1.00,),
+                    "tversky": (0.209, 1.00),
+                    "cosine_tversky": (0.00468, 0.0962, 1.00),
+                    "focal_tversky": (1.00, 1.00, 0.0950, 0.00145),
+                    "combo": (1.00, 1.00, 0.165, 0.00249, 1.00),
+                    "mixed_focal": (
+                        1.00,
+                        0.476,
+                        0.00541,
+                    ),  # the cell against cosine_tversky reads "2.52 x" (exponent lost)
+                },
+            )
+        },
     ),
     "mixed_focal_brats20": PublishedTable(
         source="Yeung et al. 2021 (Mixed Focal), Tables 3 and 4 (enhancing tumour)",
@@ -92,25 +99,31 @@ PUBLISHED: dict[str, PublishedTable] = {
             },
             RowKey("combo"): {("enhancing_tumour", "dsc"): PublishedValue(0.748, 0.032)},
         },
-        p_values={"enhancing_tumour": {
-            (RowKey("combo"), RowKey("focal_tversky")): 0.312,
-            (RowKey("mixed_focal"), RowKey("focal_tversky")): 0.176,
-            (RowKey("mixed_focal"), RowKey("combo")): 0.018,
-        }},
+        p_values={
+            "enhancing_tumour": {
+                (RowKey("combo"), RowKey("focal_tversky")): 0.312,
+                (RowKey("mixed_focal"), RowKey("focal_tversky")): 0.176,
+                (RowKey("mixed_focal"), RowKey("combo")): 0.018,
+            }
+        },
     ),
     "unified_focal_kits19_ds": PublishedTable(
         source="Yeung et al. 2022 (Unified Focal), abstract: Unified Focal loss with deep supervision",
-        performance={RowKey("asymmetric_unified_focal", True): {
-            ("kidney", "dsc"): PublishedValue(0.948, 0.012),
-            ("tumour", "dsc"): PublishedValue(0.758, 0.066),
-        }},
+        performance={
+            RowKey("asymmetric_unified_focal", True): {
+                ("kidney", "dsc"): PublishedValue(0.948, 0.012),
+                ("tumour", "dsc"): PublishedValue(0.758, 0.066),
+            }
+        },
         p_values={},
     ),
     "unified_focal_brats20_ds": PublishedTable(
         source="Yeung et al. 2022 (Unified Focal), abstract: Unified Focal loss with deep supervision",
-        performance={RowKey("asymmetric_unified_focal", True): {
-            ("enhancing_tumour", "dsc"): PublishedValue(0.800, 0.030),
-        }},
+        performance={
+            RowKey("asymmetric_unified_focal", True): {
+                ("enhancing_tumour", "dsc"): PublishedValue(0.800, 0.030),
+            }
+        },
         p_values={},
     ),
     "unified_focal_bus2017_ds": PublishedTable(

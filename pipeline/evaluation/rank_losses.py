@@ -69,8 +69,9 @@ def read_comparison(folder: Path) -> pd.DataFrame:
     return frame
 
 
-def build_tasks(comparisons: dict[str, pd.DataFrame], metric: str, classes: Sequence[str] | None,
-                sources: dict[str, Path]) -> list[Task]:
+def build_tasks(
+    comparisons: dict[str, pd.DataFrame], metric: str, classes: Sequence[str] | None, sources: dict[str, Path]
+) -> list[Task]:
     """One task per data set and class, the losses in the first comparison's order."""
     first_name = next(iter(comparisons))
     losses = tuple(dict.fromkeys(comparisons[first_name]["loss"]))
@@ -80,19 +81,28 @@ def build_tasks(comparisons: dict[str, pd.DataFrame], metric: str, classes: Sequ
         here = tuple(dict.fromkeys(frame["loss"]))
         if set(here) != set(losses):
             only_here, only_there = sorted(set(here) - set(losses)), sorted(set(losses) - set(here))
-            detail = "; ".join(part for part in (
-                f"only here: {name_list(only_here)}" if only_here else "",
-                f"only in {sources[first_name] / PER_CASE}: {name_list(only_there)}" if only_there else "") if part)
+            detail = "; ".join(
+                part
+                for part in (
+                    f"only here: {name_list(only_here)}" if only_here else "",
+                    f"only in {sources[first_name] / PER_CASE}: {name_list(only_there)}" if only_there else "",
+                )
+                if part
+            )
             raise DataError(path, f"compares other losses ({detail}); every data set must compare the same losses")
         if metric not in frame.columns:
-            raise DataError(path, f"no column {metric!r} (metrics here: "
-                                  f"{', '.join(c for c in frame.columns if c not in ('loss', 'case', 'fold', 'class'))}"
-                                  ")")
+            raise DataError(
+                path,
+                f"no column {metric!r} (metrics here: "
+                f"{', '.join(c for c in frame.columns if c not in ('loss', 'case', 'fold', 'class'))}"
+                ")",
+            )
         available = list(dict.fromkeys(frame["class"]))
         chosen = available if classes is None else [c for c in classes if c in available]
         if classes is not None and not chosen:
-            raise DataError(path, f"none of --classes {', '.join(classes)} is scored here "
-                                  f"(classes: {', '.join(available)})")
+            raise DataError(
+                path, f"none of --classes {', '.join(classes)} is scored here (classes: {', '.join(available)})"
+            )
         for class_name in chosen:
             rows = frame[frame["class"] == class_name]
             seed_scores = None
@@ -110,8 +120,15 @@ def build_tasks(comparisons: dict[str, pd.DataFrame], metric: str, classes: Sequ
             table = table[list(losses)]
             if table.isna().any().any():
                 raise DataError(path, f"class {class_name}: not every loss scored every case")
-            tasks.append(Task(f"{name}: {class_name}", losses, table.to_numpy(),
-                              higher_is_better=higher_is_better(metric), seed_scores=seed_scores))
+            tasks.append(
+                Task(
+                    f"{name}: {class_name}",
+                    losses,
+                    table.to_numpy(),
+                    higher_is_better=higher_is_better(metric),
+                    seed_scores=seed_scores,
+                )
+            )
     if classes is not None:
         unused = [c for c in classes if not any(task.name.endswith(f": {c}") for task in tasks)]
         if unused:
@@ -150,8 +167,9 @@ def ranking_outputs(tasks: Sequence[Task], metric: str, samples: int, seed: int)
         "ranking.tex": _ranking_latex(table, tasks, metric, samples),
         "ranking.csv": _csv(table),
         "rank_stability.csv": _csv(_stability_frame(boots, full_by_name)),
-        "blob_plot.png": blob_plot_png(boots, full_by_name, [losses[j] for j in np.argsort(mean_ranks, kind="stable")],
-                                       metric),
+        "blob_plot.png": blob_plot_png(
+            boots, full_by_name, [losses[j] for j in np.argsort(mean_ranks, kind="stable")], metric
+        ),
     }
     return outputs
 
@@ -162,21 +180,34 @@ def _stability_frame(boots: dict[str, BootstrapRanks], full: dict[str, np.ndarra
         frequencies, median, interval = boot.frequencies(), boot.median(), boot.interval()
         tau = boot.kendall_tau(full[name])
         for j, loss in enumerate(boot.losses):
-            rows.append({"task": name, "loss": loss, "rank": int(full[name][j]), "median_rank": float(median[j]),
-                         "rank_low": float(interval[j, 0]), "rank_high": float(interval[j, 1]),
-                         "kendall_tau": tau,
-                         **{f"p_rank_{r + 1}": float(frequencies[j, r]) for r in range(len(boot.losses))}})
+            rows.append(
+                {
+                    "task": name,
+                    "loss": loss,
+                    "rank": int(full[name][j]),
+                    "median_rank": float(median[j]),
+                    "rank_low": float(interval[j, 0]),
+                    "rank_high": float(interval[j, 1]),
+                    "kendall_tau": tau,
+                    **{f"p_rank_{r + 1}": float(frequencies[j, r]) for r in range(len(boot.losses))},
+                }
+            )
     return pd.DataFrame(rows)
 
 
 def _caption(tasks: Sequence[Task], metric: str, samples: int) -> str:
     direction = "highest" if higher_is_better(metric) else "lowest"
-    resampled = ("the cases and then each loss's training seeds (each case's score: its mean over seeds)"
-                 if any(task.seed_scores is not None for task in tasks) else "the cases")
-    return (f"Loss ranking over {len(tasks)} tasks (data set: class), aggregate-then-rank: rank 1 = {direction} "
-            f"mean {metric.upper()} over cases, tied means share the best rank (challengeR's ties.method = min). "
-            f"In brackets: share of {samples} bootstrap resamples of {resampled} giving that rank. Consensus: the "
-            "mean rank over tasks, ranked.")
+    resampled = (
+        "the cases and then each loss's training seeds (each case's score: its mean over seeds)"
+        if any(task.seed_scores is not None for task in tasks)
+        else "the cases"
+    )
+    return (
+        f"Loss ranking over {len(tasks)} tasks (data set: class), aggregate-then-rank: rank 1 = {direction} "
+        f"mean {metric.upper()} over cases, tied means share the best rank (challengeR's ties.method = min). "
+        f"In brackets: share of {samples} bootstrap resamples of {resampled} giving that rank. Consensus: the "
+        "mean rank over tasks, ranked."
+    )
 
 
 def _ranking_markdown(table: pd.DataFrame, tasks: Sequence[Task], metric: str, samples: int, test) -> str:
@@ -184,23 +215,36 @@ def _ranking_markdown(table: pd.DataFrame, tasks: Sequence[Task], metric: str, s
     lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     for _, row in table.iterrows():
         cells = [f"{row[f'{task.name} rank']} ({row[f'{task.name} frequency']:.2f})" for task in tasks]
-        lines.append("| " + " | ".join([row["loss"], *cells, f"{row['mean rank']:.2f}",
-                                        f"{row['consensus rank']} ({row['consensus frequency']:.2f})"]) + " |")
+        lines.append(
+            "| "
+            + " | ".join(
+                [
+                    row["loss"],
+                    *cells,
+                    f"{row['mean rank']:.2f}",
+                    f"{row['consensus rank']} ({row['consensus frequency']:.2f})",
+                ]
+            )
+            + " |"
+        )
     text = f"Table: {_caption(tasks, metric, samples)}\n\n" + "\n".join(lines) + "\n"
     return text + "\n" + _friedman_text(test, list(table["loss"]), tasks[0].losses) + "\n"
 
 
 def _friedman_text(test, order: list[str], losses: Sequence[str]) -> str:
     if test is None:
-        return ("Friedman test: not computed (it needs at least 3 losses and 2 tasks).")
+        return "Friedman test: not computed (it needs at least 3 losses and 2 tasks)."
     index = {loss: j for j, loss in enumerate(losses)}
-    differing = [f"{a} vs {b}" for k, a in enumerate(order) for b in order[k + 1:]
-                 if test.different(index[a], index[b])]
+    differing = [
+        f"{a} vs {b}" for k, a in enumerate(order) for b in order[k + 1 :] if test.different(index[a], index[b])
+    ]
     ranks = ", ".join(f"{loss} {test.mean_ranks[index[loss]]:.2f}" for loss in order)
-    return (f"Friedman test over {test.tasks} tasks (scipy.stats.friedmanchisquare on the mean scores, tasks as "
-            f"blocks): χ² = {test.statistic:.3f}, p = {test.p_value:.3g}. Mean Friedman ranks (ties averaged): "
-            f"{ranks}. Nemenyi critical difference at α = {test.alpha:g}: {test.critical_difference:.3f}; pairs "
-            f"differing by more: {', '.join(differing) if differing else 'none'}.")
+    return (
+        f"Friedman test over {test.tasks} tasks (scipy.stats.friedmanchisquare on the mean scores, tasks as "
+        f"blocks): χ² = {test.statistic:.3f}, p = {test.p_value:.3g}. Mean Friedman ranks (ties averaged): "
+        f"{ranks}. Nemenyi critical difference at α = {test.alpha:g}: {test.critical_difference:.3f}; pairs "
+        f"differing by more: {', '.join(differing) if differing else 'none'}."
+    )
 
 
 def _ranking_latex(table: pd.DataFrame, tasks: Sequence[Task], metric: str, samples: int) -> str:
@@ -210,17 +254,38 @@ def _ranking_latex(table: pd.DataFrame, tasks: Sequence[Task], metric: str, samp
     body = []
     for _, row in table.iterrows():
         cells = [f"{row[f'{task.name} rank']} ({row[f'{task.name} frequency']:.2f})" for task in tasks]
-        body.append(" & ".join([latex_escape(row["loss"]), *cells, f"{row['mean rank']:.2f}",
-                                f"{row['consensus rank']} ({row['consensus frequency']:.2f})"]) + r" \\")
-    lines = ["% needs \\usepackage{booktabs}", r"\begin{table}[ht]", r"\centering",
-             rf"\caption{{{latex_escape(_caption(tasks, metric, samples))}}}", r"\label{tab:ranking}",
-             r"\begin{tabular}{l" + "c" * (len(headers) - 1) + "}", r"\toprule", " & ".join(headers) + r" \\",
-             r"\midrule", *body, r"\bottomrule", r"\end{tabular}", r"\end{table}"]
+        body.append(
+            " & ".join(
+                [
+                    latex_escape(row["loss"]),
+                    *cells,
+                    f"{row['mean rank']:.2f}",
+                    f"{row['consensus rank']} ({row['consensus frequency']:.2f})",
+                ]
+            )
+            + r" \\"
+        )
+    lines = [
+        "% needs \\usepackage{booktabs}",
+        r"\begin{table}[ht]",
+        r"\centering",
+        rf"\caption{{{latex_escape(_caption(tasks, metric, samples))}}}",
+        r"\label{tab:ranking}",
+        r"\begin{tabular}{l" + "c" * (len(headers) - 1) + "}",
+        r"\toprule",
+        " & ".join(headers) + r" \\",
+        r"\midrule",
+        *body,
+        r"\bottomrule",
+        r"\end{tabular}",
+        r"\end{table}",
+    ]
     return "\n".join(lines) + "\n"
 
 
-def blob_plot_png(boots: dict[str, BootstrapRanks], full: dict[str, np.ndarray], order: Sequence[str],
-                  metric: str) -> bytes:
+def blob_plot_png(
+    boots: dict[str, BootstrapRanks], full: dict[str, np.ndarray], order: Sequence[str], metric: str
+) -> bytes:
     """challengeR's blob plot: per panel, each loss's bootstrap rank frequencies as blob areas.
 
     Losses on the x axis in consensus order; rank 1 at the top; a black cross
@@ -237,8 +302,14 @@ def blob_plot_png(boots: dict[str, BootstrapRanks], full: dict[str, np.ndarray],
     rows = -(-len(names) // columns)
     label_space = 0.09 * max(len(loss) for loss in order)
     panel_width, panel_height = max(2.4, 0.55 * count), max(2.0, 0.45 * count)
-    figure, axes = plt.subplots(rows, columns, squeeze=False, sharey=True, layout="constrained",
-                                figsize=(0.8 + panel_width * columns, 1.0 + (panel_height + label_space) * rows))
+    figure, axes = plt.subplots(
+        rows,
+        columns,
+        squeeze=False,
+        sharey=True,
+        layout="constrained",
+        figsize=(0.8 + panel_width * columns, 1.0 + (panel_height + label_space) * rows),
+    )
     colours = plt.get_cmap("tab10" if count <= 10 else "tab20")
     ranks = np.arange(1, count + 1)
     for panel, name in zip(axes.flat, names):
@@ -248,8 +319,14 @@ def blob_plot_png(boots: dict[str, BootstrapRanks], full: dict[str, np.ndarray],
         for x, loss in enumerate(order):
             j = index[loss]
             shown = frequencies[j] > 0
-            panel.scatter(np.full(shown.sum(), x), ranks[shown], s=frequencies[j][shown] * 500,
-                          color=colours(x % colours.N), alpha=0.75, linewidths=0)
+            panel.scatter(
+                np.full(shown.sum(), x),
+                ranks[shown],
+                s=frequencies[j][shown] * 500,
+                color=colours(x % colours.N),
+                alpha=0.75,
+                linewidths=0,
+            )
             panel.plot([x, x], interval[j], color="black", linewidth=1)
             panel.scatter([x], [full[name][j]], marker="x", color="black", s=30, zorder=3)
         panel.set_title(name, fontsize=9, fontweight="bold" if name == CONSENSUS else "normal")
@@ -258,14 +335,16 @@ def blob_plot_png(boots: dict[str, BootstrapRanks], full: dict[str, np.ndarray],
         panel.set_yticks(ranks)
         panel.set_ylim(count + 0.7, 0.3)
         panel.grid(axis="y", alpha=0.3)
-    for panel in axes.flat[len(names):]:
+    for panel in axes.flat[len(names) :]:
         panel.set_visible(False)
     for panel in axes[:, 0]:
         panel.set_ylabel("rank")
     figure.suptitle(f"Ranking stability, {metric.upper()}", fontsize=10)
     figure.get_layout_engine().set(h_pad=0.1)
-    figure.supxlabel("blob area: share of bootstrap resamples at a rank; ×: rank on all cases; "
-                     "line: 95 % bootstrap interval", fontsize=8)
+    figure.supxlabel(
+        "blob area: share of bootstrap resamples at a rank; ×: rank on all cases; line: 95 % bootstrap interval",
+        fontsize=8,
+    )
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=110)
     plt.close(figure)
@@ -286,15 +365,23 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="rank-losses",
         description="Rank losses across data sets (compare-losses output folders): ranks per data set and "
-                    "class, consensus, bootstrap stability (blob plot), Friedman/Nemenyi test.")
-    parser.add_argument("results", nargs="+", type=Path, metavar="RESULTS_DIR",
-                        help="compare-losses --out folders, one per data set, comparing the same losses")
+        "class, consensus, bootstrap stability (blob plot), Friedman/Nemenyi test.",
+    )
+    parser.add_argument(
+        "results",
+        nargs="+",
+        type=Path,
+        metavar="RESULTS_DIR",
+        help="compare-losses --out folders, one per data set, comparing the same losses",
+    )
     parser.add_argument("--out", required=True, type=Path, metavar="DIR", help="folder for the ranking files")
     parser.add_argument("--metric", default="dsc", help="per-case metric to rank by (default: dsc)")
-    parser.add_argument("--classes", nargs="+", metavar="CLASS",
-                        help="classes (and regions) to rank on (default: every one scored)")
-    parser.add_argument("--bootstrap", type=int, default=1000, metavar="N",
-                        help="bootstrap resamples of the cases (default: 1000)")
+    parser.add_argument(
+        "--classes", nargs="+", metavar="CLASS", help="classes (and regions) to rank on (default: every one scored)"
+    )
+    parser.add_argument(
+        "--bootstrap", type=int, default=1000, metavar="N", help="bootstrap resamples of the cases (default: 1000)"
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of the bootstrap (default: 0)")
     return console.add_arguments(parser)
 

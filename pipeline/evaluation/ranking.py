@@ -112,8 +112,13 @@ def bootstrap_task(task: Task, samples: int, rng: np.random.Generator) -> Bootst
     else:
         from pipeline.evaluation.statistics import resampled_means
 
-        means = np.stack([resampled_means(scores, picks, rng.integers(0, scores.shape[1], (samples, scores.shape[1])))
-                          for scores in task.seed_scores], axis=1)
+        means = np.stack(
+            [
+                resampled_means(scores, picks, rng.integers(0, scores.shape[1], (samples, scores.shape[1])))
+                for scores in task.seed_scores
+            ],
+            axis=1,
+        )
     return BootstrapRanks(task.losses, rank_means(means, task.higher_is_better))
 
 
@@ -151,8 +156,7 @@ def nemenyi_critical_difference(losses: int, tasks: int, alpha: float = 0.05) ->
     return float(q_alpha * np.sqrt(losses * (losses + 1) / (6.0 * tasks)))
 
 
-def friedman(means: np.ndarray, higher_is_better: Sequence[bool] | bool = True,
-             alpha: float = 0.05) -> FriedmanResult:
+def friedman(means: np.ndarray, higher_is_better: Sequence[bool] | bool = True, alpha: float = 0.05) -> FriedmanResult:
     """Friedman test on ``means[t, j]``, the mean score of loss ``j`` in task ``t``.
 
     Needs at least 3 losses and 2 tasks (``scipy.stats.friedmanchisquare``).
@@ -166,5 +170,11 @@ def friedman(means: np.ndarray, higher_is_better: Sequence[bool] | bool = True,
     oriented = means * direction[:, None]
     result = stats.friedmanchisquare(*oriented.T)
     mean_ranks = rank_means(oriented, higher_is_better=True, method="average").mean(axis=0)
-    return FriedmanResult(float(result.statistic), float(result.pvalue), mean_ranks,
-                          nemenyi_critical_difference(losses, tasks, alpha), alpha, tasks)
+    return FriedmanResult(
+        float(result.statistic),
+        float(result.pvalue),
+        mean_ranks,
+        nemenyi_critical_difference(losses, tasks, alpha),
+        alpha,
+        tasks,
+    )

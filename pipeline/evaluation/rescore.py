@@ -36,8 +36,10 @@ from pipeline.training.cross_validation import read_splits
 
 logger = logging.getLogger(__name__)
 
-def rescore_run(run_dir, name: str, regions: Mapping[str, Sequence[int]] | None = None,
-                nsd_tolerance: Tolerance | None = None) -> tuple[Path, list[dict], dict]:
+
+def rescore_run(
+    run_dir, name: str, regions: Mapping[str, Sequence[int]] | None = None, nsd_tolerance: Tolerance | None = None
+) -> tuple[Path, list[dict], dict]:
     """Score every fold's predictions of a finished run again; write ``RUN_DIR/rescored/<name>/``.
 
     Args:
@@ -63,8 +65,10 @@ def rescore_run(run_dir, name: str, regions: Mapping[str, Sequence[int]] | None 
     tasks = config.run_folds()
     unfinished = [task.path for task in tasks if not (task.path / "done.json").is_file()]
     if unfinished:
-        raise DataError(unfinished[0] / "done.json", "missing: the fold is not finished (run-experiment first); "
-                                                     "a rescoring needs every fold's predictions")
+        raise DataError(
+            unfinished[0] / "done.json",
+            "missing: the fold is not finished (run-experiment first); a rescoring needs every fold's predictions",
+        )
     dataset = open_dataset(config.data.dataset, config.data.root, **config.data.dataset_options())
     check_evaluation(dataset.class_names, regions, nsd_tolerance)
     splits = read_splits(run_dir / "splits.json", dataset.case_ids(), config.cross_validation.folds)
@@ -72,17 +76,31 @@ def rescore_run(run_dir, name: str, regions: Mapping[str, Sequence[int]] | None 
         raise DataError(run_dir / "splits.json", "missing: not a run-experiment output folder")
     rows = []
     for task in tasks:
-        scored = evaluate_cases(splits[task.fold]["val"],
-                                lambda case_id, folder=task.path / "predictions": read_label_map(
-                                    find_prediction(folder, case_id)),
-                                lambda case_id: reference_label_map(dataset, case_id), dataset.class_names,
-                                regions, nsd_tolerance, task.fold)
+        scored = evaluate_cases(
+            splits[task.fold]["val"],
+            lambda case_id, folder=task.path / "predictions": read_label_map(find_prediction(folder, case_id)),
+            lambda case_id: reference_label_map(dataset, case_id),
+            dataset.class_names,
+            regions,
+            nsd_tolerance,
+            task.fold,
+        )
         rows += with_seed_column(scored, task.seed) if config.seeded_layout else scored
     out_dir = rescored_dir(run_dir, name)
     write_metrics_csv(out_dir / "metrics.csv", rows)
     summary = write_summary_json(out_dir / "summary.json", rows)
-    write_atomically(out_dir / RESCORE_RECORD, json.dumps(
-        {"run_dir": str(run_dir.resolve()), "regions": regions, "nsd_tolerance_mm": nsd_tolerance,
-         "cases": len({row["case"] for row in rows})}, indent=1) + "\n")
+    write_atomically(
+        out_dir / RESCORE_RECORD,
+        json.dumps(
+            {
+                "run_dir": str(run_dir.resolve()),
+                "regions": regions,
+                "nsd_tolerance_mm": nsd_tolerance,
+                "cases": len({row["case"] for row in rows}),
+            },
+            indent=1,
+        )
+        + "\n",
+    )
     logger.info("%s: rescored %d case(s) into %s", run_dir, len({row["case"] for row in rows}), out_dir)
     return out_dir, rows, summary

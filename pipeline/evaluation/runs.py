@@ -101,13 +101,19 @@ class Run:
         """Where ``run-experiment`` wrote the case's label map (its validation fold; the first seed's)."""
         fold = int(self.scores.loc[self.scores["case"] == case_id, "fold"].iloc[0])
         seeds = self.seeds()
-        return prediction_files.find_prediction(fold_dir(self.path, fold, seeds[0] if seeds else None)
-                                                / "predictions", case_id)
+        return prediction_files.find_prediction(
+            fold_dir(self.path, fold, seeds[0] if seeds else None) / "predictions", case_id
+        )
 
 
 #: Table names that capitalising the registry name's words would get wrong.
-TABLE_NAMES = {"dice_ce": "Dice + CE", "dice_topk": "Dice + TopK", "dice_focal": "Dice + Focal", "iou": "IoU",
-               "topk": "TopK"}
+TABLE_NAMES = {
+    "dice_ce": "Dice + CE",
+    "dice_topk": "Dice + TopK",
+    "dice_focal": "Dice + Focal",
+    "iou": "IoU",
+    "topk": "TopK",
+}
 
 
 def display_name(loss_name: str) -> str:
@@ -175,8 +181,9 @@ def read_metrics(path: Path) -> pd.DataFrame:
         bad_seed = ~((seeds >= 0) & (seeds % 1 == 0))
         if bad_seed.any():
             line = bad_seed.idxmax()
-            raise DataError(path, f"line {line + 2}: seed '{scores[SEED_COLUMN][line]}' is not a seed (a whole "
-                                  "number >= 0)")
+            raise DataError(
+                path, f"line {line + 2}: seed '{scores[SEED_COLUMN][line]}' is not a seed (a whole number >= 0)"
+            )
         scores[SEED_COLUMN] = seeds.astype(int)
         keys = ["case", SEED_COLUMN, "class"]
     for column in METRICS:
@@ -190,8 +197,9 @@ def read_metrics(path: Path) -> pd.DataFrame:
     if duplicated.any():
         line = duplicated.idxmax()
         seed = f" seed {scores[SEED_COLUMN][line]}" if SEED_COLUMN in scores.columns else ""
-        raise DataError(path, f"line {line + 2}: case {scores['case'][line]}{seed} class {scores['class'][line]} "
-                              "scored twice")
+        raise DataError(
+            path, f"line {line + 2}: case {scores['case'][line]}{seed} class {scores['class'][line]} scored twice"
+        )
     if SEED_COLUMN in scores.columns:
         _check_every_seed(path, scores)
     classes = list(dict.fromkeys(scores["class"]))
@@ -228,14 +236,20 @@ def check_metric(runs: Sequence[Run], metric: str) -> None:
         if metric in CALIBRATION_METRICS and metric not in run.scores.columns:
             _attach_calibration(run, metric)
         if metric not in run.scores.columns:
-            raise DataError(run.metrics_path, f"no {metric} column: scored before {metric} was kept; "
-                                              "score the run's predictions again with `evaluate RUN_DIR`")
+            raise DataError(
+                run.metrics_path,
+                f"no {metric} column: scored before {metric} was kept; "
+                "score the run's predictions again with `evaluate RUN_DIR`",
+            )
         values = pd.to_numeric(run.scores[metric], errors="coerce")
         bad = ~(values.between(0.0, float("inf"), inclusive="left") if unbounded else values.between(0.0, 1.0))
         if bad.any():
             line = bad.idxmax()
-            raise DataError(run.metrics_path, f"line {line + 2}: {metric} '{run.scores[metric][line]}' is not "
-                                              + ("a number >= 0" if unbounded else "a number in [0, 1]"))
+            raise DataError(
+                run.metrics_path,
+                f"line {line + 2}: {metric} '{run.scores[metric][line]}' is not "
+                + ("a number >= 0" if unbounded else "a number in [0, 1]"),
+            )
         run.scores[metric] = values.astype(float)
 
 
@@ -246,8 +260,11 @@ def _attach_calibration(run: Run, metric: str) -> None:
     """
     path = run.path / "calibration.csv"
     if not path.is_file():
-        raise DataError(path, "missing: the run was scored before calibration was kept; evaluate --probabilities "
-                              "scores predict --save-probabilities files")
+        raise DataError(
+            path,
+            "missing: the run was scored before calibration was kept; evaluate --probabilities "
+            "scores predict --save-probabilities files",
+        )
     try:
         calibration = pd.read_csv(path, dtype={"case": str, "class": str})
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
@@ -319,8 +336,8 @@ def read_run(run_dir: Path | str) -> Run:
         regions=regions,
         scores=read_metrics((scores_dir or path) / "metrics.csv"),
         logs=read_training_logs(path),
-        deep_supervision=_config_value(config, "model.deep_supervision", config_path, default=False,
-                                       required=False) is True,
+        deep_supervision=_config_value(config, "model.deep_supervision", config_path, default=False, required=False)
+        is True,
         scores_dir=scores_dir,
     )
 
@@ -329,8 +346,7 @@ def _labelled(runs: list[Run]) -> list[Run]:
     """Disambiguate runs of the same loss with their experiment names."""
     names = [run.label for run in runs]
     labelled = [
-        run if names.count(run.label) == 1 else replace(run, label=f"{run.label} ({run.experiment})")
-        for run in runs
+        run if names.count(run.label) == 1 else replace(run, label=f"{run.label} ({run.experiment})") for run in runs
     ]
     seen: dict[str, Run] = {}
     for run in labelled:

@@ -68,7 +68,7 @@ TEST_DESCRIPTIONS = {
 
 STATISTIC_DESCRIPTIONS = {
     "signedrank": "W+ − W−: rank sum of the positive minus that of the negative per-case differences row − column "
-                  "(zero differences dropped, ties averaged)",
+    "(zero differences dropped, ties averaged)",
     "ranksum": "z of scipy.stats.ranksums(row, column): positive when the row's per-case values rank higher",
 }
 """What the ``statistic`` of a ``PairTest`` is, per test; its sign is the direction of the result."""
@@ -254,8 +254,13 @@ class BootstrapDifference:
     samples: int
 
 
-def two_level_bootstrap(row: np.ndarray, column: np.ndarray, samples: int = BOOTSTRAP_SAMPLES,
-                        seed: int = BOOTSTRAP_SEED, confidence: float = 0.95) -> BootstrapDifference:
+def two_level_bootstrap(
+    row: np.ndarray,
+    column: np.ndarray,
+    samples: int = BOOTSTRAP_SAMPLES,
+    seed: int = BOOTSTRAP_SEED,
+    confidence: float = 0.95,
+) -> BootstrapDifference:
     """Difference of means with the percentile intervals of the module doc's two-level bootstrap.
 
     Args:
@@ -278,8 +283,9 @@ def two_level_bootstrap(row: np.ndarray, column: np.ndarray, samples: int = BOOT
     tails = [(1 - confidence) / 2, (1 + confidence) / 2]
     low, high = np.quantile(two_level, tails)
     case_low, case_high = np.quantile(case_only, tails)
-    return BootstrapDifference(float(row.mean() - column.mean()), float(low), float(high), float(case_low),
-                               float(case_high), samples)
+    return BootstrapDifference(
+        float(row.mean() - column.mean()), float(low), float(high), float(case_low), float(case_high), samples
+    )
 
 
 def resampled_means(scores: np.ndarray, cases: np.ndarray, seeds: np.ndarray) -> np.ndarray:

@@ -59,8 +59,9 @@ def border(mask: np.ndarray) -> np.ndarray:
     return mask & ~ndimage.binary_erosion(mask, structure=structure, border_value=0)
 
 
-def directed_distances(reference: np.ndarray, prediction: np.ndarray,
-                       spacing: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+def directed_distances(
+    reference: np.ndarray, prediction: np.ndarray, spacing: Sequence[float]
+) -> tuple[np.ndarray, np.ndarray]:
     """``(d(b, A) for b on the prediction's border, d(a, B) for a on the reference's border)`` in mm.
 
     Both masks must be non-empty and of the same shape.
@@ -80,8 +81,9 @@ def image_diagonal_mm(shape: Sequence[int], spacing: Sequence[float]) -> float:
     return float(np.sqrt(np.sum((np.asarray(shape, np.float64) * np.asarray(spacing, np.float64)) ** 2)))
 
 
-def surface_scores(reference: np.ndarray, prediction: np.ndarray, spacing: Sequence[float],
-                   tolerance_mm: float) -> SurfaceScores:
+def surface_scores(
+    reference: np.ndarray, prediction: np.ndarray, spacing: Sequence[float], tolerance_mm: float
+) -> SurfaceScores:
     """HD95 and NSD of two boolean masks on one grid (2D or 3D), with the empty-mask conventions.
 
     Args:
@@ -92,16 +94,17 @@ def surface_scores(reference: np.ndarray, prediction: np.ndarray, spacing: Seque
     reference = np.asarray(reference, bool)
     prediction = np.asarray(prediction, bool)
     if reference.shape != prediction.shape or len(spacing) != reference.ndim:
-        raise ValueError(f"masks {reference.shape} and {prediction.shape} with spacing {tuple(spacing)} "
-                         "do not describe one grid")
+        raise ValueError(
+            f"masks {reference.shape} and {prediction.shape} with spacing {tuple(spacing)} do not describe one grid"
+        )
     has_reference, has_prediction = reference.any(), prediction.any()
     if not has_reference and not has_prediction:
         return SurfaceScores(hd95=0.0, nsd=1.0, tolerance_mm=tolerance_mm)
     if not has_reference or not has_prediction:
-        return SurfaceScores(hd95=image_diagonal_mm(reference.shape, spacing), nsd=0.0,
-                             tolerance_mm=tolerance_mm)
+        return SurfaceScores(hd95=image_diagonal_mm(reference.shape, spacing), nsd=0.0, tolerance_mm=tolerance_mm)
     from_prediction, from_reference = directed_distances(reference, prediction, spacing)
     hd95 = max(float(np.percentile(from_prediction, PERCENTILE)), float(np.percentile(from_reference, PERCENTILE)))
     within = np.count_nonzero(from_prediction <= tolerance_mm) + np.count_nonzero(from_reference <= tolerance_mm)
-    return SurfaceScores(hd95=hd95, nsd=int(within) / (from_prediction.size + from_reference.size),
-                         tolerance_mm=tolerance_mm)
+    return SurfaceScores(
+        hd95=hd95, nsd=int(within) / (from_prediction.size + from_reference.size), tolerance_mm=tolerance_mm
+    )

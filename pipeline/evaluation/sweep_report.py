@@ -74,8 +74,11 @@ def load_sweep(folder) -> SweepResults:
     for member in manifest["members"]:
         run_dir = folder / member["name"]
         if not (run_dir / "metrics.csv").is_file():
-            raise DataError(run_dir / "metrics.csv", "missing: this sweep member has not finished every fold "
-                                                     "(rerun the same run-experiment --sweep command)")
+            raise DataError(
+                run_dir / "metrics.csv",
+                "missing: this sweep member has not finished every fold "
+                "(rerun the same run-experiment --sweep command)",
+            )
         runs.append(read_run(run_dir))
         settings.append(member["values"])
     check_paired(runs)
@@ -92,8 +95,18 @@ def summary_frame(sweep: SweepResults, metric: str) -> pd.DataFrame:
     for values, run in zip(sweep.settings, sweep.runs):
         for class_name in run.class_names():
             interval = t_confidence_interval(run.per_case(class_name, metric))
-            rows.append({**values, "class": class_name, "metric": metric, "n": interval.n, "mean": interval.mean,
-                         "ci_low": interval.low, "ci_high": interval.high, "ci_half_width": interval.half_width})
+            rows.append(
+                {
+                    **values,
+                    "class": class_name,
+                    "metric": metric,
+                    "n": interval.n,
+                    "mean": interval.mean,
+                    "ci_low": interval.low,
+                    "ci_high": interval.high,
+                    "ci_half_width": interval.half_width,
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -113,8 +126,10 @@ def _test_lines(sweep: SweepResults, summary: pd.DataFrame, metric: str) -> list
     for class_name, index in best_settings(summary, sweep, metric).items():
         best_text = _setting_text(sweep.settings[index])
         if default is None:
-            lines.append(f"{class_name}: best {best_text}. The default ({_setting_text(sweep.defaults)}) is not "
-                         "among the swept settings; sweep its values too to test against it.")
+            lines.append(
+                f"{class_name}: best {best_text}. The default ({_setting_text(sweep.defaults)}) is not "
+                "among the swept settings; sweep its values too to test against it."
+            )
         elif default == index:
             lines.append(f"{class_name}: best {best_text}, which is the default.")
         else:
@@ -122,9 +137,11 @@ def _test_lines(sweep: SweepResults, summary: pd.DataFrame, metric: str) -> list
             default_scores = sweep.runs[default].per_case(class_name, metric).to_numpy()
             _, p_value, _ = compare_pair(best_scores, default_scores, "signedrank")
             difference = float(np.mean(best_scores - default_scores))
-            lines.append(f"{class_name}: best {best_text}; against the default ({_setting_text(sweep.defaults)}): "
-                         f"mean difference {difference:+.3f}, two-sided paired Wilcoxon signed-rank p = "
-                         f"{p_value:.3g} (n = {len(best_scores)} cases, unadjusted).")
+            lines.append(
+                f"{class_name}: best {best_text}; against the default ({_setting_text(sweep.defaults)}): "
+                f"mean difference {difference:+.3f}, two-sided paired Wilcoxon signed-rank p = "
+                f"{p_value:.3g} (n = {len(best_scores)} cases, unadjusted)."
+            )
     return lines
 
 
@@ -146,15 +163,20 @@ def _table_cells(sweep: SweepResults, summary: pd.DataFrame, metric: str, bold: 
 
 
 def _caption(sweep: SweepResults, metric: str, n_cases: int) -> str:
-    return (f"Sweep of {', '.join(sweep.keys)}: mean {metric.upper()} ± half-width of the 95 % Student t interval "
-            f"over n = {n_cases} cases per setting and class; bold: best setting of each class.")
+    return (
+        f"Sweep of {', '.join(sweep.keys)}: mean {metric.upper()} ± half-width of the 95 % Student t interval "
+        f"over n = {n_cases} cases per setting and class; bold: best setting of each class."
+    )
 
 
 def sweep_markdown(sweep: SweepResults, summary: pd.DataFrame, metric: str) -> str:
     classes, rows = _table_cells(sweep, summary, metric, "**{}**", " ± ")
     headers = [*sweep.keys, *(f"{metric.upper()} {name}" for name in classes)]
-    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers),
-             *("| " + " | ".join(r) + " |" for r in rows)]
+    lines = [
+        "| " + " | ".join(headers) + " |",
+        "|" + "---|" * len(headers),
+        *("| " + " | ".join(r) + " |" for r in rows),
+    ]
     tests = "\n".join(f"- {line}" for line in _test_lines(sweep, summary, metric))
     return f"Table: {_caption(sweep, metric, int(summary['n'].max()))}\n\n" + "\n".join(lines) + f"\n\n{tests}\n"
 
@@ -163,13 +185,24 @@ def sweep_latex(sweep: SweepResults, summary: pd.DataFrame, metric: str) -> str:
     escape = tables.latex_escape
     classes, rows = _table_cells(sweep, summary, metric, r"\textbf{{{}}}", r" $\pm$ ")
     headers = [escape(key) for key in sweep.keys] + [f"{metric.upper()} {escape(c)}" for c in classes]
-    lines = ["% needs \\usepackage{booktabs}", r"\begin{table}[ht]", r"\centering",
-             rf"\caption{{{escape(_caption(sweep, metric, int(summary['n'].max())))}}}", r"\label{tab:sweep}",
-             r"\begin{tabular}{" + "l" * len(sweep.keys) + "c" * len(classes) + "}", r"\toprule",
-             " & ".join(headers) + r" \\", r"\midrule",
-             *(" & ".join(escape(cell) if k < len(sweep.keys) else cell for k, cell in enumerate(row)) + r" \\"
-               for row in rows),
-             r"\bottomrule", r"\end{tabular}", r"\end{table}"]
+    lines = [
+        "% needs \\usepackage{booktabs}",
+        r"\begin{table}[ht]",
+        r"\centering",
+        rf"\caption{{{escape(_caption(sweep, metric, int(summary['n'].max())))}}}",
+        r"\label{tab:sweep}",
+        r"\begin{tabular}{" + "l" * len(sweep.keys) + "c" * len(classes) + "}",
+        r"\toprule",
+        " & ".join(headers) + r" \\",
+        r"\midrule",
+        *(
+            " & ".join(escape(cell) if k < len(sweep.keys) else cell for k, cell in enumerate(row)) + r" \\"
+            for row in rows
+        ),
+        r"\bottomrule",
+        r"\end{tabular}",
+        r"\end{table}",
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -191,11 +224,27 @@ def surface_png(sweep: SweepResults, summary: pd.DataFrame, class_name: str, met
         figure, axis = plt.subplots(figsize=(5.5, 3.8))
         positions = np.arange(len(rows))
         axis.errorbar(positions, rows["mean"], yerr=rows["ci_half_width"].fillna(0), marker="o", capsize=4)
-        axis.scatter([best], [rows["mean"][best]], s=160, facecolors="none", edgecolors="tab:red", linewidths=2,
-                     label="best", zorder=3)
+        axis.scatter(
+            [best],
+            [rows["mean"][best]],
+            s=160,
+            facecolors="none",
+            edgecolors="tab:red",
+            linewidths=2,
+            label="best",
+            zorder=3,
+        )
         if default is not None:
-            axis.scatter([default], [rows["mean"][default]], marker="s", s=90, facecolors="none",
-                         edgecolors="black", label="default", zorder=3)
+            axis.scatter(
+                [default],
+                [rows["mean"][default]],
+                marker="s",
+                s=90,
+                facecolors="none",
+                edgecolors="black",
+                label="default",
+                zorder=3,
+            )
         axis.set_xticks(positions, [str(value) for value in rows[key]])
         axis.set_xlabel(key)
         axis.set_ylabel(label + " (95 % CI)")
@@ -220,17 +269,34 @@ def surface_png(sweep: SweepResults, summary: pd.DataFrame, class_name: str, met
                 shade = (value - np.nanmin(grid)) / ((np.nanmax(grid) - np.nanmin(grid)) or 1)
                 if not higher_is_better(metric):
                     shade = 1 - shade
-                axis.text(j, i, f"{value:.3f}{width}", ha="center", va="center", fontsize=8,
-                          color="black" if shade > 0.5 else "white")
+                axis.text(
+                    j,
+                    i,
+                    f"{value:.3f}{width}",
+                    ha="center",
+                    va="center",
+                    fontsize=8,
+                    color="black" if shade > 0.5 else "white",
+                )
         best_i = firsts.index(json.dumps(rows[first][best]))
         best_j = seconds.index(json.dumps(rows[second][best]))
-        axis.add_patch(plt.Rectangle((best_j - 0.5, best_i - 0.5), 1, 1, fill=False, edgecolor="tab:red",
-                                     linewidth=2.5))
+        axis.add_patch(
+            plt.Rectangle((best_j - 0.5, best_i - 0.5), 1, 1, fill=False, edgecolor="tab:red", linewidth=2.5)
+        )
         if default is not None:
             default_i = firsts.index(json.dumps(rows[first][default]))
             default_j = seconds.index(json.dumps(rows[second][default]))
-            axis.add_patch(plt.Rectangle((default_j - 0.45, default_i - 0.45), 0.9, 0.9, fill=False,
-                                         edgecolor="white", linestyle="--", linewidth=1.5))
+            axis.add_patch(
+                plt.Rectangle(
+                    (default_j - 0.45, default_i - 0.45),
+                    0.9,
+                    0.9,
+                    fill=False,
+                    edgecolor="white",
+                    linestyle="--",
+                    linewidth=1.5,
+                )
+            )
         axis.set_xticks(range(len(seconds)), [json.loads(v) for v in seconds])
         axis.set_yticks(range(len(firsts)), [json.loads(v) for v in firsts])
         axis.set_xlabel(second)
@@ -265,7 +331,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="sweep-report",
         description="Response surface of a run-experiment --sweep: table, heatmap or line plot per class, "
-                    "best setting, paired test against the default.")
+        "best setting, paired test against the default.",
+    )
     parser.add_argument("sweep_dir", type=Path, metavar="SWEEP_DIR", help="the sweep folder (holds sweep.json)")
     parser.add_argument("--out", required=True, type=Path, metavar="DIR", help="folder for the report files")
     parser.add_argument("--metric", default="dsc", help="per-case metric (default: dsc)")

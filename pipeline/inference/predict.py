@@ -118,6 +118,7 @@ class FoldModel:
 
 # --- validation (no TensorFlow needed) ------------------------------------------------------
 
+
 def load_run_config(run_dir):
     """The run's ``config.yaml``, validated as ``run-experiment`` does."""
     from pipeline.config import load_config
@@ -158,25 +159,39 @@ def fold_models(run_dir, config, folds: Sequence[int] | None) -> list[FoldModel]
     folds = list(range(available)) if not folds else sorted(set(folds))
     bad = [fold for fold in folds if not 0 <= fold < available]
     if bad:
-        raise ConfigError(f"--folds {bad[0]}: out of range; the run has cross_validation.folds={available} "
-                          f"(folds 0..{available - 1})")
+        raise ConfigError(
+            f"--folds {bad[0]}: out of range; the run has cross_validation.folds={available} (folds 0..{available - 1})"
+        )
     models = []
     for task in run_folds(run_dir, config.experiment.training_seeds, folds):
         fold = task.fold
         weights = task.path / "checkpoints" / "best_model.h5"
         if not weights.is_file():
-            raise DataError(weights, f"missing: fold {fold} has no trained model (run run-experiment "
-                                     f"--fold {fold} first, or leave it out with --folds)")
+            raise DataError(
+                weights,
+                f"missing: fold {fold} has no trained model (run run-experiment "
+                f"--fold {fold} first, or leave it out with --folds)",
+            )
         kernels = weight_shapes(weights)
         if not kernels:
             raise DataError(weights, "holds no convolution kernels")
-        models.append(FoldModel(fold, weights, num_channels=kernels[0][-2], num_classes=kernels[-1][-1],
-                                seed=task.seed if config.seeded_layout else None))
+        models.append(
+            FoldModel(
+                fold,
+                weights,
+                num_channels=kernels[0][-2],
+                num_classes=kernels[-1][-1],
+                seed=task.seed if config.seeded_layout else None,
+            )
+        )
     for model in models[1:]:
         if (model.num_channels, model.num_classes) != (models[0].num_channels, models[0].num_classes):
-            raise DataError(model.weights, f"{model.num_channels} channels and {model.num_classes} classes, but "
-                                           f"{models[0].num_channels} and {models[0].num_classes} in "
-                                           f"{models[0].weights}")
+            raise DataError(
+                model.weights,
+                f"{model.num_channels} channels and {model.num_classes} classes, but "
+                f"{models[0].num_channels} and {models[0].num_classes} in "
+                f"{models[0].weights}",
+            )
     return models
 
 
@@ -191,13 +206,19 @@ def find_inputs(input_dir, config) -> list[InputCase]:
     input_dir = Path(input_dir)
     if not input_dir.is_dir():
         raise DataError(input_dir, "input folder not found")
-    files = sorted(path for path in input_dir.iterdir() if path.is_file() and path.name.endswith(NIFTI_SUFFIXES)
-                   and not path.name.startswith("._"))  # macOS resource forks in the Decathlon's archives
+    files = sorted(
+        path
+        for path in input_dir.iterdir()
+        if path.is_file() and path.name.endswith(NIFTI_SUFFIXES) and not path.name.startswith("._")
+    )  # macOS resource forks in the Decathlon's archives
     if is_two_dimensional(config):
         return find_images(input_dir, config, volumes=bool(files))
     if not files and any(path.is_file() and is_image_name(path.name) for path in input_dir.iterdir()):
-        raise DataError(input_dir, f"2D images, but the run's model is 3D ({config.data.dataset}, patch "
-                                   f"{list(config.sampling.patch_shape)}): give NIfTI volumes")
+        raise DataError(
+            input_dir,
+            f"2D images, but the run's model is 3D ({config.data.dataset}, patch "
+            f"{list(config.sampling.patch_shape)}): give NIfTI volumes",
+        )
     if files:
         return _cases_of_files(files)
     if (input_dir / "imagesTs").is_dir():  # a data set root in the nnU-Net or Decathlon layout
@@ -205,8 +226,11 @@ def find_inputs(input_dir, config) -> list[InputCase]:
     folders = sorted(path for path in input_dir.iterdir() if path.is_dir())
     layout = CASE_FOLDER_IMAGES.get(config.data.dataset)
     if not folders or layout is None:
-        raise DataError(input_dir, "no NIfTI images (<case>.nii.gz or <case>_0000.nii.gz ...)"
-                                   + (f" nor {config.data.dataset} case folders" if layout else ""))
+        raise DataError(
+            input_dir,
+            "no NIfTI images (<case>.nii.gz or <case>_0000.nii.gz ...)"
+            + (f" nor {config.data.dataset} case folders" if layout else ""),
+        )
     modalities = config.data.modalities or DEFAULT_MODALITIES[config.data.dataset]
     cases = []
     for folder in folders:
@@ -214,8 +238,11 @@ def find_inputs(input_dir, config) -> list[InputCase]:
         for stem in layout(folder, modalities):
             path = find_nifti(folder, stem)
             if path is None:
-                raise DataError(folder / f"{stem}.nii.gz", f"file not found (a {config.data.dataset} case folder "
-                                                          f"needs {', '.join(layout(folder, modalities))})")
+                raise DataError(
+                    folder / f"{stem}.nii.gz",
+                    f"file not found (a {config.data.dataset} case folder "
+                    f"needs {', '.join(layout(folder, modalities))})",
+                )
             images.append(path)
         cases.append(InputCase(folder.name, tuple(images)))
     return cases
@@ -228,24 +255,33 @@ def find_images(input_dir: Path, config, volumes: bool = False) -> list[InputCas
     """
     from pipeline.data.registry import DATASETS
 
-    images = sorted((path for path in input_dir.iterdir()
-                     if path.is_file() and is_image_name(path.name) and not path.name.startswith(".")),
-                    key=lambda path: path.name)
+    images = sorted(
+        (
+            path
+            for path in input_dir.iterdir()
+            if path.is_file() and is_image_name(path.name) and not path.name.startswith(".")
+        ),
+        key=lambda path: path.name,
+    )
     layout = DATASETS.get(config.data.dataset)
     if not images and hasattr(layout, "layout_images"):
         images = layout.layout_images(input_dir)
     if not images:
         found = "NIfTI volumes, but" if volumes else "no PNG or TIFF images, and"
-        raise DataError(input_dir, f"{found} the run's model is 2D ({config.data.dataset}, patch "
-                                   f"{list(config.sampling.patch_shape)}): give images ({', '.join(IMAGE_SUFFIXES)})"
-                                   + (f" or a {config.data.dataset} data set root" if layout else ""))
+        raise DataError(
+            input_dir,
+            f"{found} the run's model is 2D ({config.data.dataset}, patch "
+            f"{list(config.sampling.patch_shape)}): give images ({', '.join(IMAGE_SUFFIXES)})"
+            + (f" or a {config.data.dataset} data set root" if layout else ""),
+        )
     cases: dict[str, InputCase] = {}
     for path in images:
         if path.stem in cases:
             raise DataError(path, f"a second image of case {path.stem} (also {cases[path.stem].images[0].name})")
         field_of_view = layout.field_of_view_file(path) if hasattr(layout, "field_of_view_file") else None
-        cases[path.stem] = InputCase(path.stem, (path,), field_of_view if config.data.restrict_to_fov is not False
-                                     else None)
+        cases[path.stem] = InputCase(
+            path.stem, (path,), field_of_view if config.data.restrict_to_fov is not False else None
+        )
     return list(cases.values())
 
 
@@ -267,8 +303,10 @@ def _cases_of_files(files: list[Path]) -> list[InputCase]:
     for case_id, found in sorted(channels.items()):
         missing = [index for index in range(max(found) + 1) if index not in found]
         if missing:
-            raise DataError(files[0].parent / f"{case_id}_{missing[0]:04d}.nii.gz",
-                            f"missing: case {case_id} has channels {sorted(found)}")
+            raise DataError(
+                files[0].parent / f"{case_id}_{missing[0]:04d}.nii.gz",
+                f"missing: case {case_id} has channels {sorted(found)}",
+            )
         cases.append(InputCase(case_id, tuple(found[index] for index in sorted(found))))
     return cases
 
@@ -281,17 +319,21 @@ def check_images(cases: Sequence[InputCase], config, num_channels: int) -> None:
     """Decode every 2D input: readable, one image per file, its colour fit for the run's model."""
     color = run_color(config)
     if num_channels != (3 if color == "rgb" else 1):
-        raise DataError(Path(config.run_dir) / "config.yaml", f"data.color {color} gives "
-                                                              f"{3 if color == 'rgb' else 1} channel(s), but the "
-                                                              f"model takes {num_channels}")
+        raise DataError(
+            Path(config.run_dir) / "config.yaml",
+            f"data.color {color} gives {3 if color == 'rgb' else 1} channel(s), but the model takes {num_channels}",
+        )
     from pipeline.data.registry import DATASETS
 
     colour_data = DATASETS[config.data.dataset].default_color == "rgb"
     for case in console.progress(cases, description="check inputs", unit="case", leave=False):
         channels = colour_channels(case.images[0])
         if color == "rgb" and colour_data and channels == 1:
-            raise DataError(case.images[0], f"a grey image, but the run's model was trained on colour "
-                                            f"{config.data.dataset} images (data.color: rgb, 3 channels)")
+            raise DataError(
+                case.images[0],
+                f"a grey image, but the run's model was trained on colour "
+                f"{config.data.dataset} images (data.color: rgb, 3 channels)",
+            )
         if case.field_of_view is not None:
             read_binary_mask(case.field_of_view, read_image_2d(case.images[0], color).shape[:2])
 
@@ -300,9 +342,12 @@ def check_inputs(cases: Sequence[InputCase], num_channels: int) -> None:
     """Read every input in full: readable, finite, the model's channel count, channels on one grid."""
     for case in console.progress(cases, description="check inputs", unit="case", leave=False):
         if len(case.images) not in (1, num_channels):
-            raise DataError(case.images[0], f"case {case.case_id} has {len(case.images)} channel(s), but the "
-                                            f"run's model takes {num_channels} (name the channels "
-                                            f"{case.case_id}_0000.nii.gz ... _{num_channels - 1:04d}.nii.gz)")
+            raise DataError(
+                case.images[0],
+                f"case {case.case_id} has {len(case.images)} channel(s), but the "
+                f"run's model takes {num_channels} (name the channels "
+                f"{case.case_id}_0000.nii.gz ... _{num_channels - 1:04d}.nii.gz)",
+            )
         read_channels(case, num_channels)
 
 
@@ -319,6 +364,7 @@ def read_channels(case: InputCase, num_channels: int) -> list:
 
 # --- prediction ---------------------------------------------------------------------------------
 
+
 def load_models(config, models: Sequence[FoldModel]) -> list:
     """The configured network of each fold with its best weights, under the run's precision policy."""
     from pipeline.training import distribute
@@ -331,8 +377,9 @@ def load_models(config, models: Sequence[FoldModel]) -> list:
         try:
             network.load_weights(model.weights)
         except ValueError as error:
-            raise DataError(model.weights, "does not fit the model config.yaml describes "
-                                           f"({' '.join(str(error).split())[:200]})") from None
+            raise DataError(
+                model.weights, f"does not fit the model config.yaml describes ({' '.join(str(error).split())[:200]})"
+            ) from None
         networks.append(network)
     return networks
 
@@ -343,8 +390,9 @@ def flips(num_spatial_axes: int, mirror: bool) -> list[tuple[int, ...]]:
     return [subset for count in range(len(axes) + 1) for subset in itertools.combinations(axes, count)]
 
 
-def ensemble_predictor(networks: Sequence, patch_shape: Sequence[int], num_channels: int, batch_size: int,
-                       mirror: bool = False) -> PredictBatch:
+def ensemble_predictor(
+    networks: Sequence, patch_shape: Sequence[int], num_channels: int, batch_size: int, mirror: bool = False
+) -> PredictBatch:
     """A batch function: the mean softmax of every network over every flip (flipped back), float32.
 
     One traced ``tf.function`` runs ``len(networks) * len(flips)`` forward
@@ -377,9 +425,16 @@ def window_fill(normalization: str, image: np.ndarray):
     return 0.0 if normalization == "zscore_nonzero" else np.min(image, axis=tuple(range(image.ndim - 1)))
 
 
-def predict_probabilities(predict_batch: PredictBatch, image: np.ndarray, num_classes: int,
-                          patch_shape: Sequence[int], overlap: Sequence[int], inference: InferenceSection,
-                          normalization: str, progress: Callable[[], None] | None = None) -> np.ndarray:
+def predict_probabilities(
+    predict_batch: PredictBatch,
+    image: np.ndarray,
+    num_classes: int,
+    patch_shape: Sequence[int],
+    overlap: Sequence[int],
+    inference: InferenceSection,
+    normalization: str,
+    progress: Callable[[], None] | None = None,
+) -> np.ndarray:
     """Sliding-window class probabilities (D', H', W', C) of a preprocessed image.
 
     Args:
@@ -397,8 +452,15 @@ def predict_probabilities(predict_batch: PredictBatch, image: np.ndarray, num_cl
         return result
 
     return sliding_window_predict(
-        counted, np.asarray(image), patch_shape, overlap, num_classes, sigma_scale=inference.gaussian_sigma_scale,
-        batch_size=inference.batch_size, pad_value=window_fill(normalization, image))
+        counted,
+        np.asarray(image),
+        patch_shape,
+        overlap,
+        num_classes,
+        sigma_scale=inference.gaussian_sigma_scale,
+        batch_size=inference.batch_size,
+        pad_value=window_fill(normalization, image),
+    )
 
 
 def network_calls(shape: Sequence[int], patch_shape: Sequence[int], overlap: Sequence[int], batch_size: int) -> int:
@@ -410,18 +472,26 @@ def network_calls(shape: Sequence[int], patch_shape: Sequence[int], overlap: Seq
 
 
 @contextlib.contextmanager
-def probability_writer(path: Path, num_classes: int,
-                       shape: Sequence[int]) -> Iterator[Callable[[int, np.ndarray], None]]:
+def probability_writer(
+    path: Path, num_classes: int, shape: Sequence[int]
+) -> Iterator[Callable[[int, np.ndarray], None]]:
     """Write ``path`` (``.npz``, atomically): ``probabilities`` float32 (C, *shape), given one class at a time.
 
     Yields ``add(label, probabilities)``, to be called for labels 0, 1, ... in order.
     """
-    with atomic_target(path, suffix=".npz") as temporary, \
-            zipfile.ZipFile(temporary, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as archive, \
-            archive.open("probabilities.npy", "w", force_zip64=True) as member:
-        np.lib.format.write_array_header_1_0(member, {
-            "descr": np.lib.format.dtype_to_descr(np.dtype(np.float32)), "fortran_order": False,
-            "shape": (num_classes, *shape)})
+    with (
+        atomic_target(path, suffix=".npz") as temporary,
+        zipfile.ZipFile(temporary, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as archive,
+        archive.open("probabilities.npy", "w", force_zip64=True) as member,
+    ):
+        np.lib.format.write_array_header_1_0(
+            member,
+            {
+                "descr": np.lib.format.dtype_to_descr(np.dtype(np.float32)),
+                "fortran_order": False,
+                "shape": (num_classes, *shape),
+            },
+        )
         expected = iter(range(num_classes))
 
         def add(label: int, probabilities: np.ndarray) -> None:
@@ -432,8 +502,15 @@ def probability_writer(path: Path, num_classes: int,
         yield add
 
 
-def predict_case(case: InputCase, config, predict_batch: PredictBatch, num_channels: int, num_classes: int,
-                 out_dir: Path, save_probabilities: bool = False) -> dict:
+def predict_case(
+    case: InputCase,
+    config,
+    predict_batch: PredictBatch,
+    num_channels: int,
+    num_classes: int,
+    out_dir: Path,
+    save_probabilities: bool = False,
+) -> dict:
     """Read, preprocess, predict and write one case; return its record for ``predict.json``."""
     from pipeline.preprocessing import preprocess_image
     from pipeline.preprocessing.resampling import probabilities_to_labels
@@ -443,36 +520,66 @@ def predict_case(case: InputCase, config, predict_batch: PredictBatch, num_chann
         image, spacing, affine = read_image_2d(case.images[0], run_color(config)), PIXEL_SPACING, np.eye(4)
     else:
         volumes = read_channels(case, num_channels)
-        image = (volumes[0].data.reshape(*volumes[0].shape, num_channels) if len(volumes) == 1
-                 else np.stack([volume.data for volume in volumes], axis=-1))
+        image = (
+            volumes[0].data.reshape(*volumes[0].shape, num_channels)
+            if len(volumes) == 1
+            else np.stack([volume.data for volume in volumes], axis=-1)
+        )
         spacing, affine = volumes[0].spacing, volumes[0].affine
         del volumes
     preprocessed, geometry = preprocess_image(image, spacing, affine, config.preprocessing.settings())
     del image
     patch_shape, overlap = config.sampling.patch_shape, config.inference_overlap
-    with console.bar(network_calls(geometry.shape, patch_shape, overlap, config.inference.batch_size),
-                     case.case_id, unit="batch") as bar:
-        probabilities = predict_probabilities(predict_batch, preprocessed, num_classes, patch_shape, overlap,
-                                              config.inference, config.preprocessing.normalization, bar.update)
+    with console.bar(
+        network_calls(geometry.shape, patch_shape, overlap, config.inference.batch_size), case.case_id, unit="batch"
+    ) as bar:
+        probabilities = predict_probabilities(
+            predict_batch,
+            preprocessed,
+            num_classes,
+            patch_shape,
+            overlap,
+            config.inference,
+            config.preprocessing.normalization,
+            bar.update,
+        )
     del preprocessed
     with contextlib.ExitStack() as stack:
-        each_class = (stack.enter_context(probability_writer(out_dir / f"{case.case_id}.npz", num_classes,
-                                                             geometry.original_shape))
-                      if save_probabilities else None)
+        each_class = (
+            stack.enter_context(
+                probability_writer(out_dir / f"{case.case_id}.npz", num_classes, geometry.original_shape)
+            )
+            if save_probabilities
+            else None
+        )
         labels = probabilities_to_labels(probabilities, geometry.original_shape, each_class=each_class)
     if is_two_dimensional(config):
         if case.field_of_view is not None:
             labels[read_binary_mask(case.field_of_view, labels.shape) == 0] = 0
         write_label_png(out_dir / f"{case.case_id}.png", labels, num_classes)
     else:
-        write_nifti_like(out_dir / f"{case.case_id}.nii.gz", labels, case.images[0],
-                         channels=num_channels if len(case.images) == 1 else 1)
-    return {"case": case.case_id, "inputs": [str(path) for path in case.images],
-            "preprocessed_shape": list(geometry.shape), "seconds": round(time.perf_counter() - started, 2)}
+        write_nifti_like(
+            out_dir / f"{case.case_id}.nii.gz",
+            labels,
+            case.images[0],
+            channels=num_channels if len(case.images) == 1 else 1,
+        )
+    return {
+        "case": case.case_id,
+        "inputs": [str(path) for path in case.images],
+        "preprocessed_shape": list(geometry.shape),
+        "seconds": round(time.perf_counter() - started, 2),
+    }
 
 
-def predict(run_dir, input_dir, output_dir, folds: Sequence[int] | None = None, mirror: bool = False,
-            save_probabilities: bool = False) -> list[dict]:
+def predict(
+    run_dir,
+    input_dir,
+    output_dir,
+    folds: Sequence[int] | None = None,
+    mirror: bool = False,
+    save_probabilities: bool = False,
+) -> list[dict]:
     """Validate everything, then predict every case of ``input_dir`` into ``output_dir`` (see the module doc)."""
     run_dir, input_dir, output_dir = Path(run_dir), Path(input_dir), Path(output_dir)
     config = load_run_config(run_dir)
@@ -489,22 +596,44 @@ def predict(run_dir, input_dir, output_dir, folds: Sequence[int] | None = None, 
     from pipeline.inference.sliding_window import resolve_batch_size
 
     networks = load_models(config, models)
-    windows = resolve_batch_size(config.inference.batch_size, networks[0], config.sampling.patch_shape,
-                                 models[0].num_channels)
+    windows = resolve_batch_size(
+        config.inference.batch_size, networks[0], config.sampling.patch_shape, models[0].num_channels
+    )
     config = config.model_copy(update={"inference": config.inference.model_copy(update={"batch_size": windows})})
-    predict_batch = ensemble_predictor(networks, config.sampling.patch_shape, models[0].num_channels,
-                                       config.inference.batch_size, mirror)
-    logger.info("predicting %d case(s) with fold(s) %s%s into %s", len(cases),
-                ", ".join(model.name for model in models), " and mirroring" if mirror else "", output_dir)
+    predict_batch = ensemble_predictor(
+        networks, config.sampling.patch_shape, models[0].num_channels, config.inference.batch_size, mirror
+    )
+    logger.info(
+        "predicting %d case(s) with fold(s) %s%s into %s",
+        len(cases),
+        ", ".join(model.name for model in models),
+        " and mirroring" if mirror else "",
+        output_dir,
+    )
     output_dir.mkdir(parents=True, exist_ok=True)
-    records = [predict_case(case, config, predict_batch, models[0].num_channels, models[0].num_classes, output_dir,
-                            save_probabilities)
-               for case in console.progress(cases, description="predict", unit="case")]
-    write_atomically(output_dir / "predict.json", json.dumps({
-        "run_dir": str(run_dir.resolve()), "folds": [model.fold for model in models],
-        **({"seeds": [model.seed for model in models]} if config.seeded_layout else {}), "mirror": mirror,
-        "flips": len(flips(len(config.sampling.patch_shape), mirror)), "classes": models[0].num_classes,
-        "preprocessing": config.preprocessing.settings().as_dict(), "cases": records}, indent=1) + "\n")
+    records = [
+        predict_case(
+            case, config, predict_batch, models[0].num_channels, models[0].num_classes, output_dir, save_probabilities
+        )
+        for case in console.progress(cases, description="predict", unit="case")
+    ]
+    write_atomically(
+        output_dir / "predict.json",
+        json.dumps(
+            {
+                "run_dir": str(run_dir.resolve()),
+                "folds": [model.fold for model in models],
+                **({"seeds": [model.seed for model in models]} if config.seeded_layout else {}),
+                "mirror": mirror,
+                "flips": len(flips(len(config.sampling.patch_shape), mirror)),
+                "classes": models[0].num_classes,
+                "preprocessing": config.preprocessing.settings().as_dict(),
+                "cases": records,
+            },
+            indent=1,
+        )
+        + "\n",
+    )
     return records
 
 
@@ -512,20 +641,36 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="predict",
         description="Predict new scans with a finished run's fold models (softmax ensemble, optional mirroring); "
-                    "label maps in each input's geometry and header.")
+        "label maps in each input's geometry and header.",
+    )
     parser.add_argument("run_dir", metavar="RUN_DIR", help="a run-experiment output folder")
-    parser.add_argument("-i", "--input", required=True, metavar="INPUT_DIR",
-                        help="NIfTI images (<case>.nii.gz, or <case>_0000.nii.gz ... per channel) or case folders "
-                             "in the run's data layout; a 2D run: PNG or TIFF images, or a data set root in its "
-                             "layout")
+    parser.add_argument(
+        "-i",
+        "--input",
+        required=True,
+        metavar="INPUT_DIR",
+        help="NIfTI images (<case>.nii.gz, or <case>_0000.nii.gz ... per channel) or case folders "
+        "in the run's data layout; a 2D run: PNG or TIFF images, or a data set root in its "
+        "layout",
+    )
     parser.add_argument("-o", "--output", required=True, metavar="OUTPUT_DIR", help="folder for the predictions")
-    parser.add_argument("--folds", type=int, nargs="+", metavar="K",
-                        help="folds whose best models are averaged (default: every fold of the run)")
-    parser.add_argument("--mirror", action="store_true",
-                        help="test-time augmentation: average over every flip of the spatial axes (8x the time in 3D)")
-    parser.add_argument("--save-probabilities", action="store_true",
-                        help="also write <case>.npz with the class probabilities (C, D, H, W), 2D (C, H, W), on "
-                             "the input's grid")
+    parser.add_argument(
+        "--folds",
+        type=int,
+        nargs="+",
+        metavar="K",
+        help="folds whose best models are averaged (default: every fold of the run)",
+    )
+    parser.add_argument(
+        "--mirror",
+        action="store_true",
+        help="test-time augmentation: average over every flip of the spatial axes (8x the time in 3D)",
+    )
+    parser.add_argument(
+        "--save-probabilities",
+        action="store_true",
+        help="also write <case>.npz with the class probabilities (C, D, H, W), 2D (C, H, W), on the input's grid",
+    )
     return console.add_arguments(parser)
 
 
@@ -535,8 +680,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     console.configure(args)
     records = predict(args.run_dir, args.input, args.output, args.folds, args.mirror, args.save_probabilities)
     seconds = sum(record["seconds"] for record in records)
-    logger.info("wrote %d prediction(s) to %s (%.1f s, %.1f s per case)", len(records), args.output, seconds,
-                seconds / max(len(records), 1))
+    logger.info(
+        "wrote %d prediction(s) to %s (%.1f s, %.1f s per case)",
+        len(records),
+        args.output,
+        seconds,
+        seconds / max(len(records), 1),
+    )
     return 0
 
 

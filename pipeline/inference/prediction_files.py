@@ -35,8 +35,9 @@ def find_prediction(folder, case_id: str) -> Path:
     return Path(folder) / f"{case_id}{SUFFIXES[3]}"
 
 
-def write_prediction(path: Path, labels: np.ndarray, affine: np.ndarray, num_classes: int,
-                     nifti_copy: Path | None = None) -> None:
+def write_prediction(
+    path: Path, labels: np.ndarray, affine: np.ndarray, num_classes: int, nifti_copy: Path | None = None
+) -> None:
     """Write a label map in the format ``path`` names, atomically; a PNG's labels also to ``nifti_copy`` if given.
 
     The copy goes to a folder of its own (``predictions_nifti/``), so that a

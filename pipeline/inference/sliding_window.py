@@ -42,8 +42,7 @@ def gaussian_importance_map(patch_shape: tuple[int, ...], sigma_scale: float = 0
     """
     impulse = np.zeros(patch_shape, np.float64)
     impulse[tuple(size // 2 for size in patch_shape)] = 1.0
-    weights = gaussian_filter(impulse, [size * sigma_scale for size in patch_shape],
-                              mode="constant", cval=0.0)
+    weights = gaussian_filter(impulse, [size * sigma_scale for size in patch_shape], mode="constant", cval=0.0)
     weights /= weights.max()
     weights = weights.astype(np.float32)
     # Far corners underflow to 0; a voxel covered only by corners would then be 0/0.
@@ -64,9 +63,16 @@ def window_starts(size: int, patch: int, overlap: int) -> list[int]:
     return [int(round(i * (size - patch) / (count - 1))) for i in range(count)]
 
 
-def sliding_window_predict(predict_batch: PredictBatch, image: np.ndarray, patch_shape: Sequence[int],
-                           overlap: Sequence[int], num_classes: int, sigma_scale: float = 0.125,
-                           batch_size: int = 2, pad_value: float | np.ndarray = 0.0) -> np.ndarray:
+def sliding_window_predict(
+    predict_batch: PredictBatch,
+    image: np.ndarray,
+    patch_shape: Sequence[int],
+    overlap: Sequence[int],
+    num_classes: int,
+    sigma_scale: float = 0.125,
+    batch_size: int = 2,
+    pad_value: float | np.ndarray = 0.0,
+) -> np.ndarray:
     """Class probabilities ``(*spatial, C)`` float32 for a whole ``(*spatial, M)`` image, 2D or 3D.
 
     The number of spatial axes is ``len(patch_shape)``: an (H, W, M) photograph
@@ -88,13 +94,14 @@ def sliding_window_predict(predict_batch: PredictBatch, image: np.ndarray, patch
     patch_shape = tuple(int(p) for p in patch_shape)
     spatial = image.shape[:-1]
     if len(spatial) != len(patch_shape):
-        raise ValueError(f"image of shape {image.shape} does not fit a {len(patch_shape)}-D window {patch_shape} "
-                         "(expected (*spatial, channels))")
+        raise ValueError(
+            f"image of shape {image.shape} does not fit a {len(patch_shape)}-D window {patch_shape} "
+            "(expected (*spatial, channels))"
+        )
     padding = [(max(p - s, 0) // 2, max(p - s, 0) - max(p - s, 0) // 2) for s, p in zip(spatial, patch_shape)]
     crop = tuple(slice(before, before + size) for (before, _), size in zip(padding, spatial))
     if any(sum(pad) for pad in padding):
-        padded_image = np.empty([s + sum(pad) for s, pad in zip(spatial, padding)] + [image.shape[-1]],
-                                np.float32)
+        padded_image = np.empty([s + sum(pad) for s, pad in zip(spatial, padding)] + [image.shape[-1]], np.float32)
         padded_image[...] = pad_value
         padded_image[crop] = image
         image = padded_image
@@ -102,13 +109,11 @@ def sliding_window_predict(predict_batch: PredictBatch, image: np.ndarray, patch
     weights = gaussian_importance_map(patch_shape, float(sigma_scale))
     summed = np.zeros((*padded, num_classes), np.float32)
     weight_sum = np.zeros(padded, np.float32)
-    corners = list(itertools.product(*(window_starts(s, p, o)
-                                       for s, p, o in zip(padded, patch_shape, overlap))))
+    corners = list(itertools.product(*(window_starts(s, p, o) for s, p, o in zip(padded, patch_shape, overlap))))
     for first in range(0, len(corners), batch_size):
-        batch_corners = corners[first:first + batch_size]
+        batch_corners = corners[first : first + batch_size]
         windows = [tuple(slice(c, c + p) for c, p in zip(corner, patch_shape)) for corner in batch_corners]
-        batch = np.stack([image[window] for window in windows]
-                         + [image[windows[-1]]] * (batch_size - len(windows)))
+        batch = np.stack([image[window] for window in windows] + [image[windows[-1]]] * (batch_size - len(windows)))
         probabilities = np.asarray(predict_batch(batch.astype(np.float32, copy=False)))
         for window, patch_probabilities in zip(windows, probabilities):
             patch_probabilities *= weights[..., None]

@@ -57,12 +57,14 @@ def tables_named(names: list[str] | tuple[str, ...]) -> list[PaperTable]:
     Raises:
         KeyError: naming the unknown names.
     """
-    unknown = [name for name in names if name != "all" and name not in TABLES
-               and name not in {table.dataset for table in TABLES.values()}]
+    unknown = [
+        name
+        for name in names
+        if name != "all" and name not in TABLES and name not in {table.dataset for table in TABLES.values()}
+    ]
     if unknown:
         raise KeyError(", ".join(unknown))
-    return [table for table in TABLES.values()
-            if "all" in names or table.id in names or table.dataset in names]
+    return [table for table in TABLES.values() if "all" in names or table.id in names or table.dataset in names]
 
 
 def _configs(dataset: str, *names: str) -> tuple[str, ...]:
@@ -70,49 +72,79 @@ def _configs(dataset: str, *names: str) -> tuple[str, ...]:
 
 
 MIXED_FOCAL_NOTES = (
-    ("CHOSEN: epochs, iterations per epoch (250) and validation batches (50) for 'we train each model for [lost] "
-     "epochs with [lost] iterations per epoch' (configs/base/*.yaml)."),
+    (
+        "CHOSEN: epochs, iterations per epoch (250) and validation batches (50) for 'we train each model for [lost] "
+        "epochs with [lost] iterations per epoch' (configs/base/*.yaml)."
+    ),
     "Combo is the paper's L_CCE - DSC (Eq. 18) times the constant 1/3 (alpha = 2/3, beta = 0.5 in losses/combo.py).",
     "Focal Tversky: the exponent 0.75 = 1/(4/3) for 'gamma = 4/3 as in [40]' (Abraham & Khan's convention).",
 )
 UNIFIED_FOCAL_NOTES = (
-    ("CHOSEN: the six comparison losses (cross entropy, focal, Dice, Tversky, focal Tversky, Combo) for 'we compare "
-     "our loss function performance against six Dice or cross entropy-based loss functions'; their parameters are "
-     "the Mixed Focal paper's."),
+    (
+        "CHOSEN: the six comparison losses (cross entropy, focal, Dice, Tversky, focal Tversky, Combo) for 'we compare "
+        "our loss function performance against six Dice or cross entropy-based loss functions'; their parameters are "
+        "the Mixed Focal paper's."
+    ),
     "CHOSEN: epochs and iterations per epoch as in the Mixed Focal tables (lost in extraction).",
 )
 DEEP_SUPERVISION_NOTES = (
-    ("CHOSEN: this table (both Unified Focal variants, without and with deep supervision) for 'we use the Unified "
-     "Focal loss together with deep supervision to achieve state-of-the-art results'."),
+    (
+        "CHOSEN: this table (both Unified Focal variants, without and with deep supervision) for 'we use the Unified "
+        "Focal loss together with deep supervision to achieve state-of-the-art results'."
+    ),
     "CHOSEN: 2 deep-supervision heads (1/2 and 1/4 resolution); their number did not survive.",
     "CHOSEN: the published 'Unified Focal loss with deep supervision' numbers are set beside the asymmetric variant.",
 )
 
-register(PaperTable(
-    "mixed_focal_kits19", "kits19", "Mixed Focal paper, Tables 1 and 2 (KiTS19, 7 losses)",
-    _configs("kits19", "focal", "dice", "tversky", "cosine_tversky", "focal_tversky", "combo", "mixed_focal"),
-    MIXED_FOCAL_NOTES,
-))
-register(PaperTable(
-    "mixed_focal_brats20", "brats20", "Mixed Focal paper, Tables 3 and 4 (BraTS20, its top 3 losses)",
-    _configs("brats20", "focal_tversky", "combo", "mixed_focal"),
-    (*MIXED_FOCAL_NOTES, "CHOSEN: patch 128^3 and 300 epochs for BraTS20's lost patch size and epoch count."),
-))
+register(
+    PaperTable(
+        "mixed_focal_kits19",
+        "kits19",
+        "Mixed Focal paper, Tables 1 and 2 (KiTS19, 7 losses)",
+        _configs("kits19", "focal", "dice", "tversky", "cosine_tversky", "focal_tversky", "combo", "mixed_focal"),
+        MIXED_FOCAL_NOTES,
+    )
+)
+register(
+    PaperTable(
+        "mixed_focal_brats20",
+        "brats20",
+        "Mixed Focal paper, Tables 3 and 4 (BraTS20, its top 3 losses)",
+        _configs("brats20", "focal_tversky", "combo", "mixed_focal"),
+        (*MIXED_FOCAL_NOTES, "CHOSEN: patch 128^3 and 300 epochs for BraTS20's lost patch size and epoch count."),
+    )
+)
 for _dataset in ("kits19", "brats20"):
-    register(PaperTable(
-        f"unified_focal_{_dataset}", _dataset,
-        f"Unified Focal paper, comparison of losses ({'KiTS19' if _dataset == 'kits19' else 'BraTS20'})",
-        _configs(_dataset, "cross_entropy", "focal", "dice", "tversky", "focal_tversky", "combo",
-                 "symmetric_unified_focal", "asymmetric_unified_focal"),
-        UNIFIED_FOCAL_NOTES,
-    ))
-    register(PaperTable(
-        f"unified_focal_{_dataset}_ds", _dataset,
-        f"Unified Focal paper, deep supervision ({'KiTS19' if _dataset == 'kits19' else 'BraTS20'})",
-        _configs(_dataset, "symmetric_unified_focal", "asymmetric_unified_focal", "symmetric_unified_focal_ds",
-                 "unified"),
-        DEEP_SUPERVISION_NOTES,
-    ))
+    register(
+        PaperTable(
+            f"unified_focal_{_dataset}",
+            _dataset,
+            f"Unified Focal paper, comparison of losses ({'KiTS19' if _dataset == 'kits19' else 'BraTS20'})",
+            _configs(
+                _dataset,
+                "cross_entropy",
+                "focal",
+                "dice",
+                "tversky",
+                "focal_tversky",
+                "combo",
+                "symmetric_unified_focal",
+                "asymmetric_unified_focal",
+            ),
+            UNIFIED_FOCAL_NOTES,
+        )
+    )
+    register(
+        PaperTable(
+            f"unified_focal_{_dataset}_ds",
+            _dataset,
+            f"Unified Focal paper, deep supervision ({'KiTS19' if _dataset == 'kits19' else 'BraTS20'})",
+            _configs(
+                _dataset, "symmetric_unified_focal", "asymmetric_unified_focal", "symmetric_unified_focal_ds", "unified"
+            ),
+            DEEP_SUPERVISION_NOTES,
+        )
+    )
 
 TWO_D_NOTES = (
     "CHOSEN: the 2D training protocol (image size, batch, epochs), lost in extraction: whole 288 x 384 CVC-ClinicDB "
@@ -122,15 +154,33 @@ TWO_D_NOTES = (
 )
 TWO_D_NAMES = {"cvc": "CVC-ClinicDB", "drive": "DRIVE", "bus2017": "BUS2017"}
 for _dataset, _name in TWO_D_NAMES.items():
-    register(PaperTable(
-        f"unified_focal_{_dataset}", _dataset, f"Unified Focal paper, comparison of losses ({_name}, 2D)",
-        _configs(_dataset, "cross_entropy", "focal", "dice", "tversky", "focal_tversky", "combo",
-                 "symmetric_unified_focal", "asymmetric_unified_focal"),
-        (*UNIFIED_FOCAL_NOTES, *TWO_D_NOTES),
-    ))
-register(PaperTable(
-    "unified_focal_bus2017_ds", "bus2017", "Unified Focal paper, deep supervision (BUS2017, 2D)",
-    _configs("bus2017", "symmetric_unified_focal", "asymmetric_unified_focal", "symmetric_unified_focal_ds",
-             "unified"),
-    (*DEEP_SUPERVISION_NOTES, *TWO_D_NOTES[:1]),
-))
+    register(
+        PaperTable(
+            f"unified_focal_{_dataset}",
+            _dataset,
+            f"Unified Focal paper, comparison of losses ({_name}, 2D)",
+            _configs(
+                _dataset,
+                "cross_entropy",
+                "focal",
+                "dice",
+                "tversky",
+                "focal_tversky",
+                "combo",
+                "symmetric_unified_focal",
+                "asymmetric_unified_focal",
+            ),
+            (*UNIFIED_FOCAL_NOTES, *TWO_D_NOTES),
+        )
+    )
+register(
+    PaperTable(
+        "unified_focal_bus2017_ds",
+        "bus2017",
+        "Unified Focal paper, deep supervision (BUS2017, 2D)",
+        _configs(
+            "bus2017", "symmetric_unified_focal", "asymmetric_unified_focal", "symmetric_unified_focal_ds", "unified"
+        ),
+        (*DEEP_SUPERVISION_NOTES, *TWO_D_NOTES[:1]),
+    )
+)

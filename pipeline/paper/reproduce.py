@@ -81,15 +81,22 @@ def plan_tables(tables: Sequence[PaperTable], overrides: Sequence[str], results:
         for config_path in table.configs:
             run_dir = load_config(config_path, list(overrides)).run_dir
             if run_dir in run_dirs:
-                raise ConfigError(f"{config_path}: writes to {run_dir} like {run_dirs[run_dir]} in table "
-                                  f"{table.id}; give each run its own experiment.name")
+                raise ConfigError(
+                    f"{config_path}: writes to {run_dir} like {run_dirs[run_dir]} in table "
+                    f"{table.id}; give each run its own experiment.name"
+                )
             run_dirs[run_dir] = config_path
             plan.run_dirs.append(run_dir)
             if config_path not in planned:
                 planned.add(config_path)
                 plan.runs.append(["run-experiment", config_path, *sets])
-        plan.compare = ["compare-losses", *map(str, plan.run_dirs), "--out", str(results / table.id),
-                        *compare_options(table)]
+        plan.compare = [
+            "compare-losses",
+            *map(str, plan.run_dirs),
+            "--out",
+            str(results / table.id),
+            *compare_options(table),
+        ]
         plans.append(plan)
     return plans
 
@@ -110,6 +117,7 @@ def _run(command: list[str]) -> None:
 
 # --- Slurm -----------------------------------------------------------------------------------
 
+
 def _shared_runs(plans: Sequence[TablePlan]) -> list[str]:
     seen: dict[Path, str] = {}
     shared = []
@@ -121,8 +129,9 @@ def _shared_runs(plans: Sequence[TablePlan]) -> list[str]:
     return shared
 
 
-def slurm_command(plan: TablePlan, overrides: Sequence[str], results: Path,
-                  slurm_options: Sequence[str]) -> tuple[list[str], list[tuple[str, Path]]]:
+def slurm_command(
+    plan: TablePlan, overrides: Sequence[str], results: Path, slurm_options: Sequence[str]
+) -> tuple[list[str], list[tuple[str, Path]]]:
     """``submit-grid`` for one table, and the resolved configs it needs written first (with ``--set``)."""
     table_dir = results / plan.table.id
     to_write = []
@@ -134,8 +143,14 @@ def slurm_command(plan: TablePlan, overrides: Sequence[str], results: Path,
             configs.append(str(target))
     else:
         configs = list(plan.table.configs)
-    command = ["submit-grid", *configs, "--out", str(table_dir / "grid"),
-               f"--compare-args={shlex.join(compare_options(plan.table))}", *slurm_options]
+    command = [
+        "submit-grid",
+        *configs,
+        "--out",
+        str(table_dir / "grid"),
+        f"--compare-args={shlex.join(compare_options(plan.table))}",
+        *slurm_options,
+    ]
     return command, to_write
 
 
@@ -148,23 +163,44 @@ def _write_resolved(config_path: str, target: Path, overrides: Sequence[str]) ->
 
 # --- command line ----------------------------------------------------------------------------
 
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="reproduce-paper",
         description="Train every run of a published table and compare them as the paper did "
-                    "(rank-sum test, Holm over the table, interval over fold means).",
+        "(rank-sum test, Holm over the table, interval over fold means).",
     )
-    parser.add_argument("tables", nargs="*", metavar="TABLE",
-                        help="table ids (see --list), a data set (kits19, brats20, cvc, drive, bus2017) or all")
+    parser.add_argument(
+        "tables",
+        nargs="*",
+        metavar="TABLE",
+        help="table ids (see --list), a data set (kits19, brats20, cvc, drive, bus2017) or all",
+    )
     parser.add_argument("--list", action="store_true", help="list the tables and exit")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a config value of every run, e.g. --set training.epochs=3 (repeatable)")
-    parser.add_argument("--results", type=Path, default=Path("results/paper"), metavar="DIR",
-                        help="comparisons go to DIR/<table> (default: results/paper)")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config value of every run, e.g. --set training.epochs=3 (repeatable)",
+    )
+    parser.add_argument(
+        "--results",
+        type=Path,
+        default=Path("results/paper"),
+        metavar="DIR",
+        help="comparisons go to DIR/<table> (default: results/paper)",
+    )
     parser.add_argument("--print", dest="print_only", action="store_true", help="print the plan; run nothing")
     parser.add_argument("--slurm", action="store_true", help="submit each table with submit-grid instead")
-    parser.add_argument("--slurm-option", action="append", default=[], metavar="OPTION",
-                        help="passed to submit-grid, e.g. --slurm-option=--partition=gpu (repeatable)")
+    parser.add_argument(
+        "--slurm-option",
+        action="append",
+        default=[],
+        metavar="OPTION",
+        help="passed to submit-grid, e.g. --slurm-option=--partition=gpu (repeatable)",
+    )
     console.add_arguments(parser)
     return parser
 

@@ -54,7 +54,7 @@ CACHE_FORMAT = 1
 #: The array files of a case folder; meta.json records each one's size and CRC-32.
 ARRAY_FILES = ("image.npy", "label.npy")
 #: Bytes read at a time while computing a checksum.
-CHUNK_BYTES = 64 * 1024 ** 2
+CHUNK_BYTES = 64 * 1024**2
 
 
 def cache_key(dataset: NiftiDataset, settings: PreprocessingSettings) -> tuple[str, dict]:
@@ -99,9 +99,12 @@ class PreprocessedCache:
         if meta is None or meta["sources"] != sources:
             self._store(case_id, sources, stale=folder.exists())
             meta = self._read_meta(folder)
-        return PreprocessedCase(case_id=case_id, image=np.load(folder / "image.npy", mmap_mode="r"),
-                                label=np.load(folder / "label.npy", mmap_mode="r"),
-                                geometry=Geometry.from_json(meta["geometry"]))
+        return PreprocessedCase(
+            case_id=case_id,
+            image=np.load(folder / "image.npy", mmap_mode="r"),
+            label=np.load(folder / "label.npy", mmap_mode="r"),
+            geometry=Geometry.from_json(meta["geometry"]),
+        )
 
     def prepare(self, case_ids: Iterable[str] | None = None, workers: int | None = None) -> None:
         """Fill the cache for ``case_ids`` (default: all), ``workers`` cases at a time.
@@ -154,8 +157,9 @@ class PreprocessedCache:
         pre = preprocess_case(case, self.settings, num_classes=self.dataset.num_classes)
         folder = self.directory / case_id
         try:
-            temporary = Path(tempfile.mkdtemp(prefix=f".{case_id}.{temporary_owner()}.", suffix=".tmp",
-                                              dir=self.directory))
+            temporary = Path(
+                tempfile.mkdtemp(prefix=f".{case_id}.{temporary_owner()}.", suffix=".tmp", dir=self.directory)
+            )
         except OSError as error:
             if is_disk_full(error):
                 raise DiskFull(folder, pre.image.nbytes + pre.label.nbytes) from None
@@ -163,8 +167,10 @@ class PreprocessedCache:
         try:
             np.save(temporary / "image.npy", pre.image)
             np.save(temporary / "label.npy", pre.label)
-            arrays = {name: {"bytes": (temporary / name).stat().st_size, "crc32": _crc32(temporary / name)}
-                      for name in ARRAY_FILES}
+            arrays = {
+                name: {"bytes": (temporary / name).stat().st_size, "crc32": _crc32(temporary / name)}
+                for name in ARRAY_FILES
+            }
             meta = {"case_id": case_id, "sources": sources, "geometry": pre.geometry.to_json(), "arrays": arrays}
             write_atomically(temporary / "meta.json", json.dumps(meta, indent=1))
             if stale:
@@ -172,7 +178,7 @@ class PreprocessedCache:
             try:
                 os.rename(temporary, folder)
             except OSError:
-                if self._read_meta(folder) is None:      # neither ours nor a complete concurrent result
+                if self._read_meta(folder) is None:  # neither ours nor a complete concurrent result
                     raise
         except Exception as error:
             if isinstance(error, DiskFull) or is_disk_full(error, self.directory):

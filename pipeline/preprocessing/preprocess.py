@@ -46,16 +46,23 @@ class Geometry:
     spacing: tuple[float, float, float]
 
     def to_json(self) -> dict:
-        return {"original_shape": list(self.original_shape), "original_spacing": list(self.original_spacing),
-                "affine": np.asarray(self.affine).tolist(), "shape": list(self.shape),
-                "spacing": list(self.spacing)}
+        return {
+            "original_shape": list(self.original_shape),
+            "original_spacing": list(self.original_spacing),
+            "affine": np.asarray(self.affine).tolist(),
+            "shape": list(self.shape),
+            "spacing": list(self.spacing),
+        }
 
     @classmethod
     def from_json(cls, record: dict) -> "Geometry":
-        return cls(original_shape=tuple(record["original_shape"]),
-                   original_spacing=tuple(record["original_spacing"]),
-                   affine=np.array(record["affine"], dtype=np.float64), shape=tuple(record["shape"]),
-                   spacing=tuple(record["spacing"]))
+        return cls(
+            original_shape=tuple(record["original_shape"]),
+            original_spacing=tuple(record["original_spacing"]),
+            affine=np.array(record["affine"], dtype=np.float64),
+            shape=tuple(record["shape"]),
+            spacing=tuple(record["spacing"]),
+        )
 
 
 @dataclass(frozen=True, eq=False)
@@ -111,14 +118,20 @@ def preprocess_case(case: Case, settings: PreprocessingSettings, num_classes: in
     ``num_classes`` (default: the largest label + 1) bounds the classes resampled.
     """
     num_classes = int(case.label.max()) + 1 if num_classes is None else num_classes
-    sample, geometry = _run_subfunctions(case.case_id, case.image, case.label, case.spacing, case.affine,
-                                         settings, num_classes)
-    return PreprocessedCase(case_id=case.case_id, image=sample.img_data,
-                            label=np.ascontiguousarray(sample.seg_data[..., 0], dtype=np.uint8), geometry=geometry)
+    sample, geometry = _run_subfunctions(
+        case.case_id, case.image, case.label, case.spacing, case.affine, settings, num_classes
+    )
+    return PreprocessedCase(
+        case_id=case.case_id,
+        image=sample.img_data,
+        label=np.ascontiguousarray(sample.seg_data[..., 0], dtype=np.uint8),
+        geometry=geometry,
+    )
 
 
-def preprocess_image(image: np.ndarray, spacing, affine: np.ndarray,
-                     settings: PreprocessingSettings) -> tuple[np.ndarray, Geometry]:
+def preprocess_image(
+    image: np.ndarray, spacing, affine: np.ndarray, settings: PreprocessingSettings
+) -> tuple[np.ndarray, Geometry]:
     """A new scan without a label, preprocessed exactly as :func:`preprocess_case` does training cases.
 
     Args:
@@ -133,8 +146,15 @@ def preprocess_image(image: np.ndarray, spacing, affine: np.ndarray,
     return sample.img_data, geometry
 
 
-def _run_subfunctions(case_id: str, image: np.ndarray, label: np.ndarray | None, spacing, affine,
-                      settings: PreprocessingSettings, num_classes: int):
+def _run_subfunctions(
+    case_id: str,
+    image: np.ndarray,
+    label: np.ndarray | None,
+    spacing,
+    affine,
+    settings: PreprocessingSettings,
+    num_classes: int,
+):
     """The MIScnn sample after :func:`subfunctions` (labels resampled too when given), and its ``Geometry``."""
     extended = {"type": "nifti", "affine": affine, "spacing": spacing}
     sample = miscnn.data_loading.sample.Sample(case_id, image, image.shape[-1], num_classes, extended)
@@ -143,9 +163,13 @@ def _run_subfunctions(case_id: str, image: np.ndarray, label: np.ndarray | None,
     for step in subfunctions(settings):
         step.preprocessing(sample, training=label is not None)
     sample.img_data = np.ascontiguousarray(sample.img_data, dtype=np.float32)
-    geometry = Geometry(original_shape=tuple(image.shape[:-1]), original_spacing=tuple(spacing),
-                        affine=np.asarray(affine, dtype=np.float64), shape=tuple(sample.img_data.shape[:-1]),
-                        spacing=tuple(float(size) for size in extended["spacing"]))
+    geometry = Geometry(
+        original_shape=tuple(image.shape[:-1]),
+        original_spacing=tuple(spacing),
+        affine=np.asarray(affine, dtype=np.float64),
+        shape=tuple(sample.img_data.shape[:-1]),
+        spacing=tuple(float(size) for size in extended["spacing"]),
+    )
     return sample, geometry
 
 
@@ -165,8 +189,9 @@ def restore_to_original(prediction: np.ndarray, pre: PreprocessedCase | Geometry
     geometry = pre.geometry if isinstance(pre, PreprocessedCase) else pre
     dims = len(geometry.shape)
     if tuple(prediction.shape[:dims]) != tuple(geometry.shape) or prediction.ndim not in (dims, dims + 1):
-        raise ValueError(f"prediction of shape {prediction.shape} does not lie on the preprocessed grid "
-                         f"{geometry.shape} (+ classes)")
+        raise ValueError(
+            f"prediction of shape {prediction.shape} does not lie on the preprocessed grid {geometry.shape} (+ classes)"
+        )
     if prediction.ndim == dims + 1:
         if geometry.shape == geometry.original_shape:
             return np.argmax(prediction, axis=-1).astype(np.uint8)

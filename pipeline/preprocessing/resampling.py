@@ -191,6 +191,7 @@ class LinearResize(LinearResampling):
 
     def new_shape(self, shape, spacing) -> tuple[int, ...]:
         if len(shape) != len(self.fixed_shape):
-            raise ValueError(f"cannot resize a {len(shape)}-D image to the {len(self.fixed_shape)}-D grid "
-                             f"{list(self.fixed_shape)}")
+            raise ValueError(
+                f"cannot resize a {len(shape)}-D image to the {len(self.fixed_shape)}-D grid {list(self.fixed_shape)}"
+            )
         return self.fixed_shape

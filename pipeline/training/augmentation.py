@@ -71,8 +71,9 @@ _SPLINE_MARGIN = 8
 batchgenerators_random.install()
 
 
-def crop_with_padding(array: np.ndarray, start: Sequence[int], shape: Sequence[int],
-                      fill: Union[float, np.ndarray]) -> np.ndarray:
+def crop_with_padding(
+    array: np.ndarray, start: Sequence[int], shape: Sequence[int], fill: Union[float, np.ndarray]
+) -> np.ndarray:
     """``array[start : start + shape]`` over the leading axes, ``fill`` where that lies outside.
 
     Only the part inside the array is read, so ``array`` may be a large
@@ -90,11 +91,11 @@ def crop_with_padding(array: np.ndarray, start: Sequence[int], shape: Sequence[i
     start = np.asarray(start, dtype=np.int64)
     stop = start + np.asarray(shape, dtype=np.int64)
     inner_start = np.maximum(start, 0)
-    inner_stop = np.minimum(stop, array.shape[:len(start)])
+    inner_stop = np.minimum(stop, array.shape[: len(start)])
     source = tuple(slice(a, b) for a, b in zip(inner_start, inner_stop))
     if np.array_equal(inner_start, start) and np.array_equal(inner_stop, stop):
         return np.array(array[source])
-    crop = np.empty(tuple(int(s) for s in shape) + array.shape[len(start):], dtype=array.dtype)
+    crop = np.empty(tuple(int(s) for s in shape) + array.shape[len(start) :], dtype=array.dtype)
     crop[...] = fill
     if np.all(inner_stop > inner_start):
         target = tuple(slice(a - s, b - s) for a, b, s in zip(inner_start, inner_stop, start))
@@ -113,8 +114,9 @@ def _linear_upsampling(size: int, coarse_size: int, step: int) -> np.ndarray:
     return matrix
 
 
-def elastic_displacement(shape: Sequence[int], alpha: float, sigma: float, rng: np.random.Generator,
-                         linear_map: Optional[np.ndarray] = None) -> np.ndarray:
+def elastic_displacement(
+    shape: Sequence[int], alpha: float, sigma: float, rng: np.random.Generator, linear_map: Optional[np.ndarray] = None
+) -> np.ndarray:
     """A smooth random displacement field, distributed as batchgenerators' ``elastic_deform_coordinates``.
 
     batchgenerators: ``alpha * gaussian_filter(U(-1, 1) noise, sigma)`` per
@@ -187,8 +189,9 @@ def rotation_and_scaling(angles: Sequence[float], scale: float) -> np.ndarray:
     return scale * matrix.T
 
 
-def resample(image: np.ndarray, label: np.ndarray, grid: np.ndarray, fill: Union[float, np.ndarray],
-             order: int) -> tuple[np.ndarray, np.ndarray]:
+def resample(
+    image: np.ndarray, label: np.ndarray, grid: np.ndarray, fill: Union[float, np.ndarray], order: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Image and label at the volume coordinates ``grid``, reading only the region they cover.
 
     Args:
@@ -215,10 +218,10 @@ def resample(image: np.ndarray, label: np.ndarray, grid: np.ndarray, fill: Union
         values = region[..., channel]
         if order > 1:  # B-spline coefficients in float32, without scipy's own padding: 20 % faster
             values = ndimage.spline_filter(values, order, output=np.float32, mode="mirror")
-        patch[..., channel] = ndimage.map_coordinates(values, grid, order=order, mode="mirror",
-                                                      prefilter=False, output=np.float32)
-    patch_label = ndimage.map_coordinates(region_label, grid, order=0, mode="nearest",
-                                          output=region_label.dtype)
+        patch[..., channel] = ndimage.map_coordinates(
+            values, grid, order=order, mode="mirror", prefilter=False, output=np.float32
+        )
+    patch_label = ndimage.map_coordinates(region_label, grid, order=0, mode="nearest", output=region_label.dtype)
     return patch, patch_label
 
 
@@ -229,19 +232,32 @@ def _batchgenerators_transforms(settings: AugmentationSettings, spatial_dims: in
     if settings.mirroring.probability > 0 and mirror_axes:
         transforms.append(MirrorTransform(axes=mirror_axes, p_per_sample=settings.mirroring.probability))
     if settings.contrast.probability > 0:
-        transforms.append(ContrastAugmentationTransform(
-            settings.contrast.range, preserve_range=True, per_channel=True,
-            p_per_sample=settings.contrast.probability))
+        transforms.append(
+            ContrastAugmentationTransform(
+                settings.contrast.range,
+                preserve_range=True,
+                per_channel=True,
+                p_per_sample=settings.contrast.probability,
+            )
+        )
     if settings.brightness.probability > 0:
-        transforms.append(BrightnessMultiplicativeTransform(
-            settings.brightness.range, per_channel=True, p_per_sample=settings.brightness.probability))
+        transforms.append(
+            BrightnessMultiplicativeTransform(
+                settings.brightness.range, per_channel=True, p_per_sample=settings.brightness.probability
+            )
+        )
     if settings.gamma.probability > 0:
-        transforms.append(GammaTransform(
-            settings.gamma.range, invert_image=False, per_channel=True, retain_stats=True,
-            p_per_sample=settings.gamma.probability))
+        transforms.append(
+            GammaTransform(
+                settings.gamma.range,
+                invert_image=False,
+                per_channel=True,
+                retain_stats=True,
+                p_per_sample=settings.gamma.probability,
+            )
+        )
     if settings.noise.probability > 0:
-        transforms.append(GaussianNoiseTransform(settings.noise.variance,
-                                                 p_per_sample=settings.noise.probability))
+        transforms.append(GaussianNoiseTransform(settings.noise.variance, p_per_sample=settings.noise.probability))
     return Compose(transforms) if transforms else None
 
 
@@ -260,9 +276,15 @@ class PatchAugmenter:
         self.spatial_dims = spatial_dims
         self._transforms = _batchgenerators_transforms(settings, spatial_dims)
 
-    def extract(self, image: np.ndarray, label: np.ndarray, start: Sequence[int],
-                patch_shape: Sequence[int], fill: Union[float, np.ndarray],
-                rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    def extract(
+        self,
+        image: np.ndarray,
+        label: np.ndarray,
+        start: Sequence[int],
+        patch_shape: Sequence[int],
+        fill: Union[float, np.ndarray],
+        rng: np.random.Generator,
+    ) -> tuple[np.ndarray, np.ndarray]:
         """The patch whose unaugmented voxels are ``start : start + patch_shape``, augmented.
 
         Spatial transforms turn the grid about the patch's centre and read
@@ -291,14 +313,14 @@ class PatchAugmenter:
         if self._transforms is None:
             return patch, patch_label
         seed = int(rng.integers(2**32))
-        data = {"data": np.ascontiguousarray(np.moveaxis(patch, -1, 0)[None]),
-                "seg": patch_label[None, None].copy()}
+        data = {"data": np.ascontiguousarray(np.moveaxis(patch, -1, 0)[None]), "seg": patch_label[None, None].copy()}
         with batchgenerators_random.thread_random_state(seed):
             data = self._transforms(**data)
         return np.moveaxis(data["data"][0], 0, -1), data["seg"][0, 0]
 
-    def _spatial_grid(self, patch_shape: Sequence[int], centre: np.ndarray,
-                      rng: np.random.Generator) -> Optional[np.ndarray]:
+    def _spatial_grid(
+        self, patch_shape: Sequence[int], centre: np.ndarray, rng: np.random.Generator
+    ) -> Optional[np.ndarray]:
         """Volume coordinates of the patch voxels after elastic deformation, rotation and scaling.
 
         None when the draw applies none of them. As in batchgenerators'

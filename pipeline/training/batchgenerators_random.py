@@ -63,8 +63,10 @@ class _RandomOfThread:
 
 def install() -> None:
     """Point the drawing batchgenerators modules at the proxies (idempotent)."""
-    for names, attribute, original, proxy in ((_DRAWING_MODULES, "np", np, _NumpyWithThreadRandom),
-                                              (_PYTHON_RANDOM_MODULES, "random", random, _RandomOfThread)):
+    for names, attribute, original, proxy in (
+        (_DRAWING_MODULES, "np", np, _NumpyWithThreadRandom),
+        (_PYTHON_RANDOM_MODULES, "random", random, _RandomOfThread),
+    ):
         for name in names:
             module = importlib.import_module(name)
             current = getattr(module, attribute)

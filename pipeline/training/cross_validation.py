@@ -35,23 +35,28 @@ def make_splits(case_ids: Sequence[str], folds: int, seed: int) -> list[dict[str
 def check_splits(splits, case_ids: Sequence[str], folds: int, path) -> None:
     """Raise ``DataError(path, ...)`` unless ``splits`` is a valid ``folds``-fold split of ``case_ids``."""
     if not isinstance(splits, list) or not all(
-            isinstance(fold, dict) and set(fold) == {"train", "val"}
-            and all(isinstance(fold[key], list) for key in fold) for fold in splits):
+        isinstance(fold, dict) and set(fold) == {"train", "val"} and all(isinstance(fold[key], list) for key in fold)
+        for fold in splits
+    ):
         raise DataError(path, 'expected a list of {"train": [...], "val": [...]} per fold')
     if len(splits) != folds:
-        raise DataError(path, f"has {len(splits)} folds, the config asks for {folds} "
-                              "(cross_validation.folds)")
+        raise DataError(path, f"has {len(splits)} folds, the config asks for {folds} (cross_validation.folds)")
     cases = set(case_ids)
     val_cases = [case for fold in splits for case in fold["val"]]
     unknown = sorted(set(val_cases) - cases)
     if unknown:
-        raise DataError(path, f"lists cases the data set does not have: {', '.join(unknown[:5])}"
-                              f"{' ...' if len(unknown) > 5 else ''}")
+        raise DataError(
+            path,
+            f"lists cases the data set does not have: {', '.join(unknown[:5])}{' ...' if len(unknown) > 5 else ''}",
+        )
     missing = sorted(cases - set(val_cases))
     if missing:
-        raise DataError(path, f"no fold validates cases {', '.join(missing[:5])}"
-                              f"{' ...' if len(missing) > 5 else ''} (made for another data set "
-                              "or other exclusions?)")
+        raise DataError(
+            path,
+            f"no fold validates cases {', '.join(missing[:5])}"
+            f"{' ...' if len(missing) > 5 else ''} (made for another data set "
+            "or other exclusions?)",
+        )
     if len(val_cases) != len(set(val_cases)):
         raise DataError(path, "a case is in the validation set of two folds")
     for index, fold in enumerate(splits):

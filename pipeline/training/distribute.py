@@ -88,8 +88,6 @@ def apply_precision_policy(name: str) -> tf.keras.mixed_precision.Policy:
         ValueError: for an unknown name, listing the valid ones.
     """
     if name not in PRECISION_POLICIES:
-        raise ValueError(
-            f"unknown precision policy {name!r}; choose one of: {', '.join(PRECISION_POLICIES)}"
-        )
+        raise ValueError(f"unknown precision policy {name!r}; choose one of: {', '.join(PRECISION_POLICIES)}")
     tf.keras.mixed_precision.set_global_policy(name)
     return tf.keras.mixed_precision.global_policy()

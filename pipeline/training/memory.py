@@ -21,7 +21,7 @@ import tensorflow as tf
 
 from pipeline.training.distribute import apply_precision_policy
 
-GIB = 1024 ** 3
+GIB = 1024**3
 BYTES_PER_PARAMETER = 4 * 4  # float32 weight, gradient, Adam m and v
 
 
@@ -38,8 +38,13 @@ class TrainingMemory:
         return self.parameter_bytes + 2 * self.activation_bytes
 
 
-def training_memory(build_model: Callable[[], tf.keras.Model], patch_shape: Sequence[int], batch_size: int,
-                    num_channels: int, policy: str = "float32") -> TrainingMemory:
+def training_memory(
+    build_model: Callable[[], tf.keras.Model],
+    patch_shape: Sequence[int],
+    batch_size: int,
+    num_channels: int,
+    policy: str = "float32",
+) -> TrainingMemory:
     """Memory of one training step of ``build_model()`` on ``batch_size`` patches under precision ``policy``.
 
     The model is built under ``policy`` (its layers' dtypes follow it), then
@@ -51,7 +56,8 @@ def training_memory(build_model: Callable[[], tf.keras.Model], patch_shape: Sequ
     try:
         model = build_model()
         sized = tf.keras.models.clone_model(
-            model, input_tensors=tf.keras.Input((*patch_shape, num_channels), batch_size=batch_size))
+            model, input_tensors=tf.keras.Input((*patch_shape, num_channels), batch_size=batch_size)
+        )
     finally:
         apply_precision_policy(previous)
     activations = 0
@@ -59,5 +65,6 @@ def training_memory(build_model: Callable[[], tf.keras.Model], patch_shape: Sequ
         for output in tf.nest.flatten(layer.output):
             activations += int(np.prod(output.shape)) * output.dtype.size
     parameters = sized.count_params()
-    return TrainingMemory(parameters=parameters, parameter_bytes=parameters * BYTES_PER_PARAMETER,
-                          activation_bytes=activations)
+    return TrainingMemory(
+        parameters=parameters, parameter_bytes=parameters * BYTES_PER_PARAMETER, activation_bytes=activations
+    )

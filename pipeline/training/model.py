@@ -57,10 +57,18 @@ SPATIAL_DIMS = (2, 3)
 PLAIN_MAX_FILTERS = 320  # nnU-Net's cap, MIScnn's plain feature map [30, 60, 120, 240, 320]
 
 
-def build_unet(num_channels: int, num_classes: int, n_filters: int = 32, depth: int = 4,
-               batch_normalization: bool = True, batch_norm_momentum: float = 0.99,
-               deep_supervision: bool = False, deep_supervision_heads: int = 2,
-               spatial_dims: int = 3, architecture: str = "standard") -> tf.keras.Model:
+def build_unet(
+    num_channels: int,
+    num_classes: int,
+    n_filters: int = 32,
+    depth: int = 4,
+    batch_normalization: bool = True,
+    batch_norm_momentum: float = 0.99,
+    deep_supervision: bool = False,
+    deep_supervision_heads: int = 2,
+    spatial_dims: int = 3,
+    architecture: str = "standard",
+) -> tf.keras.Model:
     """A U-Net for inputs ``(B, *spatial, num_channels)`` of any size divisible by ``2**depth``.
 
     Args:
@@ -90,16 +98,19 @@ def build_unet(num_channels: int, num_classes: int, n_filters: int = 32, depth: 
     if deep_supervision and not 0 < deep_supervision_heads < depth:
         raise ValueError(f"deep_supervision_heads must be in [1, {depth - 1}], got {deep_supervision_heads}")
     inputs = tf.keras.layers.Input((None,) * spatial_dims + (num_channels,), name="image")
-    decoder_outputs = ARCHITECTURES[architecture](inputs, n_filters, depth, batch_normalization,
-                                                  batch_norm_momentum, spatial_dims)
+    decoder_outputs = ARCHITECTURES[architecture](
+        inputs, n_filters, depth, batch_normalization, batch_norm_momentum, spatial_dims
+    )
     heads = 1 + (deep_supervision_heads if deep_supervision else 0)
     outputs = [
-        _softmax_head(decoder_outputs[-1 - k], num_classes, spatial_dims,
-                      "probabilities" if k == 0 else f"probabilities_{2**k}")
+        _softmax_head(
+            decoder_outputs[-1 - k], num_classes, spatial_dims, "probabilities" if k == 0 else f"probabilities_{2**k}"
+        )
         for k in range(heads)
     ]
-    return tf.keras.Model(inputs, outputs if deep_supervision else outputs[0],
-                          name=f"unet{spatial_dims}d_{architecture}")
+    return tf.keras.Model(
+        inputs, outputs if deep_supervision else outputs[0], name=f"unet{spatial_dims}d_{architecture}"
+    )
 
 
 def _miscnn_blocks(variant: str):
@@ -151,8 +162,14 @@ def _plain_unet(inputs, n_filters, depth, _batch_normalization, _momentum, spati
 
     def two_convolutions(chain, filters):
         for _ in range(2):
-            chain = conv_layer(chain, filters, settings.conv_layer_activation, settings.inst_norm,
-                               settings.inst_norm_params, settings.dropout)
+            chain = conv_layer(
+                chain,
+                filters,
+                settings.conv_layer_activation,
+                settings.inst_norm,
+                settings.inst_norm_params,
+                settings.dropout,
+            )
         return chain
 
     filters = [min(n_filters * 2**level, PLAIN_MAX_FILTERS) for level in range(depth)]

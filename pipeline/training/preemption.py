@@ -22,6 +22,7 @@ import threading
 from collections.abc import Callable
 
 from pipeline.errors import REQUEUE_EXIT_CODE  # exit status "run me again" (BSD's EX_TEMPFAIL); re-exported
+
 #: The signals a cluster sends before it ends a job.
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
 
@@ -56,9 +57,12 @@ def requeues_when_preempted(main: Callable[..., int]) -> Callable[..., int]:
         try:
             return main(*args, **kwargs)
         except Preempted as stop:
-            print(f"stopped by {stop.signal_name}: finished epochs, predictions and scores are kept; "
-                  f"a rerun resumes (the interrupted epoch is redone); exit {REQUEUE_EXIT_CODE} = requeue me",
-                  file=sys.stderr, flush=True)
+            print(
+                f"stopped by {stop.signal_name}: finished epochs, predictions and scores are kept; "
+                f"a rerun resumes (the interrupted epoch is redone); exit {REQUEUE_EXIT_CODE} = requeue me",
+                file=sys.stderr,
+                flush=True,
+            )
             sys.exit(REQUEUE_EXIT_CODE)
         finally:
             for stop_signal, handler in previous.items():

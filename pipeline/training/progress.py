@@ -78,8 +78,10 @@ class EpochProgress(tf.keras.callbacks.Callback):
         seconds = time.perf_counter() - self._started
         self.clock.record(seconds)
         left = self.clock.epochs_left
-        self._pending = (f"{self.fold_label}, epoch {epoch + 1}/{self.epochs} ({duration(seconds)}); training left: "
-                         f"~{duration(self.clock.seconds_left())} ({left} epoch{'' if left == 1 else 's'})")
+        self._pending = (
+            f"{self.fold_label}, epoch {epoch + 1}/{self.epochs} ({duration(seconds)}); training left: "
+            f"~{duration(self.clock.seconds_left())} ({left} epoch{'' if left == 1 else 's'})"
+        )
 
     def on_train_end(self, logs=None):
         self._emit()

@@ -121,16 +121,40 @@ class PatchBatches(tf.keras.utils.Sequence):
             ``1 + target_heads`` arrays, full resolution first.
     """
 
-    def __init__(self, cases: Sequence, patch_shape: Sequence[int], batch_size: int,
-                 num_classes: int, batches_per_epoch: int, *, foreground_fraction: float = 0.33,
-                 augmentation: Optional[AugmentationSettings] = None, seed: int = 0,
-                 fixed_patches: bool = False, pad_value: Union[str, float] = "minimum",
-                 workers: Optional[int] = None, prefetch: Optional[int] = None,
-                 target_maps: Optional[Callable[[np.ndarray], np.ndarray]] = None, target_heads: int = 0):
+    def __init__(
+        self,
+        cases: Sequence,
+        patch_shape: Sequence[int],
+        batch_size: int,
+        num_classes: int,
+        batches_per_epoch: int,
+        *,
+        foreground_fraction: float = 0.33,
+        augmentation: Optional[AugmentationSettings] = None,
+        seed: int = 0,
+        fixed_patches: bool = False,
+        pad_value: Union[str, float] = "minimum",
+        workers: Optional[int] = None,
+        prefetch: Optional[int] = None,
+        target_maps: Optional[Callable[[np.ndarray], np.ndarray]] = None,
+        target_heads: int = 0,
+    ):
         super().__init__()
         enabled = augmentation is not None and augmentation.enabled
-        self._check_settings(cases, patch_shape, batch_size, num_classes, batches_per_epoch,
-                             foreground_fraction, enabled, seed, pad_value, workers, prefetch, target_heads)
+        self._check_settings(
+            cases,
+            patch_shape,
+            batch_size,
+            num_classes,
+            batches_per_epoch,
+            foreground_fraction,
+            enabled,
+            seed,
+            pad_value,
+            workers,
+            prefetch,
+            target_heads,
+        )
         self.cases = list(cases)
         self.patch_shape = tuple(int(size) for size in patch_shape)
         self.batch_size = int(batch_size)
@@ -150,8 +174,7 @@ class PatchBatches(tf.keras.utils.Sequence):
         self._epoch = 0
         self._pending: dict[tuple[int, int], _PendingBatch] = {}
         self._lock = threading.Lock()
-        self._pool = ThreadPoolExecutor(max_workers=workers,
-                                        thread_name_prefix="patch-batches")
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="patch-batches")
         try:
             self._centres = list(self._pool.map(self._foreground_voxels, range(len(self.cases))))
         except BaseException:
@@ -218,14 +241,15 @@ class PatchBatches(tf.keras.utils.Sequence):
 
     def _target_shapes(self) -> list[tuple[int, ...]]:
         channels = self.num_classes * (2 if self.target_maps is not None else 1)
-        return [(self.batch_size, *(size // 2**head for size in self.patch_shape), channels)
-                for head in range(self.target_heads + 1)]
+        return [
+            (self.batch_size, *(size // 2**head for size in self.patch_shape), channels)
+            for head in range(self.target_heads + 1)
+        ]
 
     def _submit(self, key: tuple[int, int]) -> _PendingBatch:
         x = np.empty((self.batch_size, *self.patch_shape, self._num_channels), dtype=np.float32)
         ys = [np.empty(shape, dtype=np.float32) for shape in self._target_shapes()]
-        patches = [self._pool.submit(self._write_patch, key, slot, x, ys)
-                   for slot in range(self.batch_size)]
+        patches = [self._pool.submit(self._write_patch, key, slot, x, ys) for slot in range(self.batch_size)]
         return _PendingBatch(x, ys, patches)
 
     def _write_patch(self, key: tuple[int, int], slot: int, x: np.ndarray, ys: list[np.ndarray]) -> None:
@@ -243,8 +267,7 @@ class PatchBatches(tf.keras.utils.Sequence):
             image = crop_with_padding(case.image, start, self.patch_shape, fill)
             label = crop_with_padding(case.label, start, self.patch_shape, 0)
         else:
-            image, label = self._augmenter.extract(case.image, case.label, start, self.patch_shape,
-                                                   fill, rng)
+            image, label = self._augmenter.extract(case.image, case.label, start, self.patch_shape, fill, rng)
         x[slot] = image
         classes = self.num_classes
         for value in range(classes):  # per class: 4x faster than a broadcast comparison
@@ -252,7 +275,8 @@ class PatchBatches(tf.keras.utils.Sequence):
         for head, y in enumerate(ys):
             if head:
                 y[slot, ..., :classes] = ys[0][(slot, *[slice(None, None, 2**head)] * len(self.patch_shape))][
-                    ..., :classes]
+                    ..., :classes
+                ]
             if self.target_maps is not None:
                 y[slot, ..., classes:] = self.target_maps(y[slot, ..., :classes])
 
@@ -289,8 +313,10 @@ class PatchBatches(tf.keras.utils.Sequence):
         values = flat[voxels]
         if values.size and (values.min() < 0 or values.max() >= self.num_classes):
             bad = values.min() if values.min() < 0 else values.max()
-            raise DataError(self._name(case_index),
-                            f"label value {bad} outside 0..{self.num_classes - 1} (num_classes={self.num_classes})")
+            raise DataError(
+                self._name(case_index),
+                f"label value {bad} outside 0..{self.num_classes - 1} (num_classes={self.num_classes})",
+            )
         centres = []
         for value in range(1, self.num_classes):
             members = voxels[values == value]
@@ -304,12 +330,15 @@ class PatchBatches(tf.keras.utils.Sequence):
         for case_index, case in enumerate(self.cases):
             image, label = case.image, case.label
             if image.ndim != len(self.patch_shape) + 1 or image.shape[:-1] != label.shape:
-                raise DataError(self._name(case_index),
-                                f"image {image.shape} and label {label.shape} do not match "
-                                f"a {len(self.patch_shape)}-D patch: expected image (*label.shape, channels)")
+                raise DataError(
+                    self._name(case_index),
+                    f"image {image.shape} and label {label.shape} do not match "
+                    f"a {len(self.patch_shape)}-D patch: expected image (*label.shape, channels)",
+                )
             if channels is not None and image.shape[-1] != channels:
-                raise DataError(self._name(case_index),
-                                f"{image.shape[-1]} image channels, the first case has {channels}")
+                raise DataError(
+                    self._name(case_index), f"{image.shape[-1]} image channels, the first case has {channels}"
+                )
             channels = image.shape[-1]
         return channels
 
@@ -317,9 +346,20 @@ class PatchBatches(tf.keras.utils.Sequence):
         return str(getattr(self.cases[case_index], "case_id", f"case #{case_index}"))
 
     @staticmethod
-    def _check_settings(cases, patch_shape, batch_size, num_classes, batches_per_epoch,
-                        foreground_fraction, augmented, seed, pad_value, workers, prefetch,
-                        target_heads) -> None:
+    def _check_settings(
+        cases,
+        patch_shape,
+        batch_size,
+        num_classes,
+        batches_per_epoch,
+        foreground_fraction,
+        augmented,
+        seed,
+        pad_value,
+        workers,
+        prefetch,
+        target_heads,
+    ) -> None:
         """One ConfigError naming the first impossible argument."""
         problems = {
             "cases": len(cases) == 0 and "no cases to sample from",
@@ -330,14 +370,16 @@ class PatchBatches(tf.keras.utils.Sequence):
             "batches_per_epoch": int(batches_per_epoch) < 1 and f"must be >= 1, got {batches_per_epoch}",
             "foreground_fraction": not 0.0 <= float(foreground_fraction) <= 1.0
             and f"must lie in [0, 1], got {foreground_fraction}",
-            "augmentation": augmented and len(patch_shape) not in (2, 3)
+            "augmentation": augmented
+            and len(patch_shape) not in (2, 3)
             and f"the spatial transforms need 2-D or 3-D patches, got patch_shape {list(patch_shape)}",
             "seed": int(seed) < 0 and f"must be >= 0, got {seed}",
-            "pad_value": isinstance(pad_value, str) and pad_value != "minimum"
+            "pad_value": isinstance(pad_value, str)
+            and pad_value != "minimum"
             and f"expected 'minimum' or a number, got {pad_value!r}",
             "workers": workers is not None and int(workers) < 1 and f"must be >= 1, got {workers}",
             "prefetch": prefetch is not None and int(prefetch) < 0 and f"must be >= 0, got {prefetch}",
-            "target_heads": (int(target_heads) < 0 or any(int(size) % 2**int(target_heads) for size in patch_shape))
+            "target_heads": (int(target_heads) < 0 or any(int(size) % 2 ** int(target_heads) for size in patch_shape))
             and f"must be >= 0 with patch_shape divisible by 2**target_heads, got {target_heads}",
         }
         for key, problem in problems.items():

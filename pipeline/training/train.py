@@ -95,17 +95,29 @@ class FoldTraining:
 
 def build_model(section: ModelSection, num_channels: int, num_classes: int, spatial_dims: int = 3) -> tf.keras.Model:
     """The configured U-Net (uncompiled), under the current precision policy; 2D or 3D (``spatial_dims``)."""
-    return build_unet(num_channels, num_classes, architecture=section.architecture,
-                      n_filters=section.n_filters, depth=section.depth,
-                      batch_normalization=section.batch_normalization,
-                      batch_norm_momentum=section.batch_norm_momentum,
-                      deep_supervision=section.deep_supervision,
-                      deep_supervision_heads=section.deep_supervision_heads,
-                      spatial_dims=spatial_dims)
+    return build_unet(
+        num_channels,
+        num_classes,
+        architecture=section.architecture,
+        n_filters=section.n_filters,
+        depth=section.depth,
+        batch_normalization=section.batch_normalization,
+        batch_norm_momentum=section.batch_norm_momentum,
+        deep_supervision=section.deep_supervision,
+        deep_supervision_heads=section.deep_supervision_heads,
+        spatial_dims=spatial_dims,
+    )
 
 
-def compile_model(model_section: ModelSection, loss: LossSection, learning_rate: float, num_channels: int,
-                  num_classes: int, spatial_dims: int = 3, jit_compile: bool = False) -> tf.keras.Model:
+def compile_model(
+    model_section: ModelSection,
+    loss: LossSection,
+    learning_rate: float,
+    num_channels: int,
+    num_classes: int,
+    spatial_dims: int = 3,
+    jit_compile: bool = False,
+) -> tf.keras.Model:
     """A fresh configured U-Net compiled with a fresh Adam and the configured loss (XLA with ``jit_compile``).
 
     Call inside the training strategy's scope, after the precision policy is
@@ -113,17 +125,28 @@ def compile_model(model_section: ModelSection, loss: LossSection, learning_rate:
     :func:`pipeline.training.model.deep_supervision_weights`.
     """
     model = build_model(model_section, num_channels, num_classes, spatial_dims)
-    weights = (deep_supervision_weights(model_section.deep_supervision_heads)
-               if model_section.deep_supervision else None)
-    model.compile(optimizer=tf.keras.optimizers.Adam(learning_rate=learning_rate),
-                  loss=losses.get(loss.name, **loss.params), loss_weights=weights, jit_compile=jit_compile)
+    weights = deep_supervision_weights(model_section.deep_supervision_heads) if model_section.deep_supervision else None
+    model.compile(
+        optimizer=tf.keras.optimizers.Adam(learning_rate=learning_rate),
+        loss=losses.get(loss.name, **loss.params),
+        loss_weights=weights,
+        jit_compile=jit_compile,
+    )
     return model
 
 
-def train_fold(training: TrainingSection, model_section: ModelSection, loss: LossSection, seed: int, fold_dir,
-               train_batches: tf.keras.utils.Sequence, val_batches: tf.keras.utils.Sequence,
-               num_channels: int, num_classes: int,
-               callbacks: Sequence[tf.keras.callbacks.Callback] = ()) -> FoldTraining:
+def train_fold(
+    training: TrainingSection,
+    model_section: ModelSection,
+    loss: LossSection,
+    seed: int,
+    fold_dir,
+    train_batches: tf.keras.utils.Sequence,
+    val_batches: tf.keras.utils.Sequence,
+    num_channels: int,
+    num_classes: int,
+    callbacks: Sequence[tf.keras.callbacks.Callback] = (),
+) -> FoldTraining:
     """Train (or resume training) one fold; return the model with its best weights.
 
     Args:
@@ -154,35 +177,55 @@ def train_fold(training: TrainingSection, model_section: ModelSection, loss: Los
         state = _read_state(checkpoints)
         start_epoch = state["epoch"] if state else 0
         first_start = start_epoch if first_start is None else first_start
-        model = fresh_model(training, model_section, loss, seed, num_channels, num_classes,
-                            spatial_dims_of(train_batches.patch_shape))
+        model = fresh_model(
+            training, model_section, loss, seed, num_channels, num_classes, spatial_dims_of(train_batches.patch_shape)
+        )
         if state is not None:
             _restore(model, checkpoints / state["checkpoint"])
         if retries and retries[-1]["restored_epoch"] == start_epoch:  # a retry starts here: its lowered rate
             tf.keras.backend.set_value(model.optimizer.learning_rate, retries[-1]["learning_rate"])
         plateau = ResumablePlateau(
-            resume_state=state["plateau"] if state else None, monitor="val_loss",
-            factor=training.plateau_factor, patience=training.plateau_patience,
-            min_lr=training.min_learning_rate, verbose=1)
-        saver = EpochCheckpoint(checkpoints, fold_dir / "log.csv", plateau,
-                                best_val_loss=state["best_val_loss"] if state else math.inf,
-                                rows=_read_log(fold_dir / "log.csv", start_epoch), retries=retries)
+            resume_state=state["plateau"] if state else None,
+            monitor="val_loss",
+            factor=training.plateau_factor,
+            patience=training.plateau_patience,
+            min_lr=training.min_learning_rate,
+            verbose=1,
+        )
+        saver = EpochCheckpoint(
+            checkpoints,
+            fold_dir / "log.csv",
+            plateau,
+            best_val_loss=state["best_val_loss"] if state else math.inf,
+            rows=_read_log(fold_dir / "log.csv", start_epoch),
+            retries=retries,
+        )
         if start_epoch >= training.epochs:
             break
         if start_epoch:
             logger.info("%s: resuming after epoch %d", fold_dir, start_epoch)
-        shapes = _BatchShapes(train_batches.batch_size, tuple(train_batches.patch_shape), num_channels, num_classes,
-                              model_section.deep_supervision_heads if model_section.deep_supervision else 0)
+        shapes = _BatchShapes(
+            train_batches.batch_size,
+            tuple(train_batches.patch_shape),
+            num_channels,
+            num_classes,
+            model_section.deep_supervision_heads if model_section.deep_supervision else 0,
+        )
         try:
             model.fit(
                 _dataset(train_batches, shapes, first_epoch=start_epoch),
                 validation_data=_dataset(val_batches, shapes),
-                epochs=training.epochs, initial_epoch=start_epoch,
+                epochs=training.epochs,
+                initial_epoch=start_epoch,
                 verbose=_keras_verbosity(),
-                callbacks=[tf.keras.callbacks.TerminateOnNaN(), plateau, saver,
-                           tf.keras.callbacks.TensorBoard(str(fold_dir / "tensorboard"), write_graph=False,
-                                                          profile_batch=0),
-                           *callbacks])
+                callbacks=[
+                    tf.keras.callbacks.TerminateOnNaN(),
+                    plateau,
+                    saver,
+                    tf.keras.callbacks.TensorBoard(str(fold_dir / "tensorboard"), write_graph=False, profile_batch=0),
+                    *callbacks,
+                ],
+            )
         except BaseException:
             _compiled.clear()  # an interrupted fit leaves Keras state behind (e.g. its validation data)
             raise
@@ -191,9 +234,14 @@ def train_fold(training: TrainingSection, model_section: ModelSection, loss: Los
         retries = _retry_or_stop(training, fold_dir, saver, retries)
     final = _read_state(checkpoints)
     model.load_weights(checkpoints / "best_model.h5")
-    return FoldTraining(model=model, best_weights=checkpoints / "best_model.h5",
-                        best_val_loss=final["best_val_loss"], epochs=final["epoch"],
-                        resumed_after_epoch=first_start, retries=tuple(retries))
+    return FoldTraining(
+        model=model,
+        best_weights=checkpoints / "best_model.h5",
+        best_val_loss=final["best_val_loss"],
+        epochs=final["epoch"],
+        resumed_after_epoch=first_start,
+        retries=tuple(retries),
+    )
 
 
 def _fold_name(fold_dir: Path) -> str:
@@ -208,36 +256,55 @@ def read_retries(fold_dir) -> list[dict]:
     return json.loads(path.read_text())["retries"] if path.exists() else []
 
 
-def _retry_or_stop(training: TrainingSection, fold_dir: Path, saver: "EpochCheckpoint",
-                   retries: list[dict]) -> list[dict]:
+def _retry_or_stop(
+    training: TrainingSection, fold_dir: Path, saver: "EpochCheckpoint", retries: list[dict]
+) -> list[dict]:
     """After a diverged epoch: record a retry and return the retries, or raise :class:`TrainingDiverged`."""
     diverged, good = saver.diverged, saver.last_saved_epoch
-    kept = (f"the last good checkpoint is {saver.checkpoints / f'epoch_{good:04d}'} (epoch {good})" if good
-            else "no epoch finished with finite values, nothing is kept")
+    kept = (
+        f"the last good checkpoint is {saver.checkpoints / f'epoch_{good:04d}'} (epoch {good})"
+        if good
+        else "no epoch finished with finite values, nothing is kept"
+    )
     what = f"{_fold_name(fold_dir)}: epoch {diverged['epoch']}: {diverged['quantity']} is {diverged['value']}"
     if training.on_nonfinite == "stop":
         raise TrainingDiverged(
             f"{what}; training stopped, {kept}; the fold is not done: rerun with "
             "--set training.on_nonfinite=restore to retry at a lower learning rate, or lower "
-            "training.learning_rate in a new run (another experiment.name)")
+            "training.learning_rate in a new run (another experiment.name)"
+        )
     if len(retries) >= training.nonfinite_retries:
         raise TrainingDiverged(
             f"{what} again after {len(retries)} retries (training.nonfinite_retries); training stopped, {kept}; "
-            "the fold is not done: lower training.learning_rate in a new run (another experiment.name)")
+            "the fold is not done: lower training.learning_rate in a new run (another experiment.name)"
+        )
     learning_rate = diverged["lr"] * training.nonfinite_lr_factor
     retries = [*retries, {**diverged, "restored_epoch": good, "learning_rate": learning_rate}]
     write_atomically(fold_dir / RETRIES_FILE, json.dumps({"retries": retries}, indent=1) + "\n")
     write_atomically(fold_dir / "log.csv", _csv(saver.rows, retries))
-    logger.warning("%s; retry %d/%d from epoch %d at learning rate %g (training.on_nonfinite=restore)",
-                   what, len(retries), training.nonfinite_retries, good, learning_rate)
+    logger.warning(
+        "%s; retry %d/%d from epoch %d at learning rate %g (training.on_nonfinite=restore)",
+        what,
+        len(retries),
+        training.nonfinite_retries,
+        good,
+        learning_rate,
+    )
     return retries
 
 
 _compiled: dict[str, tf.keras.Model] = {}
 
 
-def fresh_model(training: TrainingSection, model_section: ModelSection, loss: LossSection, seed: int,
-                num_channels: int, num_classes: int, spatial_dims: int = 3) -> tf.keras.Model:
+def fresh_model(
+    training: TrainingSection,
+    model_section: ModelSection,
+    loss: LossSection,
+    seed: int,
+    num_channels: int,
+    num_classes: int,
+    spatial_dims: int = 3,
+) -> tf.keras.Model:
     """A compiled model in the state of a new one: weights initialised with ``seed``, Adam reset.
 
     Compiling makes Keras trace its training and validation steps, seconds per
@@ -248,17 +315,33 @@ def fresh_model(training: TrainingSection, model_section: ModelSection, loss: Lo
     the same start as a new model and optimizer. Under ``mixed_float16`` the
     optimizer's dynamic loss scale is state too; those models are rebuilt.
     """
-    key = json.dumps([model_section.model_dump(mode="json"), loss.model_dump(mode="json"),
-                      training.precision, training.distribute, training.jit_compile, num_channels, num_classes,
-                      spatial_dims])
+    key = json.dumps(
+        [
+            model_section.model_dump(mode="json"),
+            loss.model_dump(mode="json"),
+            training.precision,
+            training.distribute,
+            training.jit_compile,
+            num_channels,
+            num_classes,
+            spatial_dims,
+        ]
+    )
     model = _compiled.get(key)
     if model is None:
         _compiled.clear()
         tf.keras.backend.clear_session()
         distribute.apply_precision_policy(training.precision)
         with distribute.strategy_for(training.distribute).scope():
-            model = compile_model(model_section, loss, training.learning_rate, num_channels, num_classes,
-                                  spatial_dims, training.jit_compile)
+            model = compile_model(
+                model_section,
+                loss,
+                training.learning_rate,
+                num_channels,
+                num_classes,
+                spatial_dims,
+                training.jit_compile,
+            )
         optimizer = model.optimizer
         getattr(optimizer, "inner_optimizer", optimizer).build(model.trainable_variables)
         if optimizer is getattr(optimizer, "inner_optimizer", optimizer):
@@ -291,8 +374,7 @@ class ResumablePlateau(tf.keras.callbacks.ReduceLROnPlateau):
 
     def state(self) -> dict:
         """The counters to checkpoint."""
-        return {"wait": int(self.wait), "cooldown_counter": int(self.cooldown_counter),
-                "best": float(self.best)}
+        return {"wait": int(self.wait), "cooldown_counter": int(self.cooldown_counter), "best": float(self.best)}
 
 
 class EpochCheckpoint(tf.keras.callbacks.Callback):
@@ -304,8 +386,15 @@ class EpochCheckpoint(tf.keras.callbacks.Callback):
     and ``diverged`` describes it (epoch, quantity, value, losses, learning rate).
     """
 
-    def __init__(self, checkpoints: Path, log_path: Path, plateau: ResumablePlateau,
-                 best_val_loss: float, rows: list[dict], retries: Sequence[dict] = ()):
+    def __init__(
+        self,
+        checkpoints: Path,
+        log_path: Path,
+        plateau: ResumablePlateau,
+        best_val_loss: float,
+        rows: list[dict],
+        retries: Sequence[dict] = (),
+    ):
         super().__init__()
         self.checkpoints = checkpoints
         self.log_path = log_path
@@ -323,16 +412,23 @@ class EpochCheckpoint(tf.keras.callbacks.Callback):
         lr = float(logs.get("lr", tf.keras.backend.get_value(self.model.optimizer.learning_rate)))
         nonfinite = _nonfinite(loss, val_loss, self.model)
         if nonfinite is not None:
-            self.diverged = {"epoch": number, "quantity": nonfinite[0], "value": nonfinite[1],
-                             "loss": _json_number(loss), "val_loss": _json_number(val_loss), "lr": lr,
-                             RETRY_COLUMN: len(self.retries)}
+            self.diverged = {
+                "epoch": number,
+                "quantity": nonfinite[0],
+                "value": nonfinite[1],
+                "loss": _json_number(loss),
+                "val_loss": _json_number(val_loss),
+                "lr": lr,
+                RETRY_COLUMN: len(self.retries),
+            }
             self.model.stop_training = True
             return
         if val_loss < self.best_val_loss:
             self.best_val_loss = val_loss
             write_atomically(self.checkpoints / "best_model.h5", _h5_weights(self.model))
-        self.rows.append({"epoch": number, "loss": loss, "val_loss": val_loss, "lr": lr,
-                          RETRY_COLUMN: len(self.retries)})
+        self.rows.append(
+            {"epoch": number, "loss": loss, "val_loss": val_loss, "lr": lr, RETRY_COLUMN: len(self.retries)}
+        )
         name = f"epoch_{number:04d}"
         staging = self.checkpoints / f".{name}.tmp"
         shutil.rmtree(staging, ignore_errors=True)
@@ -346,9 +442,19 @@ class EpochCheckpoint(tf.keras.callbacks.Callback):
         shutil.rmtree(self.checkpoints / name, ignore_errors=True)
         staging.rename(self.checkpoints / name)
         write_atomically(self.log_path, _csv(self.rows, self.retries))
-        write_atomically(self.checkpoints / "state.json", json.dumps(
-            {"epoch": number, "checkpoint": name, "best_val_loss": self.best_val_loss,
-             "plateau": self.plateau.state()}, indent=1) + "\n")
+        write_atomically(
+            self.checkpoints / "state.json",
+            json.dumps(
+                {
+                    "epoch": number,
+                    "checkpoint": name,
+                    "best_val_loss": self.best_val_loss,
+                    "plateau": self.plateau.state(),
+                },
+                indent=1,
+            )
+            + "\n",
+        )
         for old in self.checkpoints.glob("epoch_*"):
             if old.name != name:
                 shutil.rmtree(old, ignore_errors=True)
@@ -402,12 +508,13 @@ class _BatchShapes:
 
     def signature(self):
         patch = (self.batch_size, *self.patch_shape)
-        return (tf.TensorSpec((*patch, self.num_channels), tf.float32),
-                tf.TensorSpec((*patch, self.num_classes), tf.float32))
+        return (
+            tf.TensorSpec((*patch, self.num_channels), tf.float32),
+            tf.TensorSpec((*patch, self.num_classes), tf.float32),
+        )
 
 
-def _dataset(batches: tf.keras.utils.Sequence, shapes: _BatchShapes,
-             first_epoch: int | None = None) -> tf.data.Dataset:
+def _dataset(batches: tf.keras.utils.Sequence, shapes: _BatchShapes, first_epoch: int | None = None) -> tf.data.Dataset:
     """The batches as a ``tf.data.Dataset`` with static shapes, one pass per epoch.
 
     Keras reads a ``Sequence`` with every dimension unknown; a dataset keeps
@@ -459,10 +566,15 @@ def _read_log(path: Path, last_epoch: int) -> list[dict]:
     if not path.exists():
         return []
     with open(path, newline="") as handle:
-        rows = [{key: (int(value) if key in ("epoch", RETRY_COLUMN) else float(value)) for key, value in row.items()}
-                for row in csv.DictReader(handle)]
-    return [{RETRY_COLUMN: 0, **row} for row in rows
-            if row["epoch"] <= last_epoch and math.isfinite(row["loss"]) and math.isfinite(row["val_loss"])]
+        rows = [
+            {key: (int(value) if key in ("epoch", RETRY_COLUMN) else float(value)) for key, value in row.items()}
+            for row in csv.DictReader(handle)
+        ]
+    return [
+        {RETRY_COLUMN: 0, **row}
+        for row in rows
+        if row["epoch"] <= last_epoch and math.isfinite(row["loss"]) and math.isfinite(row["val_loss"])
+    ]
 
 
 def _csv(rows: list[dict], retries: Sequence[dict] = ()) -> str:
