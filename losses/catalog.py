@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 Kind = Literal["number", "class_indices", "class_weights", "flag"]
+Family = Literal["distribution-based", "region-based", "boundary-based", "compound"]
 
 
 @dataclass(frozen=True)
@@ -407,6 +408,44 @@ _LOSSES = (
 
 CATALOG: dict[str, Loss] = {loss.name: loss for loss in _LOSSES}
 
+# Ma's taxonomy (SPEC.md section 1): what each loss reads of the prediction. The Unified Focal family spans
+# it: its focal parts are distribution-based, its (focal) Tversky parts region-based, their sums compound.
+FAMILIES: dict[Family, tuple[str, ...]] = {
+    "distribution-based": (
+        "cross_entropy",
+        "weighted_cross_entropy",
+        "topk",
+        "distance_penalized_ce",
+        "focal",
+        "symmetric_focal",
+        "asymmetric_focal",
+    ),
+    "region-based": (
+        "dice",
+        "tversky",
+        "focal_tversky",
+        "cosine_tversky",
+        "symmetric_focal_tversky",
+        "asymmetric_focal_tversky",
+        "iou",
+        "generalized_dice",
+        "sensitivity_specificity",
+        "asymmetric_similarity",
+        "lovasz_softmax",
+    ),
+    "boundary-based": ("boundary", "hausdorff_dt"),
+    "compound": (
+        "combo",
+        "dice_ce",
+        "dice_topk",
+        "dice_focal",
+        "exp_log",
+        "mixed_focal",
+        "symmetric_unified_focal",
+        "asymmetric_unified_focal",
+    ),
+}
+
 
 def names() -> list[str]:
     """Every loss name, sorted (the same as ``losses.names()``, without TensorFlow)."""
@@ -418,6 +457,12 @@ def entry(name: str) -> Loss:
     if name not in CATALOG:
         raise ValueError(f"unknown loss {name!r}; choose one of: {', '.join(names())}")
     return CATALOG[name]
+
+
+def family(name: str) -> Family:
+    """The taxonomy family of ``name`` (``FAMILIES``): distribution-, region- or boundary-based, or compound."""
+    entry(name)
+    return next(family for family, members in FAMILIES.items() if name in members)
 
 
 def check(name: str, params: dict[str, Any]) -> None:

@@ -54,6 +54,7 @@ from pipeline.run_layout import RunFold, run_folds, seeded_layout
 
 
 def _two_or_three_axes(sizes: tuple) -> tuple:
+    """2 values (H, W) for 2D data or 3 (D, H, W) for volumes."""
     if len(sizes) not in (2, 3):
         raise ValueError(f"expected 2 sizes (H, W) for 2D data or 3 (D, H, W) for volumes, got {list(sizes)}")
     return sizes
@@ -88,6 +89,7 @@ class ExperimentSection(Section):
     @field_validator("seeds")
     @classmethod
     def _distinct_seeds(cls, seeds):
+        """At least one seed, none twice."""
         if seeds is not None:
             if not seeds:
                 raise ValueError("expected at least one seed, or leave seeds out")
@@ -115,6 +117,7 @@ class InterfaceSpec(Section):
     @field_validator("class_path")
     @classmethod
     def _dotted_path(cls, path):
+        """An import path module.Class."""
         if not re.fullmatch(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)+", path):
             raise ValueError(f"expected an import path module.Class, got {path!r}")
         return path
@@ -123,7 +126,9 @@ class InterfaceSpec(Section):
 class DataSection(Section):
     """The data set as published; ``None`` means the data set's own default."""
 
-    dataset: Literal["kits19", "brats20", "nnunet", "msd", "miscnn", "cvc", "drive", "bus2017"]
+    dataset: Literal["kits19", "brats20", "nnunet", "msd", "miscnn", "cvc", "drive", "bus2017"] = Field(
+        description="the data set's layout, which decides how root is read (pipeline.data)"
+    )
     root: Path = Field(description="folder of the data set in the publisher's layout")
     interface: Optional[InterfaceSpec] = Field(
         None,
@@ -152,6 +157,7 @@ class DataSection(Section):
     @field_validator("interface")
     @classmethod
     def _interface_for_miscnn_only(cls, interface, info: ValidationInfo):
+        """Required for data.dataset miscnn, refused for any other data set."""
         dataset = info.data.get("dataset")
         if dataset == "miscnn" and interface is None:
             raise ValueError("required for data.dataset miscnn, e.g. {class: module.Class, args: {...}}")
@@ -196,12 +202,14 @@ class PreprocessingSettings(Section):
     @field_validator("clip")
     @classmethod
     def _clip_is_a_window(cls, clip):
+        """Low below high."""
         if clip is not None and not clip[0] < clip[1]:
             raise ValueError(f"low must be below high, got {list(clip)}")
         return clip
 
     @model_validator(mode="after")
     def _one_target_grid(self):
+        """target_shape and target_spacing are not both set."""
         if self.target_shape is not None and self.target_spacing is not None:
             raise ValueError("target_shape: set either target_shape or target_spacing, not both")
         return self
@@ -227,8 +235,8 @@ class SamplingSection(Section):
     patch_shape: SpatialShape = Field(
         description="voxels (D, H, W), or pixels (H, W) for 2D data; divisible by 2**model.depth"
     )
-    batch_size: PositiveInt = 2
-    batches_per_epoch: PositiveInt = 250
+    batch_size: PositiveInt = Field(2, description="patches per training step (the global batch across GPUs)")
+    batches_per_epoch: PositiveInt = Field(250, description="training steps per epoch")
     val_batches: PositiveInt = Field(50, description="validation batches per epoch")
     foreground_fraction: float = Field(
         0.33, ge=0.0, le=1.0, description="share of patches centred on a foreground voxel (nnU-Net: 1/3)"
@@ -240,6 +248,7 @@ class SamplingSection(Section):
 
 # Augmentation (pipeline.training.augmentation); defaults are MIScnn 1.4.0's, as the papers train.
 def _ordered(bounds):
+    """Low <= high."""
     if bounds[0] > bounds[1]:
         raise ValueError(f"lower bound above upper bound: {list(bounds)}")
     return bounds
@@ -409,15 +418,15 @@ class ModelSection(Section):
     """One of MIScnn's U-Net variants, 2D or 3D as the patch (see ``pipeline.training.model``)."""
 
     architecture: Literal[UNET_ARCHITECTURES] = Field(
-        "standard", description="MIScnn's U-Net variant: " + "|".join(UNET_ARCHITECTURES)
+        "standard", description="MIScnn's U-Net variant (pipeline.training.model)"
     )
     n_filters: PositiveInt = Field(32, description="filters of the first level, doubled per level")
     depth: PositiveInt = Field(4, description="number of down-sampling steps")
-    batch_normalization: bool = True
+    batch_normalization: bool = Field(True, description="batch normalisation after each convolution")
     batch_norm_momentum: float = Field(
         0.99, gt=0.0, lt=1.0, description="moving-statistics momentum (MIScnn 0.99; short runs: 0.9)"
     )
-    deep_supervision: bool = False
+    deep_supervision: bool = Field(False, description="train on auxiliary lower-resolution outputs too")
     deep_supervision_heads: PositiveInt = Field(
         2, description="auxiliary outputs at 1/2, 1/4, ... resolution when deep_supervision is on"
     )
@@ -425,6 +434,7 @@ class ModelSection(Section):
     @field_validator("deep_supervision_heads")
     @classmethod
     def _heads_fit_the_decoder(cls, heads, info: ValidationInfo):
+        """With deep_supervision, fewer heads than model.depth."""
         depth = info.data.get("depth")
         if info.data.get("deep_supervision") and depth is not None and heads >= depth:
             raise ValueError(f"{heads} heads need model.depth > {heads}, got depth={depth}")
@@ -433,6 +443,7 @@ class ModelSection(Section):
     @field_validator("n_filters")
     @classmethod
     def _enough_filters_for_multires(cls, n_filters, info: ValidationInfo):
+        """At least 4 for the multires architecture."""
         if info.data.get("architecture") == "multires" and n_filters < MULTIRES_MIN_FILTERS:
             raise ValueError(f"the multires architecture needs n_filters >= {MULTIRES_MIN_FILTERS}, got {n_filters}")
         return n_filters
@@ -445,18 +456,22 @@ class LossSection(Section):
     training stage builds the loss with ``losses.get(name, **params)``.
     """
 
-    name: str
-    params: dict[str, Any] = Field(default_factory=dict)
+    name: str = Field(description="a loss of the registry (docs/reference/losses.md, list-losses)")
+    params: dict[str, Any] = Field(
+        default_factory=dict, description="the loss's hyperparameters; those left out take the loss's defaults"
+    )
 
     @field_validator("name")
     @classmethod
     def _known_loss(cls, name):
+        """A name of losses.catalog."""
         loss_catalog.entry(name)
         return name
 
     @field_validator("params")
     @classmethod
     def _valid_parameters(cls, params, info: ValidationInfo):
+        """Parameters of that loss, each in its range (losses.catalog)."""
         name = info.data.get("name")
         if name is not None:  # else the name itself was invalid; that error is reported
             loss_catalog.check(name, params)
@@ -466,13 +481,17 @@ class LossSection(Section):
 class TrainingSection(Section):
     """Adam with reduce-on-plateau; the best-validation-loss model is kept."""
 
-    epochs: PositiveInt
-    learning_rate: PositiveFloat = 1e-4
-    min_learning_rate: PositiveFloat = 1e-5
+    epochs: PositiveInt = Field(description="training epochs per fold")
+    learning_rate: PositiveFloat = Field(1e-4, description="Adam's initial learning rate")
+    min_learning_rate: PositiveFloat = Field(1e-5, description="floor of the reduce-on-plateau schedule")
     plateau_factor: float = Field(0.1, gt=0.0, lt=1.0, description="lr multiplier on a plateau of the validation loss")
     plateau_patience: PositiveInt = Field(10, description="epochs without improvement before reducing")
-    precision: Literal["float32", "mixed_float16", "mixed_bfloat16"] = "float32"
-    distribute: Literal["default", "mirrored"] = "default"
+    precision: Literal["float32", "mixed_float16", "mixed_bfloat16"] = Field(
+        "float32", description="Keras precision policy; softmax and losses stay float32 (mixed_float16: GPUs)"
+    )
+    distribute: Literal["default", "mirrored"] = Field(
+        "default", description="mirrored: tf.distribute.MirroredStrategy over every visible GPU"
+    )
     jit_compile: bool = Field(False, description="XLA-compile the training step (GPUs)")
     on_nonfinite: Literal["stop", "restore"] = Field(
         "stop",
@@ -487,6 +506,7 @@ class TrainingSection(Section):
     @field_validator("min_learning_rate")
     @classmethod
     def _minimum_below_start(cls, minimum, info: ValidationInfo):
+        """Not above training.learning_rate."""
         start = info.data.get("learning_rate")
         if start is not None and minimum > start:
             raise ValueError(f"{minimum} is above training.learning_rate={start}")
@@ -496,7 +516,7 @@ class TrainingSection(Section):
 class CrossValidationSection(Section):
     """K folds of one seeded split, shared by every loss of an experiment group."""
 
-    folds: int = Field(5, ge=2)
+    folds: int = Field(5, ge=2, description="number of cross-validation folds K")
     splits_file: Optional[Path] = Field(
         None, description="shared splits.json: created on first use, reused by the other runs"
     )
@@ -519,6 +539,7 @@ class InferenceSection(Section):
     @field_validator("batch_size", mode="before")
     @classmethod
     def _windows_or_auto(cls, value):
+        """A positive whole number or auto."""
         if value != "auto" and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
             raise ValueError(f"expected a positive number of windows or 'auto', got {value!r}")
         return value
@@ -527,7 +548,9 @@ class InferenceSection(Section):
 class EvaluationSection(Section):
     """Composite regions scored beside the classes (e.g. KiTS19 ``kidney_and_tumour: [1, 2]``); NSD tolerance."""
 
-    regions: dict[str, list[PositiveInt]] = Field(default_factory=dict)
+    regions: dict[str, list[PositiveInt]] = Field(
+        default_factory=dict, description="region name to the labels it unites, scored like a class"
+    )
     nsd_tolerance_mm: PositiveFloat | dict[str, PositiveFloat] = Field(
         2.0, description="normalised surface distance tolerance in mm: one for all, or one per class and region"
     )
@@ -535,6 +558,7 @@ class EvaluationSection(Section):
     @field_validator("regions")
     @classmethod
     def _regions_not_empty(cls, regions):
+        """Every region lists at least one label."""
         empty = [name for name, labels in regions.items() if not labels]
         if empty:
             raise ValueError(f"region {empty[0]!r} lists no labels")
@@ -558,6 +582,7 @@ class ExperimentConfig(Section):
 
     @model_validator(mode="after")
     def _patch_fits_the_model(self):
+        """sampling.patch_shape divisible by 2**model.depth; overlap and target grids as many axes as it."""
         divisor = 2**self.model.depth
         patch = list(self.sampling.patch_shape)
         if any(size % divisor for size in patch):
