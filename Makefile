@@ -5,7 +5,7 @@ PYTHON ?= python3
 UV := $(shell command -v uv 2>/dev/null || echo .uv-bootstrap/bin/uv)
 VENV_STAMP := .venv/.synced
 
-.PHONY: test lint format demo demo2d env bench clean
+.PHONY: test lint format demo demo2d env bench clean docs docs-serve
 
 .uv-bootstrap/bin/uv:
 	$(PYTHON) -m venv .uv-bootstrap
@@ -28,6 +28,16 @@ format: $(VENV_STAMP)
 # Two pytest-xdist workers, one test file each at a time (the Slurm tests share one cluster per file).
 test: $(VENV_STAMP)
 	$(UV) run --frozen --no-sync pytest -q -n 2 --dist loadfile
+
+# The documentation site (mkdocs.yml): fails on a stale generated reference (scripts/gen_docs.py rewrites them),
+# then builds strictly into site/ (a broken link or anchor, a missing page or any warning fails).
+docs: $(VENV_STAMP)
+	$(UV) run --frozen --no-sync python scripts/gen_docs.py --check
+	NO_MKDOCS_2_WARNING=1 $(UV) run --frozen --no-sync mkdocs build --strict --site-dir site
+
+# Serves the site at http://127.0.0.1:8000 and rebuilds it on every change.
+docs-serve: $(VENV_STAMP)
+	NO_MKDOCS_2_WARNING=1 $(UV) run --frozen --no-sync mkdocs serve
 
 demo: $(VENV_STAMP)
 	$(UV) run --frozen --no-sync scripts/demo.sh
