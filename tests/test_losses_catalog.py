@@ -101,3 +101,24 @@ def test_importing_the_catalog_does_not_load_tensorflow():
     code = "import sys, losses.catalog; print('tensorflow' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "False"
+
+
+def test_every_loss_has_one_family():
+    members = [name for names in catalog.FAMILIES.values() for name in names]
+    assert sorted(members) == catalog.names()  # each loss once
+    assert catalog.family("dice") == "region-based"
+    with pytest.raises(ValueError, match="unknown loss"):
+        catalog.family("dise")
+
+
+@pytest.mark.parametrize("name", catalog.names())
+def test_family_agrees_with_what_the_class_reads(name):
+    """Region-based losses read per-class sums only, distribution-based ones p_t only; region and compound take batch."""
+    losses.names()  # registers every class
+    family, cls = catalog.family(name), _REGISTRY[name]
+    if not cls.reads_voxels:
+        assert family == "region-based"
+    if not cls.reads_classes:
+        assert family == "distribution-based"
+    takes_batch = "batch" in class_parameters(name)
+    assert takes_batch == (family in ("region-based", "compound"))
