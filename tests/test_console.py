@@ -132,18 +132,18 @@ def test_epoch_clock_estimates_from_the_median_of_recent_epochs():
 
 
 @pytest.mark.parametrize("command", sorted(COMMANDS))
-def test_readme_usage_lines_show_every_option(command, capsys):
-    """The README's "Commands" section lists each command's options as ``--help`` shows them."""
-    readme = (ROOT / "README.md").read_text()
-    section = readme.split("## Commands", 1)[1].split("\n## ", 1)[0]
+def test_docs_usage_lines_show_every_option(command, capsys):
+    """The "Commands" section of docs/getting-started.md lists each command's options as ``--help`` shows them."""
+    page = (ROOT / "docs" / "getting-started.md").read_text()
+    section = page.split("\n## Commands\n", 1)[1].split("\n## ", 1)[0]
     with pytest.raises(SystemExit):
         entry_point(COMMANDS[command])(["--help"])
     usage = capsys.readouterr().out.split("\n\n")[0]
     options = set(re.findall(r"(?<![\w-])(--?[A-Za-z][\w-]*)", usage))
     lines = section.splitlines()
     starts = [number for number, line in enumerate(lines) if line.startswith(f"{command} [")]
-    assert len(starts) == 1, f"README: no usage line for {command}"
+    assert len(starts) == 1, f"docs/getting-started.md: no usage line for {command}"
     end = next((n for n in range(starts[0] + 1, len(lines)) if not lines[n].startswith(" ")), len(lines))
     usage_line = "\n".join(lines[starts[0] : end])
     missing = sorted(option for option in options if option not in usage_line)
-    assert not missing, f"README's usage line of {command} lacks {missing}"
+    assert not missing, f"docs/getting-started.md's usage line of {command} lacks {missing}"
