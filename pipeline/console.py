@@ -28,7 +28,7 @@ import logging
 import os
 import sys
 import tempfile
-from typing import Iterable, TypeVar
+from typing import Iterable, Sequence, TypeVar
 
 T = TypeVar("T")
 
@@ -188,6 +188,22 @@ class lazy_module:  # noqa: N801  (used like a module)
 
     def __repr__(self):
         return f"<lazy module {self._name!r}>"
+
+
+def quiet_unless_verbose(argv: Sequence[str] | None = None) -> None:
+    """Quiet TensorFlow now unless ``argv`` (default ``sys.argv[1:]``) asks for ``-v``.
+
+    For scripts that import TensorFlow before they parse their arguments (the
+    benchmarks): call it before that import, then ``add_arguments`` and
+    ``configure`` as a command does. ``--verb`` and longer prefixes of
+    ``--verbose`` count, as argparse takes them; nothing after ``--`` does.
+    """
+    for argument in sys.argv[1:] if argv is None else argv:
+        if argument == "--":
+            break
+        if argument == "-v" or (len(argument) >= 6 and "--verbose".startswith(argument)):
+            return
+    quiet_tensorflow()
 
 
 def quiet_tensorflow() -> None:

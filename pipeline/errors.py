@@ -1,6 +1,6 @@
 """The pipeline's user-facing errors, the exit codes of every command, and how commands report them.
 
-Exit codes (one table, also in the README's "Exit codes and faults"; sysexits-style where one fits):
+Exit codes (one table, also in docs/gpu-slurm-faults.md, "Exit codes and faults"; sysexits-style where one fits):
 
 ====  =================  ===================================================  ===============================
 code  name               meaning                                              Slurm (train_array.sbatch)

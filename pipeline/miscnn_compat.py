@@ -12,7 +12,7 @@ Only code the project runs is fixed: the U-Net variants
 (``pipeline.data.interface``), and ``Resampling``, which
 ``scripts/bench_preprocessing.py`` runs to measure what replacing it saves.
 MIScnn's ``Preprocessor``, ``Neural_Network`` and cross-validation are not
-used (README, "What MIScnn does here"), so their bugs are left alone.
+used (docs/development.md, "What MIScnn does here"), so their bugs are left alone.
 """
 
 from __future__ import annotations

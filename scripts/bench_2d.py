@@ -25,6 +25,9 @@ import tempfile
 import time
 from pathlib import Path
 
+import quiet_start  # noqa: F401  (first: TensorFlow's start-up log only with -v)
+from pipeline import console
+
 import numpy as np
 
 import pipeline  # noqa: F401  (environment for TensorFlow)
@@ -107,7 +110,9 @@ def main() -> None:
     parser.add_argument("--filters", type=int, default=32, help="U-Net filters of the first level (paper: 32)")
     parser.add_argument("--repeats", type=int, default=2, help="timed predictions per data set")
     parser.add_argument("--skip-training-steps", action="store_true", help="time the batches only")
+    console.add_arguments(parser)
     args = parser.parse_args()
+    console.configure(args)
 
     import losses
     import tensorflow as tf

@@ -17,6 +17,8 @@ import argparse
 import resource
 import time
 
+from pipeline import console
+
 import numpy as np
 
 from pipeline.evaluation.calibration import CaseCalibration
@@ -31,7 +33,9 @@ def main() -> None:
     parser.add_argument("--shape", type=int, nargs="+", default=[600, 512, 512])
     parser.add_argument("--classes", type=int, default=3)
     parser.add_argument("--regions", type=int, default=1, choices=(0, 1))
+    console.add_arguments(parser)
     args = parser.parse_args()
+    console.configure(args)
     shape = tuple(args.shape)
     rng = np.random.default_rng(0)
     labels = rng.integers(0, args.classes, shape, dtype=np.uint8)

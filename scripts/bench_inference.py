@@ -18,6 +18,9 @@ import tempfile
 import time
 from pathlib import Path
 
+import quiet_start  # noqa: F401  (first: TensorFlow's start-up log only with -v)
+from pipeline import console
+
 import numpy as np
 
 import pipeline  # noqa: F401  (environment for TensorFlow)
@@ -45,7 +48,9 @@ def main() -> None:
     parser.add_argument("--filters", type=int, default=8, help="U-Net filters of the first level")
     parser.add_argument("--batch-size", type=int, default=2, help="windows per network call")
     parser.add_argument("--repeats", type=int, default=2, help="timed runs after one warm-up")
+    console.add_arguments(parser)
     args = parser.parse_args()
+    console.configure(args)
 
     image, label = kits19_phantom(np.random.default_rng(0), tuple(args.shape), SPACING)
     case = Case("bench", image[..., None].astype(np.float32), label, SPACING, kits19_affine(SPACING))

@@ -34,7 +34,9 @@ import statistics
 import time
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import quiet_start  # noqa: E402, F401  (first: TensorFlow's start-up log only with -v)
+from pipeline import console  # noqa: E402
 
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
@@ -176,7 +178,9 @@ def parse_arguments(argv=None):
         action="store_true",
         help="also time each loss that takes batch with batch=true (TP/FP/FN pooled over the batch)",
     )
+    console.add_arguments(parser)
     arguments = parser.parse_args(argv)
+    console.configure(arguments)
     if len(arguments.shape) not in (4, 5) or min(arguments.shape) < 1 or arguments.shape[-1] < 2:
         parser.error(f"--shape must be B H W C or B D H W C with C >= 2, got {' '.join(map(str, arguments.shape))}")
     unknown = sorted(set(arguments.losses or ()) - set(losses.names()))

@@ -20,6 +20,9 @@ import tempfile
 import time
 from pathlib import Path
 
+import quiet_start  # noqa: F401  (first: TensorFlow's start-up log only with -v)
+from pipeline import console
+
 import numpy as np
 
 import pipeline  # noqa: F401  (environment for TensorFlow)
@@ -45,7 +48,9 @@ def main() -> None:
     parser.add_argument("--folds", type=int, default=5, help="models in the ensemble")
     parser.add_argument("--repeats", type=int, default=1, help="timed runs per setting")
     parser.add_argument("--only", nargs="+", choices=SETTINGS, default=list(SETTINGS), help="settings to time")
+    console.add_arguments(parser)
     args = parser.parse_args()
+    console.configure(args)
 
     config = load_config("configs/kits19_dice.yaml", [f"model.n_filters={args.filters}", "inference.batch_size=2"])
     import tensorflow as tf

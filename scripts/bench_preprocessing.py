@@ -21,6 +21,9 @@ import tempfile
 import time
 from pathlib import Path
 
+import quiet_start  # noqa: F401  (first: TensorFlow's start-up log only with -v)
+from pipeline import console
+
 import numpy as np
 
 from pipeline.data import open_dataset
@@ -68,7 +71,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--skip-miscnn", action="store_true", help="skip MIScnn's (slow) pipeline")
+    console.add_arguments(parser)
     args = parser.parse_args()
+    console.configure(args)
 
     with tempfile.TemporaryDirectory() as temporary:
         root = Path(temporary) / "kits19"

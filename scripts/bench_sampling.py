@@ -32,6 +32,9 @@ import time
 from pathlib import Path
 from types import SimpleNamespace
 
+import quiet_start  # noqa: F401  (first: TensorFlow's start-up log only with -v)
+from pipeline import console
+
 import numpy as np
 
 import losses
@@ -146,7 +149,9 @@ def main() -> None:
         help=f"rows to measure (default all): {', '.join(map(repr, rows))}",
     )
     parser.add_argument("--datasets", nargs="+", choices=["kits19", "brats20"], default=["kits19", "brats20"])
+    console.add_arguments(parser)
     args = parser.parse_args()
+    console.configure(args)
     rng = np.random.default_rng(0)
     with tempfile.TemporaryDirectory() as folder:
         datasets = []

@@ -28,6 +28,8 @@ import time
 import tomllib
 from pathlib import Path
 
+from pipeline import console
+
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 COMMANDS = sorted(tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"])
@@ -58,7 +60,9 @@ def _children_cpu() -> float:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=5, help="runs per command (default 5)")
+    console.add_arguments(parser)
     arguments = parser.parse_args()
+    console.configure(arguments)
 
     print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs; {arguments.repeats} runs each")
     missed = []

@@ -16,6 +16,9 @@ from __future__ import annotations
 
 import argparse
 
+import quiet_start  # noqa: F401  (first: TensorFlow's start-up log only with -v)
+from pipeline import console
+
 import pipeline  # noqa: F401  (TF_USE_LEGACY_KERAS)
 from pipeline.config import MULTIRES_MIN_FILTERS, UNET_ARCHITECTURES
 from pipeline.training.distribute import PRECISION_POLICIES
@@ -40,7 +43,9 @@ def main(argv=None) -> int:
     parser.add_argument("--channels", type=int, default=1, help="image channels (1: CT or T1-CE)")
     parser.add_argument("--classes", type=int, default=3, help="softmax classes (KiTS19: 3, BraTS20 ET: 2)")
     parser.add_argument("--deep-supervision", action="store_true")
+    console.add_arguments(parser)
     args = parser.parse_args(argv)
+    console.configure(args)
     if len(args.patch) not in (2, 3):
         parser.error(f"--patch takes 2 (H W) or 3 (D H W) sizes, got {len(args.patch)}")
     if args.architecture == "multires" and args.filters < MULTIRES_MIN_FILTERS:

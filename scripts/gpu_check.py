@@ -37,6 +37,9 @@ import tempfile
 import time
 from pathlib import Path
 
+import quiet_start  # noqa: F401  (first: TensorFlow's start-up log only with -v)
+from pipeline import console
+
 import numpy as np
 
 import pipeline  # noqa: F401  (environment for TensorFlow)
@@ -284,7 +287,9 @@ def main(argv=None) -> int:
         metavar="KEY=VALUE",
         help="config override for both settings, e.g. sampling.patch_shape=[64,128,128] on a small GPU",
     )
+    console.add_arguments(parser)
     args = parser.parse_args(argv)
+    console.configure(args)
     OVERRIDES[:] = args.set
     devices = [
         tf.config.experimental.get_device_details(device).get("device_name", device.name)

@@ -17,7 +17,7 @@
 #    multiple of the floor, on the device (sorts and distance transforms in
 #    TensorFlow ops there; on a CPU-only machine on the host).
 #
-# The environment needs TensorFlow's CUDA build: `uv sync --extra gpu` (see README).
+# The environment needs TensorFlow's CUDA build: `uv sync --extra gpu` (see docs/gpu-slurm-faults.md).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 python=${PYTHON:-.venv/bin/python}

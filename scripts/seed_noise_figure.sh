@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The README's seed-noise figure (docs/images/seed_noise.png) and reliability diagram
+# The seed-noise figure of the README and docs/statistics.md (docs/images/seed_noise.png) and reliability diagram
 # (docs/images/reliability.png): two losses x two training seeds on 2D phantoms.
 #
 #   scripts/seed_noise_figure.sh [WORK_DIR]      # default /tmp/unifocal-seed-noise

@@ -132,18 +132,72 @@ def test_epoch_clock_estimates_from_the_median_of_recent_epochs():
 
 
 @pytest.mark.parametrize("command", sorted(COMMANDS))
-def test_readme_usage_lines_show_every_option(command, capsys):
-    """The README's "Commands" section lists each command's options as ``--help`` shows them."""
-    readme = (ROOT / "README.md").read_text()
-    section = readme.split("## Commands", 1)[1].split("\n## ", 1)[0]
+def test_docs_usage_lines_show_every_option(command, capsys):
+    """The "Commands" section of docs/getting-started.md lists each command's options as ``--help`` shows them."""
+    page = (ROOT / "docs" / "getting-started.md").read_text()
+    section = page.split("\n## Commands\n", 1)[1].split("\n## ", 1)[0]
     with pytest.raises(SystemExit):
         entry_point(COMMANDS[command])(["--help"])
     usage = capsys.readouterr().out.split("\n\n")[0]
     options = set(re.findall(r"(?<![\w-])(--?[A-Za-z][\w-]*)", usage))
     lines = section.splitlines()
     starts = [number for number, line in enumerate(lines) if line.startswith(f"{command} [")]
-    assert len(starts) == 1, f"README: no usage line for {command}"
+    assert len(starts) == 1, f"docs/getting-started.md: no usage line for {command}"
     end = next((n for n in range(starts[0] + 1, len(lines)) if not lines[n].startswith(" ")), len(lines))
     usage_line = "\n".join(lines[starts[0] : end])
     missing = sorted(option for option in options if option not in usage_line)
-    assert not missing, f"README's usage line of {command} lacks {missing}"
+    assert not missing, f"docs/getting-started.md's usage line of {command} lacks {missing}"
+
+
+BENCHMARKS = sorted(
+    [
+        *(ROOT / "scripts").glob("bench_*.py"),
+        ROOT / "scripts" / "gpu_check.py",
+        ROOT / "scripts" / "estimate_gpu_memory.py",
+    ]
+)
+
+
+@pytest.mark.parametrize(
+    "argv, quieted",
+    [
+        ([], True),
+        (["--patch", "16", "32", "32", "-q"], True),
+        (["-v"], False),
+        (["--shape", "2", "8", "8", "2", "--verbose"], False),
+        (["--verb"], False),  # argparse takes an unambiguous prefix
+        (["--ver"], True),  # ambiguous with --version: argparse refuses it
+        (["--", "-v"], True),
+    ],
+)
+def test_scripts_quiet_tensorflow_before_parsing_unless_verbose(argv, quieted, monkeypatch):
+    calls = []
+    monkeypatch.setattr(console, "quiet_tensorflow", lambda: calls.append(1))
+    console.quiet_unless_verbose(argv)
+    assert bool(calls) == quieted
+
+
+@pytest.mark.parametrize("script", BENCHMARKS, ids=lambda path: path.name)
+def test_benchmarks_are_as_quiet_as_the_commands(script):
+    """Each benchmark takes -v/-q/--version, and quiets TensorFlow before anything can import it."""
+    source = script.read_text()
+    assert "console.add_arguments(parser)" in source and "console.configure(" in source, script.name
+    loads = [
+        match.start()
+        for match in re.finditer(
+            r"^(import|from) (tensorflow|losses|numpy|pipeline\.|pipeline\b(?! import console))", source, re.M
+        )
+    ]
+    if loads and script.name not in ("bench_calibration.py", "bench_startup.py"):  # these never load TensorFlow
+        assert source.index("import quiet_start") < min(loads), script.name
+
+
+@pytest.mark.slow
+def test_a_benchmark_prints_no_tensorflow_start_up_log_unless_verbose():
+    script = str(ROOT / "scripts" / "estimate_gpu_memory.py")
+    env = {k: v for k, v in __import__("os").environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    run = [sys.executable, script, "--patch", "8", "16", "16", "--filters", "4", "--depth", "2"]
+    quiet = subprocess.run(run, capture_output=True, text=True, check=True, cwd=ROOT, env=env)
+    assert "standard" in quiet.stdout and quiet.stderr == ""
+    loud = subprocess.run([*run, "-v"], capture_output=True, text=True, check=True, cwd=ROOT, env=env)
+    assert loud.stdout == quiet.stdout and loud.stderr != ""

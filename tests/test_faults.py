@@ -165,8 +165,8 @@ def test_every_fault_has_its_own_documented_exit_code():
         "interrupted": errors.INTERRUPTED_EXIT_CODE,
     }
     assert len(set(codes.values())) == len(codes) and errors.REQUEUE_EXIT_CODE == 75
-    readme = (PROJECT_ROOT / "README.md").read_text()
-    table = readme[readme.index("### Exit codes") :]
+    page = (PROJECT_ROOT / "docs" / "gpu-slurm-faults.md").read_text()
+    table = page[page.index("### Exit codes") :]
     for code in codes.values():
         assert f"| {code} |" in table, code
     script = (PROJECT_ROOT / "scripts" / "slurm" / "train_array.sbatch").read_text()

@@ -55,11 +55,10 @@ import itertools
 import json
 import logging
 import re
-from pathlib import Path
 from typing import Sequence
 
 from pipeline import console
-from pipeline.atomic_files import write_atomically
+from pipeline.evaluation.outputs import check_out_dir, write_outputs
 from pipeline.errors import DataError, UnifocalError, exits_cleanly
 from pipeline.evaluation.methods import INTERVALS, PROJECT, StatisticsMethod, choose_method
 from pipeline.evaluation.metrics import CALIBRATION_METRICS, METRICS, SURFACE_METRICS
@@ -325,11 +324,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     console.configure(args)
-    out_dir = Path(args.out)
     if args.bootstrap < 1:
         raise UnifocalError(f"--bootstrap {args.bootstrap}: expected a whole number of replicates >= 1")
-    if out_dir.exists() and not out_dir.is_dir():
-        raise UnifocalError(f"{out_dir}: --out exists and is not a folder")
+    out_dir = check_out_dir(args.out)
     runs = load_runs(args.run_dirs)
     check_metric(runs, args.metric)
     if args.cases:
@@ -341,10 +338,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise UnifocalError("--interval folds: the runs scored their cases in fewer than two folds")
     published = PUBLISHED[args.published] if args.published else None
     outputs = comparison_outputs(runs, method, args.cases, published, args.metric, args.bootstrap)
-    for name, content in outputs.items():
-        write_atomically(out_dir / name, content)
-    print("\n".join(content for name, content in outputs.items() if name.endswith(".md")))
-    logger.info("wrote %d files to %s", len(outputs), out_dir)
+    write_outputs(out_dir, outputs)
     return 0
 
 

@@ -33,7 +33,7 @@ from typing import Sequence
 import numpy as np
 
 from pipeline import console
-from pipeline.atomic_files import write_atomically
+from pipeline.evaluation.outputs import check_out_dir, write_outputs
 from pipeline.errors import DataError, UnifocalError, exits_cleanly
 from pipeline.evaluation.ranking import (
     BootstrapRanks,
@@ -392,8 +392,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     console.configure(args)
     if args.bootstrap < 1:
         raise UnifocalError(f"--bootstrap: expected a positive number of resamples, got {args.bootstrap}")
-    if args.out.exists() and not args.out.is_dir():
-        raise UnifocalError(f"{args.out}: --out exists and is not a folder")
+    check_out_dir(args.out)
     resolved = [folder.resolve() for folder in args.results]
     for index, folder in enumerate(resolved):
         if folder in resolved[:index]:
@@ -404,10 +403,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if len(tasks[0].losses) < 2:
         raise UnifocalError(f"{args.results[0] / PER_CASE}: a ranking needs at least two losses")
     outputs = ranking_outputs(tasks, args.metric, args.bootstrap, args.seed)
-    for name, content in outputs.items():
-        write_atomically(args.out / name, content)
-    print(outputs["ranking.md"])
-    logger.info("wrote %d files to %s", len(outputs), args.out)
+    write_outputs(args.out, outputs, printed=["ranking.md"])
     return 0
 
 

@@ -30,8 +30,8 @@ from typing import Sequence
 import numpy as np
 
 from pipeline import console
-from pipeline.atomic_files import write_atomically
-from pipeline.errors import DataError, UnifocalError, exits_cleanly
+from pipeline.evaluation.outputs import check_out_dir, write_outputs
+from pipeline.errors import DataError, exits_cleanly
 from pipeline.evaluation.compare import file_stem
 from pipeline.evaluation.metrics import higher_is_better
 from pipeline.evaluation.runs import Run, check_metric, check_paired, read_run
@@ -343,16 +343,12 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     console.configure(args)
-    if args.out.exists() and not args.out.is_dir():
-        raise UnifocalError(f"{args.out}: --out exists and is not a folder")
+    check_out_dir(args.out)
     sweep = load_sweep(args.sweep_dir)
     outputs = report_outputs(sweep, args.metric)
     if len(sweep.keys) > 2:
         logger.warning("notice: %d swept keys: no figure (one or two keys are drawn)", len(sweep.keys))
-    for name, content in outputs.items():
-        write_atomically(args.out / name, content)
-    print(outputs["sweep.md"])
-    logger.info("wrote %d files to %s", len(outputs), args.out)
+    write_outputs(args.out, outputs, printed=["sweep.md"])
     return 0
 
 
