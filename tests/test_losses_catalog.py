@@ -13,6 +13,7 @@ from losses.registry import _REGISTRY
 
 
 def class_parameters(name):
+    losses.names()  # imports every loss module, so the registry is complete whatever ran before in this process
     signature = inspect.signature(_REGISTRY[name].__init__)
     return {
         key: parameter.default
