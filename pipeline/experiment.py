@@ -52,7 +52,6 @@ from pipeline.data import open_dataset
 from pipeline.errors import ConfigError
 from pipeline.evaluation.evaluate import check_evaluation, evaluate_cases, read_label_map, summary_lines
 from pipeline.evaluation.calibration import CaseCalibration, case_rows, write_calibration
-from pipeline.evaluation.calibration import read_csv as read_calibration_csv
 from pipeline.evaluation.references import reference_label_map, scoring_region
 from pipeline.evaluation.metrics import read_metrics_csv, write_metrics_csv, write_summary_json
 from pipeline.faults import reported_faults
@@ -62,7 +61,7 @@ from pipeline.inference.sliding_window import keras_predictor, resolve_batch_siz
 from pipeline.preflight import check_experiment, check_run_dir, existing_splits
 from pipeline.preprocessing import PreprocessedCache
 from pipeline.preprocessing.resampling import probabilities_to_labels
-from pipeline.run_layout import collect_fold_rows, fold_seed
+from pipeline.run_layout import collect_fold_rows, fold_seed, read_csv_rows
 from pipeline.training.cross_validation import make_splits
 from pipeline.training.progress import EpochClock, EpochProgress
 from pipeline.training.sampling import PatchBatches
@@ -336,7 +335,7 @@ def collect_metrics(config: ExperimentConfig) -> dict | None:
         write_calibration(
             run_dir,
             *(
-                collect_fold_rows(tasks, name, read_calibration_csv, config.seeded_layout)
+                collect_fold_rows(tasks, name, read_csv_rows, config.seeded_layout)
                 for name in ("calibration.csv", "calibration_bins.csv")
             ),
         )

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import pipeline.evaluation.calibration as calibration
+from tiny_runs import tiny_kits19_overrides
 from pipeline.evaluation.calibration import case_calibration
 
 NAMES = ("background", "kidney", "tumour")
@@ -147,21 +148,13 @@ def finished_runs(tmp_path_factory):
     for loss in ("dice", "focal"):
         config = load_config(
             f"configs/demo_{loss}.yaml",
-            [
-                f"experiment.output_root={tmp_path / 'runs'}",
-                f"data.root={tmp_path / 'kits19'}",
-                f"preprocessing.cache_dir={tmp_path / 'cache'}",
-                f"cross_validation.splits_file={tmp_path / 'splits.json'}",
-                "cross_validation.folds=2",
-                "preprocessing.target_spacing=[6.0, 6.0, 6.0]",
-                "sampling.patch_shape=[8, 32, 32]",
-                "sampling.batches_per_epoch=2",
-                "sampling.val_batches=1",
-                "model.n_filters=2",
-                "model.depth=2",
-                "training.epochs=1",
-                "inference.overlap=[4, 16, 16]",
-            ],
+            tiny_kits19_overrides(
+                tmp_path / "runs",
+                tmp_path / "kits19",
+                tmp_path / "cache",
+                epochs=1,
+                splits_file=tmp_path / "splits.json",
+            ),
         )
         run_experiment(config)
         runs[loss] = config.run_dir
@@ -260,3 +253,22 @@ def test_compare_losses_tests_calibration_and_draws_a_reliability_diagram(finish
     error = capsys.readouterr().err
     assert caught.value.code == 2 and "calibration.csv: missing" in error and len(error.strip().splitlines()) == 1
     assert not (tmp_path / "refused").exists()
+
+
+def test_a_missing_or_mismatched_probability_file_is_one_data_error(tmp_path):
+    from pipeline.errors import DataError
+    from pipeline.inference.predict import probability_writer
+
+    labels = np.zeros((4, 5, 6), np.uint8)
+    with pytest.raises(DataError, match="missing: no probabilities"):
+        calibration.file_calibration(tmp_path / "absent.npz", labels, NAMES)
+    with probability_writer(tmp_path / "small.npz", 3, (4, 5, 5)) as add:
+        for label in range(3):
+            add(label, np.full((4, 5, 5), 1 / 3, np.float32))
+    with pytest.raises(
+        DataError, match=r"probabilities of shape \(3, 4, 5, 5\), but 3 classes on the reference's grid"
+    ):
+        calibration.file_calibration(tmp_path / "small.npz", labels, NAMES)
+    (tmp_path / "text.npz").write_text("not a zip")
+    with pytest.raises(DataError, match="not a predict --save-probabilities file"):
+        calibration.file_calibration(tmp_path / "text.npz", labels, NAMES)

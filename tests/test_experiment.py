@@ -15,6 +15,7 @@ from pipeline.evaluation.metrics import read_metrics_csv
 from pipeline.runner_cli import main
 from pipeline.training.cross_validation import load_or_create_splits, make_splits
 from pipeline.training.train import train_fold
+from tiny_runs import tiny_kits19_overrides
 
 CASES = 4
 
@@ -31,19 +32,7 @@ def tiny_config(tmp_path, phantoms, name="tiny", *overrides):
         "configs/demo_dice.yaml",
         [
             f"experiment.name={name}",
-            f"experiment.output_root={tmp_path / 'runs'}",
-            f"data.root={phantoms}",
-            f"preprocessing.cache_dir={tmp_path / 'cache'}",
-            "cross_validation.splits_file=null",
-            "cross_validation.folds=2",
-            "preprocessing.target_spacing=[6.0, 6.0, 6.0]",
-            "sampling.patch_shape=[8, 32, 32]",
-            "sampling.batches_per_epoch=2",
-            "sampling.val_batches=1",
-            "model.n_filters=2",
-            "model.depth=2",
-            "training.epochs=2",
-            "inference.overlap=[4, 16, 16]",
+            *tiny_kits19_overrides(tmp_path / "runs", phantoms, tmp_path / "cache", epochs=2),
             *overrides,
         ],
     )

@@ -43,6 +43,7 @@ from pipeline.preprocessing import PreprocessedCache
 from pipeline.runner_cli import main
 from pipeline.training.memory import training_memory
 from pipeline.training.train import build_model, read_retries, train_fold
+from tiny_runs import tiny_kits19_overrides
 
 from test_model import make_config, train
 from test_slurm import write_cluster_env, write_config
@@ -68,19 +69,9 @@ def workspace(tmp_path_factory):
 def overrides(workspace: Path, name: str, runs: Path | None = None, cache: Path | None = None) -> list[str]:
     return [
         f"experiment.name={name}",
-        f"experiment.output_root={runs or workspace / 'runs'}",
-        f"data.root={workspace / 'data'}",
-        f"preprocessing.cache_dir={cache or workspace / 'cache'}",
-        "cross_validation.splits_file=null",
-        "cross_validation.folds=2",
-        "preprocessing.target_spacing=[6.0, 6.0, 6.0]",
-        "sampling.patch_shape=[8, 32, 32]",
-        "sampling.batches_per_epoch=2",
-        "sampling.val_batches=1",
-        "model.n_filters=2",
-        "model.depth=2",
-        f"training.epochs={EPOCHS}",
-        "inference.overlap=[4, 16, 16]",
+        *tiny_kits19_overrides(
+            runs or workspace / "runs", workspace / "data", cache or workspace / "cache", epochs=EPOCHS
+        ),
     ]
 
 

@@ -11,6 +11,7 @@ from pipeline.evaluation.evaluate import main as evaluate_main
 from pipeline.evaluation.metrics import read_metrics_csv
 from pipeline.evaluation.runs import read_run
 from pipeline.experiment import run_experiment
+from tiny_runs import tiny_kits19_overrides
 
 
 @pytest.fixture(scope="module")
@@ -20,21 +21,7 @@ def finished_run(tmp_path_factory):
     write_kits19(tmp_path / "kits19", 4, seed=1, size="demo")
     config = load_config(
         "configs/demo_dice.yaml",
-        [
-            f"experiment.output_root={tmp_path / 'runs'}",
-            f"data.root={tmp_path / 'kits19'}",
-            f"preprocessing.cache_dir={tmp_path / 'cache'}",
-            "cross_validation.splits_file=null",
-            "cross_validation.folds=2",
-            "preprocessing.target_spacing=[6.0, 6.0, 6.0]",
-            "sampling.patch_shape=[8, 32, 32]",
-            "sampling.batches_per_epoch=2",
-            "sampling.val_batches=1",
-            "model.n_filters=2",
-            "model.depth=2",
-            "training.epochs=1",
-            "inference.overlap=[4, 16, 16]",
-        ],
+        tiny_kits19_overrides(tmp_path / "runs", tmp_path / "kits19", tmp_path / "cache", epochs=1),
     )
     run_experiment(config)
     return config.run_dir

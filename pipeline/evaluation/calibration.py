@@ -44,8 +44,6 @@ a uint8 label volume) and one float32 volume per composite region.
 
 from __future__ import annotations
 
-import csv
-import io
 import zipfile
 from pathlib import Path
 from typing import Callable, Iterator, Mapping, Sequence
@@ -54,7 +52,8 @@ import numpy as np
 
 from pipeline.atomic_files import write_atomically
 from pipeline.errors import DataError
-from pipeline.evaluation.metrics import CALIBRATION_METRICS, structures
+from pipeline.evaluation.metrics import structures
+from pipeline.run_layout import csv_text
 
 BINS = 15
 """Equal-width confidence bins (Guo et al.'s choice)."""
@@ -64,8 +63,6 @@ SLAB_VOXELS = 1 << 22
 """Voxels per float64 slab (32 MiB per temporary array)."""
 TOP_LABEL = "all"
 """The ``class`` of the row computed over every class (top-label ECE, multiclass Brier, categorical NLL)."""
-COLUMNS = ("case", "fold", "class", "voxels", *CALIBRATION_METRICS)
-BIN_COLUMNS = ("case", "fold", "bin", "voxels", "confidence", "correct")
 
 
 def _bin_of(confidence: np.ndarray) -> np.ndarray:
@@ -121,6 +118,7 @@ class CaseCalibration:
         region_mask: np.ndarray | None = None,
     ):
         self.reference = np.asarray(reference)
+        self.class_names = tuple(class_names)
         self.mask = None if region_mask is None else np.asarray(region_mask, dtype=bool)
         self.num_classes = len(class_names)
         self.structures = structures(class_names, regions)
@@ -239,25 +237,44 @@ def _header(member) -> tuple:
     return (np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0)(member)
 
 
-def npz_classes(path: Path) -> Iterator[tuple[int, np.ndarray]]:
-    """``(label, probabilities)`` of a ``predict --save-probabilities`` file, one class at a time (bounded memory)."""
-    with zipfile.ZipFile(path) as archive, archive.open("probabilities.npy") as member:
-        shape, fortran_order, dtype = _header(member)
-        if fortran_order or len(shape) < 3:
-            raise ValueError(f"{path}: expected C-ordered probabilities (C, ...), got shape {shape}")
-        per_class = int(np.prod(shape[1:]))
-        for label in range(shape[0]):
-            data = member.read(per_class * dtype.itemsize)
-            yield label, np.frombuffer(data, dtype=dtype).reshape(shape[1:])
-
-
 def file_calibration(
-    path: Path, reference: np.ndarray, class_names: Sequence[str], regions: Mapping[str, Sequence[int]] | None = None
+    path: Path,
+    reference: np.ndarray,
+    class_names: Sequence[str] | None = None,
+    regions: Mapping[str, Sequence[int]] | None = None,
 ) -> CaseCalibration:
-    """A case's calibration from its ``.npz`` probabilities, read one class at a time."""
-    calibration = CaseCalibration(reference, class_names, regions)
-    for label, probabilities in npz_classes(path):
-        calibration.add_class(label, probabilities)
+    """A case's calibration from its ``.npz`` probabilities (``predict --save-probabilities``), read one class at
+    a time from one open file (bounded memory).
+
+    ``class_names``: default ``background, label_1 .. label_{C-1}`` for the file's ``C`` classes.
+
+    Raises:
+        DataError: a missing or unreadable file, or probabilities whose classes or grid differ from the reference's.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(path, "missing: no probabilities of this case (predict --save-probabilities)")
+    try:
+        with zipfile.ZipFile(path) as archive, archive.open("probabilities.npy") as member:
+            version = np.lib.format.read_magic(member)
+            read_header = (
+                np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+            )
+            shape, fortran_order, dtype = read_header(member)
+            if class_names is None:
+                class_names = ["background", *(f"label_{label}" for label in range(1, shape[0]))]
+            if fortran_order or tuple(shape) != (len(class_names), *reference.shape):
+                raise DataError(
+                    path,
+                    f"probabilities of shape {tuple(shape)}, but {len(class_names)} classes on the "
+                    f"reference's grid {reference.shape} expected",
+                )
+            calibration = CaseCalibration(reference, class_names, regions)
+            per_class = int(np.prod(shape[1:])) * dtype.itemsize
+            for label in range(shape[0]):
+                calibration.add_class(label, np.frombuffer(member.read(per_class), dtype=dtype).reshape(shape[1:]))
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile) as error:
+        raise DataError(path, f"not a predict --save-probabilities file ({error})") from None
     return calibration
 
 
@@ -269,34 +286,13 @@ def calibrate_files(
     regions: Mapping[str, Sequence[int]] | None = None,
     fold: int = 0,
 ) -> tuple[list[dict], list[dict]]:
-    """``calibration.csv`` and ``calibration_bins.csv`` rows of every case from its ``.npz`` probabilities.
-
-    ``class_names``: default ``background, label_1 .. label_{C-1}`` for the files' ``C`` classes.
-
-    Raises:
-        DataError: a missing or unreadable ``.npz`` file, or one whose classes or grid differ from the reference's.
-    """
+    """``calibration.csv`` and ``calibration_bins.csv`` rows of every case from its ``.npz`` probabilities
+    (:func:`file_calibration`; without ``class_names`` the first file's classes name every case's)."""
     rows, bin_rows = [], []
     for case_id in case_ids:
-        path, reference = Path(probability_file(case_id)), reference_labels(case_id)
-        if not path.is_file():
-            raise DataError(path, f"missing: no probabilities of case {case_id} (predict --save-probabilities)")
-        try:
-            with zipfile.ZipFile(path) as archive, archive.open("probabilities.npy") as member:
-                header = _header(member)
-        except (OSError, KeyError, ValueError, zipfile.BadZipFile) as error:
-            raise DataError(path, f"not a predict --save-probabilities file ({error})") from None
-        shape = tuple(header[0])
-        if class_names is None:
-            class_names = ["background", *(f"label_{label}" for label in range(1, shape[0]))]
-        if shape != (len(class_names), *reference.shape):
-            raise DataError(
-                path,
-                f"probabilities of shape {shape}, but {len(class_names)} classes on the "
-                f"reference's grid {reference.shape} expected",
-            )
-        case_calibration = file_calibration(path, reference, class_names, regions)
-        case_scores, case_bins = case_rows(case_id, fold, case_calibration)
+        calibration = file_calibration(probability_file(case_id), reference_labels(case_id), class_names, regions)
+        class_names = calibration.class_names
+        case_scores, case_bins = case_rows(case_id, fold, calibration)
         rows += case_scores
         bin_rows += case_bins
     return rows, bin_rows
@@ -320,26 +316,7 @@ def case_rows(case_id: str, fold: int, calibration: CaseCalibration) -> tuple[li
     return rows, bin_rows
 
 
-def csv_text(rows: Sequence[Mapping], columns: Sequence[str]) -> str:
-    """Rows as CSV text with these columns (and ``seed`` after ``fold`` when the rows have one)."""
-    columns = list(columns)
-    if rows and "seed" in rows[0] and "seed" not in columns:
-        columns.insert(columns.index("fold") + 1, "seed")
-    text = io.StringIO()
-    writer = csv.DictWriter(text, fieldnames=columns, lineterminator="\n", extrasaction="ignore")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({key: repr(value) if isinstance(value, float) else value for key, value in row.items()})
-    return text.getvalue()
-
-
 def write_calibration(folder: Path, rows: Sequence[Mapping], bin_rows: Sequence[Mapping]) -> None:
     """``folder/calibration.csv`` and ``folder/calibration_bins.csv``, atomically."""
-    write_atomically(Path(folder) / "calibration.csv", csv_text(rows, COLUMNS))
-    write_atomically(Path(folder) / "calibration_bins.csv", csv_text(bin_rows, BIN_COLUMNS))
-
-
-def read_csv(path: Path) -> list[dict]:
-    """A calibration CSV's rows as strings (for collecting the folds' files unchanged)."""
-    with open(path, newline="") as handle:
-        return list(csv.DictReader(handle))
+    write_atomically(Path(folder) / "calibration.csv", csv_text(rows))
+    write_atomically(Path(folder) / "calibration_bins.csv", csv_text(bin_rows))

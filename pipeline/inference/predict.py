@@ -65,7 +65,7 @@ import numpy as np
 import pipeline  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 from pipeline import console
 from pipeline.atomic_files import atomic_target, write_atomically
-from pipeline.data.image_files import IMAGE_SUFFIXES, PIXEL_SPACING, colour_channels, is_image_name
+from pipeline.data.image_files import IMAGE_SUFFIXES, PIXEL_SPACING, colour_channels, image_size, is_image_name
 from pipeline.data.image_files import read_binary_mask, read_image as read_image_2d, write_label_png
 from pipeline.data.nifti import NIFTI_SUFFIXES, check_same_grid, find_nifti, read_image, write_nifti_like
 from pipeline.errors import ConfigError, DataError, UnifocalError, exits_cleanly
@@ -335,7 +335,7 @@ def check_images(cases: Sequence[InputCase], config, num_channels: int) -> None:
                 f"{config.data.dataset} images (data.color: rgb, 3 channels)",
             )
         if case.field_of_view is not None:
-            read_binary_mask(case.field_of_view, read_image_2d(case.images[0], color).shape[:2])
+            read_binary_mask(case.field_of_view, image_size(case.images[0]))  # the image itself was decoded above
 
 
 def check_inputs(cases: Sequence[InputCase], num_channels: int) -> None:
